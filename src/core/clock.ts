@@ -1,0 +1,86 @@
+/**
+ * Time comes in through a Clock so that tests (and the simulator) can expire a
+ * lease in microseconds instead of seconds.
+ */
+export interface Clock {
+  /** Milliseconds since the epoch. */
+  now(): number;
+  setTimeout(callback: () => void, ms: number): TimerHandle;
+  clearTimeout(handle: TimerHandle): void;
+}
+
+export interface TimerHandle {
+  readonly id: number;
+}
+
+/** The real clock. Its timers do not keep the process alive. */
+export const systemClock: Clock = (() => {
+  const timers = new Map<number, NodeJS.Timeout>();
+  let next = 1;
+  return {
+    now: () => Date.now(),
+    setTimeout(callback, ms) {
+      const id = next++;
+      const t = setTimeout(() => {
+        timers.delete(id);
+        callback();
+      }, Math.max(0, ms));
+      t.unref();
+      timers.set(id, t);
+      return { id };
+    },
+    clearTimeout(handle) {
+      const t = timers.get(handle.id);
+      if (t) {
+        clearTimeout(t);
+        timers.delete(handle.id);
+      }
+    },
+  };
+})();
+
+/** A clock that moves only when told to; timers fire during `advance()`. */
+export class ManualClock implements Clock {
+  private current: number;
+  private nextId = 1;
+  private readonly timers = new Map<number, { at: number; callback: () => void }>();
+
+  constructor(start = 1_700_000_000_000) {
+    this.current = start;
+  }
+
+  now(): number {
+    return this.current;
+  }
+
+  setTimeout(callback: () => void, ms: number): TimerHandle {
+    const id = this.nextId++;
+    this.timers.set(id, { at: this.current + Math.max(0, ms), callback });
+    return { id };
+  }
+
+  clearTimeout(handle: TimerHandle): void {
+    this.timers.delete(handle.id);
+  }
+
+  /** Move time forward by `ms`, firing due timers in order. */
+  advance(ms: number): void {
+    const target = this.current + ms;
+    for (;;) {
+      let dueId: number | undefined;
+      let dueAt = Infinity;
+      for (const [id, t] of this.timers) {
+        if (t.at <= target && t.at < dueAt) {
+          dueAt = t.at;
+          dueId = id;
+        }
+      }
+      if (dueId === undefined) break;
+      const timer = this.timers.get(dueId);
+      this.timers.delete(dueId);
+      this.current = Math.max(this.current, dueAt);
+      timer?.callback();
+    }
+    this.current = target;
+  }
+}

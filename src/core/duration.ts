@@ -1,0 +1,29 @@
+import { InvalidArgumentError } from './errors.js';
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/**
+ * Parse a duration such as `500ms`, `15s`, `10m`, `1h` or `1m30s`; a bare number
+ * means seconds. Returns milliseconds. Throws InvalidArgumentError (code
+ * `invalid_duration`) naming `what` on anything else.
+ */
+export function parseDuration(text: string | number, what = 'duration'): number {
+  if (typeof text === 'number') {
+    if (!Number.isFinite(text) || text < 0) throw bad(String(text), what);
+    return text * 1000;
+  }
+  const trimmed = text.trim();
+  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
+  const parts = [...trimmed.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
+  if (parts.length === 0 || parts.map((p) => p[0]).join('') !== trimmed) throw bad(text, what);
+  let total = 0;
+  for (const part of parts) total += Number(part[1]) * (UNITS[part[2] ?? 's'] ?? 1000);
+  return Math.round(total);
+}
+
+function bad(text: string, what: string): InvalidArgumentError {
+  return new InvalidArgumentError(
+    `invalid ${what} ${JSON.stringify(text)}: use a number of seconds or a duration such as 500ms, 15s, 10m, 1h`,
+    'invalid_duration',
+  );
+}

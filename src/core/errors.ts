@@ -1,0 +1,136 @@
+/**
+ * Every domain error of muster, in one file. Both backends raise the same class for
+ * the same condition; server/error-catalogue.ts maps each `code` to an HTTP status
+ * once; the client turns an error body back into the same class.
+ */
+
+export abstract class MusterError extends Error {
+  /** A stable, machine-readable code: the `code` of the API's error body. */
+  abstract readonly code: string;
+  /** True when the same request may succeed if simply tried again later. */
+  readonly retryable: boolean = false;
+}
+
+/** A compare-and-swap found the key at another revision than the caller expected. */
+export class RevisionConflictError extends MusterError {
+  readonly code = 'revision_conflict';
+  constructor(
+    readonly key: string,
+    /** The key's modRevision now (0 when it does not exist). */
+    readonly currentModRevision: number,
+    readonly expectedModRevision: number,
+    options?: ErrorOptions,
+  ) {
+    super(
+      expectedModRevision === 0
+        ? `key ${key} already exists (modRevision ${currentModRevision}); expected it to be absent`
+        : `key ${key} is at modRevision ${currentModRevision}, not ${expectedModRevision} as expected`,
+      options,
+    );
+  }
+}
+
+export class KeyNotFoundError extends MusterError {
+  readonly code = 'key_not_found';
+  constructor(
+    readonly key: string,
+    options?: ErrorOptions,
+  ) {
+    super(`key ${key} not found`, options);
+  }
+}
+
+export class LeaseNotFoundError extends MusterError {
+  readonly code = 'lease_not_found';
+  constructor(
+    readonly leaseId: string,
+    options?: ErrorOptions,
+  ) {
+    super(`lease ${leaseId} not found (it expired, was revoked, or never existed)`, options);
+  }
+}
+
+/** The requested revision is older than the retained history. */
+export class CompactedError extends MusterError {
+  readonly code = 'compacted';
+  constructor(
+    readonly requestedRevision: number,
+    /** The oldest revision still available. */
+    readonly oldestRevision: number,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `revision ${requestedRevision} has been compacted; the oldest revision available is ${oldestRevision}`,
+      options,
+    );
+  }
+}
+
+/** The requested revision has not happened yet. */
+export class FutureRevisionError extends MusterError {
+  readonly code = 'future_revision';
+  constructor(
+    readonly requestedRevision: number,
+    readonly currentRevision: number,
+    options?: ErrorOptions,
+  ) {
+    super(`revision ${requestedRevision} is in the future; the current revision is ${currentRevision}`, options);
+  }
+}
+
+/** A bad argument: the message names it. `code` narrows it for the API. */
+export class InvalidArgumentError extends MusterError {
+  constructor(
+    message: string,
+    readonly code: string = 'invalid_argument',
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+export class InvalidKeyError extends InvalidArgumentError {
+  constructor(
+    readonly key: string,
+    reason: string,
+    options?: ErrorOptions,
+  ) {
+    super(`invalid key ${JSON.stringify(key.length > 80 ? key.slice(0, 80) + '…' : key)}: ${reason}`, 'invalid_key', options);
+  }
+}
+
+export class ValueTooLargeError extends MusterError {
+  readonly code = 'value_too_large';
+  constructor(
+    readonly size: number,
+    readonly limit: number,
+    options?: ErrorOptions,
+  ) {
+    super(`value of ${size} bytes exceeds the limit of ${limit} bytes`, options);
+  }
+}
+
+/** A blocking call reached its timeout before its condition was met. */
+export class TimeoutError extends MusterError {
+  readonly code = 'timeout';
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
+/** The store cannot be reached; try again (another server, or later). */
+export class BackendUnavailableError extends MusterError {
+  readonly code = 'unavailable';
+  override readonly retryable = true;
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
+/** The backend was closed; nothing more will be served by it. */
+export class BackendClosedError extends MusterError {
+  readonly code = 'closed';
+  constructor(options?: ErrorOptions) {
+    super('the backend is closed', options);
+  }
+}

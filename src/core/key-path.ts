@@ -1,0 +1,59 @@
+import { InvalidKeyError } from './errors.js';
+
+/** Keys are at most this many bytes (UTF-8). */
+export const MAX_KEY_BYTES = 1024;
+
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/**
+ * Check a key: it starts with `/`, has no empty segment (`//`, or a trailing
+ * `/`), no `.` or `..` segment, no control character, and is at most 1 KiB.
+ * Throws InvalidKeyError naming the rule broken.
+ */
+export function validateKey(key: string): string {
+  checkCommon(key);
+  if (key === '/') throw new InvalidKeyError(key, 'the root "/" is not a key (use it as a prefix)');
+  if (key.endsWith('/')) throw new InvalidKeyError(key, 'a key must not end with "/" (that is a prefix)');
+  checkSegments(key, key.split('/').slice(1));
+  return key;
+}
+
+/**
+ * Check a prefix: the same rules as a key, except that it may end with `/`
+ * (meaning "everything in this folder"), and `/` alone means everything.
+ */
+export function validatePrefix(prefix: string): string {
+  checkCommon(prefix);
+  if (prefix === '/') return prefix;
+  const body = prefix.endsWith('/') ? prefix.slice(0, -1) : prefix;
+  checkSegments(prefix, body.split('/').slice(1));
+  return prefix;
+}
+
+function checkCommon(key: string): void {
+  if (key.length === 0) throw new InvalidKeyError(key, 'it is empty');
+  if (!key.startsWith('/')) throw new InvalidKeyError(key, 'it must start with "/"');
+  if (Buffer.byteLength(key, 'utf8') > MAX_KEY_BYTES) {
+    throw new InvalidKeyError(key, `it is longer than ${MAX_KEY_BYTES} bytes`);
+  }
+  if (CONTROL.test(key)) throw new InvalidKeyError(key, 'it contains a control character');
+}
+
+function checkSegments(key: string, segments: string[]): void {
+  for (const segment of segments) {
+    if (segment === '') throw new InvalidKeyError(key, 'it has an empty segment ("//")');
+    if (segment === '.' || segment === '..') {
+      throw new InvalidKeyError(key, `it has a "${segment}" segment`);
+    }
+  }
+}
+
+/** The smallest string greater than every string that starts with `prefix`. */
+export function prefixEnd(prefix: string): string {
+  // Keys are compared as UTF-8 bytes by both backends; for the ASCII separators
+  // used here, incrementing the last UTF-16 unit gives the same bound.
+  if (prefix.length === 0) return '\u{10ffff}';
+  const last = prefix.charCodeAt(prefix.length - 1);
+  return prefix.slice(0, -1) + String.fromCharCode(last + 1);
+}
