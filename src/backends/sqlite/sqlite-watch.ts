@@ -1,0 +1,169 @@
+import type { Watch, WatchBatch, WatchEvent, WatchOptions } from '../../core/backend.js';
+import { BackendClosedError, CompactedError } from '../../core/errors.js';
+
+/** What a watch reads when it is behind the live stream. */
+export interface HistorySource {
+  currentRevision(): number;
+  /** The oldest revision a watch may start from. */
+  oldestRevision(): number;
+  /**
+   * Events from `fromRevision` to `toRevision` inclusive matching the filter, in
+   * order, whole revisions only, at most about `maxEvents`. Returns the events
+   * and the revision to read from next.
+   */
+  readHistory(
+    filter: KeyFilter,
+    fromRevision: number,
+    toRevision: number,
+    maxEvents: number,
+    prevKv: boolean,
+  ): { events: WatchEvent[]; next: number };
+}
+
+export interface KeyFilter {
+  readonly key: string;
+  readonly prefix: boolean;
+}
+
+/** Batches a live watcher may hold unread before it falls back to reading history. */
+const MAX_QUEUED_BATCHES = 1024;
+const REPLAY_EVENTS_PER_READ = 1000;
+
+/**
+ * Every open watch of one SQLite backend. Commits are published here; a watch
+ * that is caught up takes events straight from the commit, one that is behind (a
+ * replay, or a slow consumer) reads them from the history table, so nothing is
+ * missed and memory stays bounded.
+ */
+export class WatchHub {
+  private readonly watches = new Set<SqliteWatch>();
+
+  constructor(private readonly source: HistorySource) {}
+
+  get size(): number {
+    return this.watches.size;
+  }
+
+  open(key: string, options: WatchOptions = {}): Watch {
+    const from = options.fromRevision && options.fromRevision > 0 ? options.fromRevision : undefined;
+    const watch = new SqliteWatch(
+      this.source,
+      { key, prefix: options.prefix ?? false },
+      options.prevKv ?? false,
+      from ?? this.source.currentRevision() + 1,
+      () => this.watches.delete(watch),
+    );
+    this.watches.add(watch);
+    return watch;
+  }
+
+  /** Events committed at revisions `first`..`last` (all of them, in order). */
+  publish(events: readonly WatchEvent[], first: number, last: number): void {
+    for (const watch of this.watches) watch.offer(events, first, last);
+  }
+
+  /** End every watch with `error`. */
+  closeAll(error: Error): void {
+    for (const watch of [...this.watches]) watch.fail(error);
+  }
+}
+
+class SqliteWatch implements Watch {
+  private readonly queue: WatchBatch[] = [];
+  private waiter: { resolve: (r: IteratorResult<WatchBatch>) => void; reject: (e: unknown) => void } | null = null;
+  private closed = false;
+  private error: Error | null = null;
+
+  constructor(
+    private readonly source: HistorySource,
+    private readonly filter: KeyFilter,
+    private readonly withPrevKv: boolean,
+    /** The next revision this watch has not yet taken in. */
+    private next: number,
+    private readonly onClose: () => void,
+  ) {}
+
+  /** Offered every commit; taken only when this watch is caught up to it. */
+  offer(events: readonly WatchEvent[], first: number, last: number): void {
+    if (this.closed || this.next !== first) return;
+    this.next = last + 1;
+    const matched = events.filter((e) => this.matches(e.kv.key));
+    if (matched.length === 0) return;
+    const batch: WatchBatch = {
+      events: this.withPrevKv ? matched : matched.map(({ prevKv: _prevKv, ...rest }) => rest),
+    };
+    if (this.waiter) {
+      const waiter = this.waiter;
+      this.waiter = null;
+      waiter.resolve({ value: batch, done: false });
+      return;
+    }
+    this.queue.push(batch);
+    if (this.queue.length > MAX_QUEUED_BATCHES) {
+      // A slow consumer: forget what is queued and read it again from history.
+      this.next = this.queue[0]?.events[0]?.revision ?? this.next;
+      this.queue.length = 0;
+    }
+  }
+
+  fail(error: Error): void {
+    if (this.closed) return;
+    this.error = error;
+    this.finish();
+    const waiter = this.waiter;
+    this.waiter = null;
+    waiter?.reject(error);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.finish();
+    const waiter = this.waiter;
+    this.waiter = null;
+    waiter?.resolve({ value: undefined, done: true });
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<WatchBatch> {
+    return {
+      next: () => this.pull(),
+      return: () => {
+        this.close();
+        return Promise.resolve({ value: undefined, done: true });
+      },
+    };
+  }
+
+  private finish(): void {
+    this.closed = true;
+    this.queue.length = 0;
+    this.onClose();
+  }
+
+  private matches(key: string): boolean {
+    return this.filter.prefix ? key.startsWith(this.filter.key) : key === this.filter.key;
+  }
+
+  private pull(): Promise<IteratorResult<WatchBatch>> {
+    const queued = this.queue.shift();
+    if (queued) return Promise.resolve({ value: queued, done: false });
+    if (this.error) return Promise.reject(this.error);
+    if (this.closed) return Promise.resolve({ value: undefined, done: true });
+    try {
+      for (;;) {
+        const current = this.source.currentRevision();
+        if (this.next > current) break;
+        const oldest = this.source.oldestRevision();
+        if (this.next < oldest) throw new CompactedError(this.next, oldest);
+        const read = this.source.readHistory(this.filter, this.next, current, REPLAY_EVENTS_PER_READ, this.withPrevKv);
+        this.next = read.next;
+        if (read.events.length > 0) return Promise.resolve({ value: { events: read.events }, done: false });
+      }
+    } catch (error) {
+      this.fail(error instanceof Error ? error : new BackendClosedError({ cause: error }));
+      return Promise.reject(error);
+    }
+    return new Promise((resolve, reject) => {
+      this.waiter = { resolve, reject };
+    });
+  }
+}
