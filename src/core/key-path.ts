@@ -3,7 +3,6 @@ import { InvalidKeyError } from './errors.js';
 /** Keys are at most this many bytes (UTF-8). */
 export const MAX_KEY_BYTES = 1024;
 
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
 /**
