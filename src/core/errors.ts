@@ -134,3 +134,36 @@ export class BackendClosedError extends MusterError {
     super('the backend is closed', options);
   }
 }
+
+/** A lock, semaphore slot, election or once-run is no longer held by the caller. */
+export class NotHolderError extends MusterError {
+  readonly code = 'not_holder';
+  constructor(
+    readonly key: string,
+    readonly token: number,
+    options?: ErrorOptions,
+  ) {
+    super(`${key} (token ${token}) is not held by the caller any more: its session ended or it was released`, options);
+  }
+}
+
+/** Contenders of one semaphore or barrier disagree on its size. */
+export class LimitMismatchError extends MusterError {
+  readonly code = 'limit_mismatch';
+  constructor(
+    readonly primitive: string,
+    readonly requested: number,
+    readonly existing: number,
+    options?: ErrorOptions,
+  ) {
+    super(`${primitive} is in use with a limit of ${existing}; this caller asked for ${requested}`, options);
+  }
+}
+
+/** A blocking wait was abandoned because its caller went away. */
+export class CancelledError extends MusterError {
+  readonly code = 'cancelled';
+  constructor(message = 'the operation was cancelled', options?: ErrorOptions) {
+    super(message, options);
+  }
+}

@@ -1,0 +1,14 @@
+export { acquireLock, releaseLock, lockStatus } from './lock.js';
+export type { LockHandle, LockStatus } from './lock.js';
+export { acquireSemaphore, releaseSemaphore, semaphoreStatus } from './semaphore.js';
+export type { SemaphoreHandle, SemaphoreStatus } from './semaphore.js';
+export { campaign, proclaim, resign, leader, observe } from './election.js';
+export type { Leadership, Leader } from './election.js';
+export { enterBarrier, leaveBarrier, barrierStatus, resetBarrier } from './barrier.js';
+export type { BarrierStatus } from './barrier.js';
+export { beginOnce, completeOnce, resetOnce, onceStatus, ONCE_OUTPUT_LIMIT } from './once.js';
+export type { OnceResult, OnceTurn, OnceStatus } from './once.js';
+export { waitFor, matchesCondition, MAX_PATTERN_LENGTH } from './wait.js';
+export type { WaitCondition, WaitOutcome } from './wait.js';
+export { layout, validateName } from './layout.js';
+export { deadlineSignal } from './deadline.js';

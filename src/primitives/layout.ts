@@ -1,0 +1,31 @@
+import { InvalidArgumentError } from '../core/errors.js';
+
+/**
+ * Where each primitive keeps its keys. Everything lives under `/muster/`, one
+ * folder per primitive and one per name, so the security model can grant a
+ * cluster access to one election's folder and nothing else.
+ */
+export const layout = {
+  lockWaiters: (name: string) => `/muster/locks/${name}/`,
+  semaphoreWaiters: (name: string) => `/muster/semaphores/${name}/`,
+  electionCandidates: (name: string) => `/muster/elections/${name}/candidates/`,
+  /** Data the leader publishes for the members (a join token, an address). */
+  electionData: (name: string) => `/muster/elections/${name}/data/`,
+  barrierWaiters: (name: string) => `/muster/barriers/${name}/waiters/`,
+  barrierReady: (name: string) => `/muster/barriers/${name}/ready`,
+  onceRunners: (name: string) => `/muster/once/${name}/runners/`,
+  onceResult: (name: string) => `/muster/once/${name}/result`,
+} as const;
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/** A primitive's name: letters, digits, `.`, `_`, `-`; 1–128 characters; not starting with punctuation. */
+export function validateName(name: string, what = 'name'): string {
+  if (!NAME.test(name)) {
+    throw new InvalidArgumentError(
+      `invalid ${what} ${JSON.stringify(name.slice(0, 80))}: use 1-128 letters, digits, ".", "_" or "-", starting with a letter or digit`,
+      'invalid_name',
+    );
+  }
+  return name;
+}

@@ -1,0 +1,64 @@
+import type { Backend, LeaseId } from '../core/backend.js';
+import { InvalidArgumentError, LimitMismatchError, NotHolderError } from '../core/errors.js';
+import { layout, validateName } from './layout.js';
+import { joinQueue, leaveQueue, queueOf, waitForTurn, withQueueCleanup } from './waiter-queue.js';
+
+export interface SemaphoreHandle {
+  readonly name: string;
+  readonly key: string;
+  /** The slot key's createRevision. */
+  readonly token: number;
+  readonly lease: LeaseId;
+  readonly limit: number;
+}
+
+export interface SemaphoreStatus {
+  readonly name: string;
+  readonly limit: number | null;
+  readonly holders: { key: string; token: number; lease: LeaseId | null }[];
+  readonly waiting: number;
+}
+
+const MAX_LIMIT = 10_000;
+
+/**
+ * Take one of `limit` slots of semaphore `name`. Every contender must name the
+ * same limit: a caller that disagrees with the waiters already there gets
+ * LimitMismatchError and leaves no key behind.
+ */
+export async function acquireSemaphore(
+  backend: Backend,
+  name: string,
+  limit: number,
+  lease: LeaseId,
+  signal?: AbortSignal,
+): Promise<SemaphoreHandle> {
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) {
+    throw new InvalidArgumentError(`semaphore limit must be a whole number from 1 to ${MAX_LIMIT}, got ${limit}`, 'invalid_limit');
+  }
+  const prefix = layout.semaphoreWaiters(validateName(name, 'semaphore name'));
+  const waiter = await joinQueue(backend, prefix, lease, new TextEncoder().encode(String(limit)));
+  const { waiters } = await queueOf(backend, prefix);
+  for (const other of waiters) {
+    const theirs = Number(new TextDecoder().decode(other.value));
+    if (other.key !== waiter.key && theirs !== limit) {
+      if (waiter.created) await leaveQueue(backend, waiter.key, waiter.token);
+      throw new LimitMismatchError(name, limit, theirs);
+    }
+  }
+  await withQueueCleanup(backend, waiter, () => waitForTurn(backend, prefix, waiter, limit, lease, signal));
+  return { name, key: waiter.key, token: waiter.token, lease, limit };
+}
+
+/** Give a slot back. Throws NotHolderError if it is no longer held. */
+export async function releaseSemaphore(backend: Backend, key: string, token: number): Promise<void> {
+  if (!(await leaveQueue(backend, key, token))) throw new NotHolderError(key, token);
+}
+
+export async function semaphoreStatus(backend: Backend, name: string): Promise<SemaphoreStatus> {
+  const { waiters } = await queueOf(backend, layout.semaphoreWaiters(validateName(name, 'semaphore name')));
+  const first = waiters[0];
+  const limit = first ? Number(new TextDecoder().decode(first.value)) : null;
+  const holders = waiters.slice(0, limit ?? 0).map((w) => ({ key: w.key, token: w.createRevision, lease: w.lease }));
+  return { name, limit, holders, waiting: waiters.length - holders.length };
+}
