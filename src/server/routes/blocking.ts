@@ -1,0 +1,67 @@
+// Brings @fastify/swagger's schema fields (summary, description, tags) into FastifySchema.
+import type {} from '@fastify/swagger';
+import type { FastifyReply } from 'fastify';
+import type { Clock } from '../../core/clock.js';
+import { parseDuration } from '../../core/duration.js';
+import { CancelledError, InvalidArgumentError } from '../../core/errors.js';
+import { deadlineSignal } from '../../primitives/deadline.js';
+
+/** A blocking call waits this long when it names no timeout. */
+export const DEFAULT_BLOCKING_TIMEOUT_MS = 60_000;
+/** The longest a single blocking call may wait; clients wanting more call again. */
+export const MAX_BLOCKING_TIMEOUT_MS = 24 * 3_600_000;
+
+/** JSON schema of a `timeout` field or query parameter: seconds, or a duration such as "30s". */
+export const timeoutSchema = { type: ['string', 'number'] } as const;
+
+/** Parse a blocking call's timeout (default 60 s, at most 24 h). */
+export function blockingTimeout(value: string | number | undefined): number {
+  if (value === undefined) return DEFAULT_BLOCKING_TIMEOUT_MS;
+  const ms = parseDuration(value, 'timeout');
+  if (ms <= 0 || ms > MAX_BLOCKING_TIMEOUT_MS) {
+    throw new InvalidArgumentError(`timeout must be more than 0 and at most 24h, got ${JSON.stringify(value)}`, 'invalid_duration');
+  }
+  return ms;
+}
+
+/**
+ * The signal of a blocking request: aborts with TimeoutError when the timeout
+ * passes, or with CancelledError when the client goes away (the primitives keep
+ * a waiter's place in that case, so a retry with the same session finds it).
+ */
+export function blockingSignal(
+  reply: FastifyReply,
+  clock: Clock,
+  timeoutMs: number,
+  what: string,
+): { signal: AbortSignal; dispose: () => void } {
+  const gone = new AbortController();
+  const onClose = () => {
+    if (!reply.raw.writableEnded) gone.abort(new CancelledError(`the client went away while waiting for ${what}`));
+  };
+  reply.raw.on('close', onClose);
+  const deadline = deadlineSignal(clock, timeoutMs, what, gone.signal);
+  return {
+    signal: deadline.signal,
+    dispose: () => {
+      reply.raw.off('close', onClose);
+      deadline.dispose();
+    },
+  };
+}
+
+/** Run `body` with a blocking signal, always releasing the timer and listener. */
+export async function blocking<T>(
+  reply: FastifyReply,
+  clock: Clock,
+  timeout: string | number | undefined,
+  what: string,
+  body: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const { signal, dispose } = blockingSignal(reply, clock, blockingTimeout(timeout), what);
+  try {
+    return await body(signal);
+  } finally {
+    dispose();
+  }
+}

@@ -1,0 +1,154 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { Backend } from '../../core/backend.js';
+import type { Clock } from '../../core/clock.js';
+import { campaign, leader, observe, proclaim, resign } from '../../primitives/election.js';
+import type { Leader } from '../../primitives/election.js';
+import { validateName } from '../../primitives/layout.js';
+import { blocking, timeoutSchema } from './blocking.js';
+import { heldBody, holderKeySchema, leaseIdSchema, nameParams, tokenSchema } from './primitive-schemas.js';
+
+interface Deps {
+  backend: Backend;
+  clock: Clock;
+}
+
+const MAX_VALUE_LENGTH = 64 * 1024;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+const leaderSchema = {
+  anyOf: [
+    {
+      type: 'object',
+      properties: {
+        key: { type: 'string' },
+        value: { type: 'string' },
+        token: { type: 'integer' },
+        lease: { type: ['string', 'null'] },
+        revision: { type: 'integer' },
+      },
+    },
+    { type: 'null' },
+  ],
+} as const;
+
+function wireLeader(l: Leader | null) {
+  return l ? { key: l.key, value: decoder.decode(l.value), token: l.token, lease: l.lease, revision: l.revision } : null;
+}
+
+/** First-come leader election: campaign (blocking), proclaim, resign, leader, observe (SSE). */
+export const electionRoutes: FastifyPluginAsync<Deps> = async (app, { backend, clock }) => {
+  app.post<{ Params: { name: string }; Body: { lease: string; value: string; timeout?: string | number } }>(
+    '/v1/elections/:name/campaign',
+    {
+      schema: {
+        summary: 'Campaign with a value; returns when the caller leads',
+        params: nameParams,
+        body: {
+          type: 'object',
+          required: ['lease', 'value'],
+          additionalProperties: false,
+          properties: { lease: leaseIdSchema, value: { type: 'string', maxLength: MAX_VALUE_LENGTH }, timeout: timeoutSchema },
+        },
+        response: {
+          200: {
+            type: 'object',
+            properties: { election: { type: 'string' }, key: { type: 'string' }, token: { type: 'integer' }, lease: { type: 'string' } },
+          },
+        },
+      },
+    },
+    async (request, reply) =>
+      blocking(reply, clock, request.body.timeout, `election ${request.params.name}`, (signal) =>
+        campaign(backend, request.params.name, encoder.encode(request.body.value), request.body.lease, signal),
+      ),
+  );
+
+  app.post<{ Params: { name: string }; Body: { key: string; token: number; lease: string; value: string } }>(
+    '/v1/elections/:name/proclaim',
+    {
+      schema: {
+        summary: "Change the leader's value; refused (409 not_holder) unless the token still leads",
+        params: nameParams,
+        body: {
+          type: 'object',
+          required: ['key', 'token', 'lease', 'value'],
+          additionalProperties: false,
+          properties: {
+            key: holderKeySchema,
+            token: tokenSchema,
+            lease: leaseIdSchema,
+            value: { type: 'string', maxLength: MAX_VALUE_LENGTH },
+          },
+        },
+        response: { 200: { type: 'object', properties: { revision: { type: 'integer' } } } },
+      },
+    },
+    async (request) => {
+      const { key, token, lease, value } = request.body;
+      const revision = await proclaim(backend, { election: request.params.name, key, token, lease }, encoder.encode(value));
+      return { revision };
+    },
+  );
+
+  app.post<{ Params: { name: string }; Body: { key: string; token: number } }>(
+    '/v1/elections/:name/resign',
+    {
+      schema: {
+        summary: 'Step down, or withdraw a candidacy',
+        params: nameParams,
+        body: heldBody,
+        response: { 200: { type: 'object', properties: { resigned: { type: 'boolean' } } } },
+      },
+    },
+    async (request) => {
+      await resign(backend, request.body.key, request.body.token);
+      return { resigned: true };
+    },
+  );
+
+  app.get<{ Params: { name: string } }>(
+    '/v1/elections/:name/leader',
+    {
+      schema: {
+        summary: 'The current leader, or null',
+        params: nameParams,
+        response: { 200: { type: 'object', properties: { leader: leaderSchema } } },
+      },
+    },
+    async (request) => ({ leader: wireLeader(await leader(backend, request.params.name)) }),
+  );
+
+  app.get<{ Params: { name: string } }>(
+    '/v1/elections/:name/observe',
+    {
+      schema: {
+        summary: 'Server-Sent Events: `event: leader` with the leader (or null) now and at every change, in order',
+        params: nameParams,
+      },
+    },
+    async (request, reply) => {
+      validateName(request.params.name, 'election name');
+      const stop = new AbortController();
+      const changes = observe(backend, request.params.name, stop.signal);
+      // Read the current leader before committing to a stream, so errors are JSON.
+      const first = await changes.next();
+      reply.hijack();
+      const out = reply.raw;
+      out.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+      const heartbeat = setInterval(() => out.write(': keep-alive\n\n'), 15_000);
+      heartbeat.unref();
+      out.on('close', () => stop.abort());
+      const send = (l: Leader | null) => out.write(`event: leader\ndata: ${JSON.stringify({ leader: wireLeader(l) })}\n\n`);
+      try {
+        if (!first.done) send(first.value);
+        for await (const change of changes) send(change);
+      } catch (error) {
+        out.write(`event: error\ndata: ${JSON.stringify({ message: (error as Error).message })}\n\n`);
+      } finally {
+        clearInterval(heartbeat);
+        out.end();
+      }
+    },
+  );
+};

@@ -1,0 +1,73 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { Backend } from '../../core/backend.js';
+import type { Clock } from '../../core/clock.js';
+import { acquireLock, lockStatus, releaseLock } from '../../primitives/lock.js';
+import { blocking, timeoutSchema } from './blocking.js';
+import { heldBody, holderSchema, leaseIdSchema, nameParams } from './primitive-schemas.js';
+
+interface Deps {
+  backend: Backend;
+  clock: Clock;
+}
+
+const handleSchema = {
+  type: 'object',
+  properties: { name: { type: 'string' }, key: { type: 'string' }, token: { type: 'integer' }, lease: { type: 'string' } },
+} as const;
+
+/** Fenced locks: acquire (blocking), release, status. */
+export const lockRoutes: FastifyPluginAsync<Deps> = async (app, { backend, clock }) => {
+  app.post<{ Params: { name: string }; Body: { lease: string; timeout?: string | number } }>(
+    '/v1/locks/:name/acquire',
+    {
+      schema: {
+        summary: 'Wait for a lock and take it for a session; returns the fencing token',
+        params: nameParams,
+        body: {
+          type: 'object',
+          required: ['lease'],
+          additionalProperties: false,
+          properties: { lease: leaseIdSchema, timeout: timeoutSchema },
+        },
+        response: { 200: handleSchema },
+      },
+    },
+    async (request, reply) =>
+      blocking(reply, clock, request.body.timeout, `lock ${request.params.name}`, (signal) =>
+        acquireLock(backend, request.params.name, request.body.lease, signal),
+      ),
+  );
+
+  app.post<{ Params: { name: string }; Body: { key: string; token: number } }>(
+    '/v1/locks/:name/release',
+    {
+      schema: {
+        summary: 'Release a lock; refused (409 not_holder) unless the token still holds it',
+        params: nameParams,
+        body: heldBody,
+        response: { 200: { type: 'object', properties: { released: { type: 'boolean' } } } },
+      },
+    },
+    async (request) => {
+      await releaseLock(backend, request.body.key, request.body.token);
+      return { released: true };
+    },
+  );
+
+  app.get<{ Params: { name: string } }>(
+    '/v1/locks/:name',
+    {
+      schema: {
+        summary: 'Who holds a lock, and how many wait',
+        params: nameParams,
+        response: {
+          200: {
+            type: 'object',
+            properties: { name: { type: 'string' }, holder: { anyOf: [holderSchema, { type: 'null' }] }, waiting: { type: 'integer' } },
+          },
+        },
+      },
+    },
+    async (request) => lockStatus(backend, request.params.name),
+  );
+};

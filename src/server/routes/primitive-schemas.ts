@@ -1,0 +1,25 @@
+/** JSON-schema pieces shared by the primitives' routes. */
+
+export const nameParams = {
+  type: 'object',
+  required: ['name'],
+  additionalProperties: false,
+  properties: { name: { type: 'string', minLength: 1, maxLength: 128 } },
+} as const;
+
+export const leaseIdSchema = { type: 'string', pattern: '^[0-9a-f]{1,16}$' } as const;
+export const tokenSchema = { type: 'integer', minimum: 1 } as const;
+export const holderKeySchema = { type: 'string', minLength: 2, maxLength: 1024, pattern: '^/muster/' } as const;
+
+/** `{key, token}`: what release, resign and complete take to prove they hold something. */
+export const heldBody = {
+  type: 'object',
+  required: ['key', 'token'],
+  additionalProperties: false,
+  properties: { key: holderKeySchema, token: tokenSchema },
+} as const;
+
+export const holderSchema = {
+  type: 'object',
+  properties: { key: { type: 'string' }, token: { type: 'integer' }, lease: { type: ['string', 'null'] } },
+} as const;
