@@ -683,14 +683,26 @@ function compareLeaseIds(a: LeaseId | null, b: LeaseId | null): number {
   return x === y ? 0 : x < y ? -1 : 1;
 }
 
-/** etcd refuses a txn branch that writes the same key twice; so do we. */
+/**
+ * etcd refuses a txn whose branch puts one key twice, or puts a key that a delete
+ * in the same branch covers (either order); deleting a key twice is allowed. Both
+ * branches are checked, taken or not, as etcd does.
+ */
 function checkDistinctWrites(ops: readonly TxnOp[]): void {
-  const seen = new Set<string>();
+  const puts = new Set<string>();
   for (const op of ops) {
-    if (op.type === 'get') continue;
-    if (seen.has(op.key)) {
-      throw new InvalidArgumentError(`key ${op.key} is written more than once in one transaction branch`, 'duplicate_key');
-    }
-    seen.add(op.key);
+    if (op.type !== 'put') continue;
+    if (puts.has(op.key)) throw duplicateKey(op.key);
+    puts.add(op.key);
   }
+  for (const op of ops) {
+    if (op.type !== 'delete') continue;
+    for (const key of puts) {
+      if (op.prefix ? key.startsWith(op.key) : key === op.key) throw duplicateKey(key);
+    }
+  }
+}
+
+function duplicateKey(key: string): InvalidArgumentError {
+  return new InvalidArgumentError(`key ${key} is written more than once in one transaction branch`, 'duplicate_key');
 }
