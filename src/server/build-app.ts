@@ -1,0 +1,73 @@
+import Fastify from 'fastify';
+import type { FastifyInstance, FastifyServerOptions } from 'fastify';
+import swagger from '@fastify/swagger';
+import type { Backend } from '../core/backend.js';
+import type { Clock } from '../core/clock.js';
+import { systemClock } from '../core/clock.js';
+import { installErrorHandling } from './error-handler.js';
+import { ServerMetrics } from './metrics.js';
+import { healthRoutes } from './routes/health.js';
+import { kvRoutes } from './routes/kv.js';
+import { leaseRoutes } from './routes/leases.js';
+import { primitiveRoutes } from './routes/primitives.js';
+import { txnRoutes } from './routes/txn.js';
+import { watchRoutes } from './routes/watch.js';
+
+export interface AppDeps {
+  readonly backend: Backend;
+  /** pino options, or false for no logging. @default false */
+  readonly logger?: FastifyServerOptions['logger'];
+  /** The largest value a key may hold, in bytes. @default 1 MiB */
+  readonly maxValueBytes?: number;
+  /** @default systemClock */
+  readonly clock?: Clock;
+}
+
+export const DEFAULT_MAX_VALUE_BYTES = 1024 * 1024;
+/** JSON bodies (txn, primitives) may be this much larger than a value, for encoding and framing. */
+const JSON_BODY_SLACK = 512 * 1024;
+
+/**
+ * Build the HTTP API v1 app on a backend. Not started: the caller listens (the
+ * CLI's `muster server`) or injects requests (tests).
+ */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const maxValueBytes = deps.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
+  const clock = deps.clock ?? systemClock;
+  const backend = deps.backend;
+  const app = Fastify({
+    logger: deps.logger ?? false,
+    disableRequestLogging: true,
+    // base64 in a JSON txn is 4/3 of the value.
+    bodyLimit: Math.ceil((maxValueBytes * 4) / 3) + JSON_BODY_SLACK,
+    // Blocking calls and watches may legitimately last hours.
+    requestTimeout: 0,
+    connectionTimeout: 0,
+    keepAliveTimeout: 72_000,
+    return503OnClosing: true,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+  });
+  installErrorHandling(app);
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'muster HTTP API',
+        version: '1',
+        description: 'Keys with etcd v3 semantics, leases, watches, and coordination primitives.',
+      },
+    },
+  });
+  const metrics = new ServerMetrics(backend);
+  metrics.install(app);
+
+  await app.register(healthRoutes, { backend });
+  await app.register(kvRoutes, { backend, clock, maxValueBytes });
+  await app.register(txnRoutes, { backend });
+  await app.register(leaseRoutes, { backend });
+  await app.register(watchRoutes, { backend, onWatchCount: (d) => metrics.openWatches.inc(d) });
+  await app.register(primitiveRoutes, { backend, clock });
+
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  return app;
+}

@@ -1,0 +1,274 @@
+import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import { toWireKeyValue } from '../../api/wire.js';
+import type { WireDeleteResponse, WirePutResponse, WireRangeResponse } from '../../api/wire.js';
+import type { Backend, KeyValue } from '../../core/backend.js';
+import type { Clock } from '../../core/clock.js';
+import { parseDuration } from '../../core/duration.js';
+import { CompactedError, InvalidArgumentError, KeyNotFoundError, RevisionConflictError, ValueTooLargeError } from '../../core/errors.js';
+import { validateKey, validatePrefix } from '../../core/key-path.js';
+import { leaseIdSchema } from './primitive-schemas.js';
+import { blockingSignal } from './blocking.js';
+import { errorResponse } from '../error-handler.js';
+
+interface Deps {
+  backend: Backend;
+  clock: Clock;
+  maxValueBytes: number;
+}
+
+interface KeyParams {
+  '*': string;
+}
+
+const revisionSchema = { type: 'integer', minimum: 0 } as const;
+const LONG_POLL_DEFAULT_MS = 30_000;
+const LONG_POLL_MAX_MS = 600_000;
+
+const putQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { lease: leaseIdSchema, prevRevision: revisionSchema },
+} as const;
+
+const getQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    meta: { type: 'boolean' },
+    prefix: { type: 'boolean' },
+    limit: { type: 'integer', minimum: 0 },
+    revision: revisionSchema,
+    keysOnly: { type: 'boolean' },
+    waitAfter: revisionSchema,
+    timeout: { type: ['string', 'number'] },
+  },
+} as const;
+
+const deleteQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { prefix: { type: 'boolean' }, prevRevision: revisionSchema },
+} as const;
+
+const wireKv = {
+  type: 'object',
+  properties: {
+    key: { type: 'string' },
+    value: { type: 'string' },
+    encoding: { type: 'string' },
+    createRevision: { type: 'integer' },
+    modRevision: { type: 'integer' },
+    version: { type: 'integer' },
+    lease: { type: ['string', 'null'] },
+  },
+} as const;
+
+/** The key named by the path after `/v1/kv`, decoded segment by segment. */
+export function keyFromPath(rest: string): string {
+  return '/' + rest;
+}
+
+/** Send a key the way GET does: the raw value with metadata headers, or JSON with ?meta=true. */
+function sendKey(reply: FastifyReply, kv: KeyValue, revision: number, meta: boolean | undefined) {
+  reply.header('x-muster-revision', revision);
+  reply.header('x-muster-mod-revision', kv.modRevision);
+  reply.header('x-muster-create-revision', kv.createRevision);
+  reply.header('x-muster-version', kv.version);
+  if (kv.lease) reply.header('x-muster-lease', kv.lease);
+  if (meta) return reply.type('application/json').send({ ...toWireKeyValue(kv), revision });
+  return reply.type('application/octet-stream').send(Buffer.from(kv.value.buffer, kv.value.byteOffset, kv.value.byteLength));
+}
+
+/** Keys and values: put (with compare-and-swap), get, range, delete, long poll. */
+export const kvRoutes: FastifyPluginAsync<Deps> = async (app, { backend, clock, maxValueBytes }) => {
+  // Values are bytes whatever their content type: take every body as a Buffer.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: maxValueBytes }, (_request, body, done) => done(null, body));
+  // A body over the limit is a value over the limit: say so in those terms.
+  app.setErrorHandler((error: unknown, request, reply) => {
+    const { status, body } = errorResponse(error);
+    if (body.error.code === 'body_too_large') {
+      const size = Number(request.headers['content-length'] ?? 0);
+      const tooLarge = new ValueTooLargeError(size, maxValueBytes);
+      return reply.status(413).send({ error: { code: tooLarge.code, message: tooLarge.message, size, limit: maxValueBytes } });
+    }
+    return reply.status(status).send(body);
+  });
+
+  app.put<{ Params: KeyParams; Querystring: { lease?: string; prevRevision?: number }; Body: Buffer | undefined }>(
+    '/v1/kv/*',
+    {
+      bodyLimit: maxValueBytes,
+      schema: {
+        summary: 'Write a key; the body is the value. prevRevision=N writes only if the key is at modRevision N (0: only if absent)',
+        querystring: putQuery,
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              revision: { type: 'integer' },
+              key: { type: 'string' },
+              createRevision: { type: 'integer' },
+              modRevision: { type: 'integer' },
+              version: { type: 'integer' },
+            },
+          },
+        },
+      },
+    },
+    async (request): Promise<WirePutResponse> => {
+      const key = validateKey(keyFromPath(request.params['*']));
+      const value = request.body ?? Buffer.alloc(0);
+      if (value.byteLength > maxValueBytes) throw new ValueTooLargeError(value.byteLength, maxValueBytes);
+      const lease = request.query.lease ?? null;
+      const expected = request.query.prevRevision;
+      if (expected === undefined) {
+        const { revision, prevKv } = await backend.put(key, value, { lease });
+        return put(key, revision, prevKv);
+      }
+      const result = await backend.txn({
+        compare: [{ key, target: 'modRevision', op: '=', value: expected }],
+        success: [{ type: 'put', key, value, lease }],
+        failure: [{ type: 'get', key, keysOnly: true }],
+      });
+      const first = result.results[0];
+      if (!result.succeeded) {
+        const current = first?.type === 'get' ? (first.kvs[0]?.modRevision ?? 0) : 0;
+        throw new RevisionConflictError(key, current, expected);
+      }
+      return put(key, result.revision, first?.type === 'put' ? first.prevKv : null);
+    },
+  );
+
+  app.get<{
+    Params: KeyParams;
+    Querystring: {
+      meta?: boolean;
+      prefix?: boolean;
+      limit?: number;
+      revision?: number;
+      keysOnly?: boolean;
+      waitAfter?: number;
+      timeout?: string | number;
+    };
+  }>(
+    '/v1/kv/*',
+    {
+      schema: {
+        summary:
+          'Read a key (raw value; ?meta=true for JSON), list a prefix (?prefix=true), or long-poll (?waitAfter=N&timeout=30s)',
+        querystring: getQuery,
+      },
+    },
+    async (request, reply) => {
+      const q = request.query;
+      const path = keyFromPath(request.params['*']);
+      if (q.prefix) {
+        if (q.waitAfter !== undefined) throw new InvalidArgumentError('waitAfter takes a single key, not a prefix', 'invalid_request');
+        const range = await backend.range({
+          key: validatePrefix(path),
+          prefix: true,
+          limit: q.limit ?? 0,
+          revision: q.revision ?? 0,
+          keysOnly: q.keysOnly ?? false,
+        });
+        const body: WireRangeResponse = {
+          revision: range.revision,
+          kvs: range.kvs.map(toWireKeyValue),
+          more: range.more,
+          count: range.count,
+        };
+        return reply.type('application/json').send(body);
+      }
+      const key = validateKey(path);
+      if (q.waitAfter !== undefined) return longPoll(reply, key, q.waitAfter, q.timeout, q.meta);
+      const range = await backend.range({ key, revision: q.revision ?? 0 });
+      const kv = range.kvs[0];
+      if (!kv) throw new KeyNotFoundError(key);
+      return sendKey(reply, kv, range.revision, q.meta);
+    },
+  );
+
+  app.delete<{ Params: KeyParams; Querystring: { prefix?: boolean; prevRevision?: number } }>(
+    '/v1/kv/*',
+    {
+      schema: {
+        summary: 'Delete a key, or every key under a prefix (?prefix=true); prevRevision=N deletes only if at N',
+        querystring: deleteQuery,
+        response: { 200: { type: 'object', properties: { revision: { type: 'integer' }, deleted: { type: 'integer' } } } },
+      },
+    },
+    async (request): Promise<WireDeleteResponse> => {
+      const path = keyFromPath(request.params['*']);
+      const prefix = request.query.prefix ?? false;
+      const key = prefix ? validatePrefix(path) : validateKey(path);
+      const expected = request.query.prevRevision;
+      if (expected === undefined) {
+        const { revision, deleted } = await backend.delete({ key, prefix });
+        return { revision, deleted };
+      }
+      if (prefix) throw new InvalidArgumentError('prevRevision takes a single key, not a prefix', 'invalid_request');
+      const result = await backend.txn({
+        compare: [{ key, target: 'modRevision', op: '=', value: expected }],
+        success: [{ type: 'delete', key }],
+        failure: [{ type: 'get', key, keysOnly: true }],
+      });
+      const first = result.results[0];
+      if (!result.succeeded) {
+        throw new RevisionConflictError(key, first?.type === 'get' ? (first.kvs[0]?.modRevision ?? 0) : 0, expected);
+      }
+      return { revision: result.revision, deleted: first?.type === 'delete' ? first.deleted : 0 };
+    },
+  );
+
+  /**
+   * Answer when the key's modRevision passes `after` (200, as GET) or it is
+   * deleted after it (404), or with 204 when the timeout passes first.
+   */
+  async function longPoll(reply: FastifyReply, key: string, after: number, timeout: string | number | undefined, meta?: boolean) {
+    const ms = timeout === undefined ? LONG_POLL_DEFAULT_MS : parseDuration(timeout, 'timeout');
+    if (ms <= 0 || ms > LONG_POLL_MAX_MS) {
+      throw new InvalidArgumentError(`timeout must be more than 0 and at most 10m, got ${JSON.stringify(timeout)}`, 'invalid_duration');
+    }
+    const now = await backend.range({ key });
+    const current = now.kvs[0];
+    if (current && current.modRevision > after) return sendKey(reply, current, now.revision, meta);
+    const { signal, dispose } = blockingSignal(reply, clock, ms, `the change of ${key}`);
+    const from = Math.min(after, now.revision) + 1;
+    const watch = (() => {
+      try {
+        return backend.watch(key, { fromRevision: from });
+      } catch {
+        return backend.watch(key, { fromRevision: now.revision + 1 });
+      }
+    })();
+    signal.addEventListener('abort', () => watch.close(), { once: true });
+    try {
+      for await (const batch of watch) {
+        const event = batch.events[batch.events.length - 1];
+        if (!event || event.revision <= after) continue;
+        if (event.type === 'put') return sendKey(reply, event.kv, event.revision, meta);
+        reply.header('x-muster-revision', event.revision);
+        throw new KeyNotFoundError(key);
+      }
+    } catch (error) {
+      if (!(error instanceof CompactedError)) throw error;
+      // History since `after` is gone: the current state was already checked above.
+      return longPoll(reply, key, now.revision, timeout, meta);
+    } finally {
+      dispose();
+      watch.close();
+    }
+    return reply.status(204).send();
+  }
+};
+
+function put(key: string, revision: number, prevKv: KeyValue | null): WirePutResponse {
+  return {
+    revision,
+    key,
+    createRevision: prevKv ? prevKv.createRevision : revision,
+    modRevision: revision,
+    version: (prevKv?.version ?? 0) + 1,
+  };
+}

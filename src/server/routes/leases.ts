@@ -1,0 +1,90 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { WireLeaseGrant, WireLeaseInfo } from '../../api/wire.js';
+import type { Backend } from '../../core/backend.js';
+import { parseDuration } from '../../core/duration.js';
+import { InvalidArgumentError } from '../../core/errors.js';
+import { leaseIdSchema } from './primitive-schemas.js';
+
+/** Lease TTLs are whole seconds from 1 s to one day. */
+export const MAX_LEASE_TTL = 86_400;
+
+const idParams = { type: 'object', required: ['id'], additionalProperties: false, properties: { id: leaseIdSchema } } as const;
+const grantSchema = { type: 'object', properties: { id: { type: 'string' }, ttl: { type: 'integer' } } } as const;
+
+function ttlSeconds(ttl: string | number): number {
+  const ms = parseDuration(ttl, 'ttl');
+  const seconds = Math.ceil(ms / 1000);
+  if (seconds < 1 || seconds > MAX_LEASE_TTL) {
+    throw new InvalidArgumentError(`lease ttl must be from 1s to ${MAX_LEASE_TTL}s (one day), got ${JSON.stringify(ttl)}`, 'invalid_ttl');
+  }
+  return seconds;
+}
+
+/** Leases: grant, keep alive, revoke, inspect, list. */
+export const leaseRoutes: FastifyPluginAsync<{ backend: Backend }> = async (app, { backend }) => {
+  app.post<{ Body: { ttl: string | number } }>(
+    '/v1/leases',
+    {
+      schema: {
+        summary: 'Grant a lease of `ttl` (seconds, or a duration such as "15s"); keys bound to it vanish when it ends',
+        body: { type: 'object', required: ['ttl'], additionalProperties: false, properties: { ttl: { type: ['string', 'number'] } } },
+        response: { 200: grantSchema },
+      },
+    },
+    async (request): Promise<WireLeaseGrant> => backend.grantLease(ttlSeconds(request.body.ttl)),
+  );
+
+  app.post<{ Params: { id: string } }>(
+    '/v1/leases/:id/keepalive',
+    { schema: { summary: 'Renew a lease to its full TTL', params: idParams, response: { 200: grantSchema } } },
+    async (request): Promise<WireLeaseGrant> => backend.keepAlive(request.params.id),
+  );
+
+  app.delete<{ Params: { id: string } }>(
+    '/v1/leases/:id',
+    {
+      schema: {
+        summary: 'Revoke a lease now, deleting its keys',
+        params: idParams,
+        response: { 200: { type: 'object', properties: { revoked: { type: 'boolean' }, id: { type: 'string' } } } },
+      },
+    },
+    async (request) => {
+      await backend.revokeLease(request.params.id);
+      return { revoked: true, id: request.params.id };
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/leases/:id',
+    {
+      schema: {
+        summary: 'A lease: seconds left, TTL granted, keys bound to it',
+        params: idParams,
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              id: { type: 'string' },
+              ttl: { type: 'integer' },
+              grantedTtl: { type: 'integer' },
+              keys: { type: 'array', items: { type: 'string' } },
+            },
+          },
+        },
+      },
+    },
+    async (request): Promise<WireLeaseInfo> => backend.leaseInfo(request.params.id),
+  );
+
+  app.get(
+    '/v1/leases',
+    {
+      schema: {
+        summary: 'Every live lease',
+        response: { 200: { type: 'object', properties: { leases: { type: 'array', items: { type: 'string' } } } } },
+      },
+    },
+    async () => ({ leases: await backend.listLeases() }),
+  );
+};
