@@ -4,6 +4,7 @@ import swagger from '@fastify/swagger';
 import type { Backend } from '../core/backend.js';
 import type { Clock } from '../core/clock.js';
 import { systemClock } from '../core/clock.js';
+import { BackendClosedError } from '../core/errors.js';
 import { installErrorHandling } from './error-handler.js';
 import { ServerMetrics } from './metrics.js';
 import { healthRoutes } from './routes/health.js';
@@ -48,6 +49,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
   });
   installErrorHandling(app);
+  // On close, end watch streams and blocked calls (they answer 503 closed) so
+  // that close() only waits for ordinary requests to finish.
+  const closing = new AbortController();
+  app.addHook('preClose', async () => closing.abort(new BackendClosedError()));
+  const shutdown = closing.signal;
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
@@ -62,11 +68,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   metrics.install(app);
 
   await app.register(healthRoutes, { backend });
-  await app.register(kvRoutes, { backend, clock, maxValueBytes });
+  await app.register(kvRoutes, { backend, clock, maxValueBytes, shutdown });
   await app.register(txnRoutes, { backend });
   await app.register(leaseRoutes, { backend });
-  await app.register(watchRoutes, { backend, onWatchCount: (d) => metrics.openWatches.inc(d) });
-  await app.register(primitiveRoutes, { backend, clock });
+  await app.register(watchRoutes, { backend, shutdown, onWatchCount: (d) => metrics.openWatches.inc(d) });
+  await app.register(primitiveRoutes, { backend, clock, shutdown });
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return app;

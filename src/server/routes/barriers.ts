@@ -8,6 +8,8 @@ import { leaseIdSchema, nameParams } from './primitive-schemas.js';
 interface Deps {
   backend: Backend;
   clock: Clock;
+  /** Aborts when the server is closing: blocked calls answer 503 closed. */
+  shutdown?: AbortSignal;
 }
 
 const idSchema = { type: 'string', minLength: 1, maxLength: 128 } as const;
@@ -22,7 +24,8 @@ const statusSchema = {
 } as const;
 
 /** Counting barriers and double barriers. */
-export const barrierRoutes: FastifyPluginAsync<Deps> = async (app, { backend, clock }) => {
+export const barrierRoutes: FastifyPluginAsync<Deps> = async (app, deps) => {
+  const { backend } = deps;
   app.post<{ Params: { name: string }; Body: { count: number; lease: string; id?: string; timeout?: string | number } }>(
     '/v1/barriers/:name/enter',
     {
@@ -45,7 +48,7 @@ export const barrierRoutes: FastifyPluginAsync<Deps> = async (app, { backend, cl
     },
     async (request, reply) => {
       const { count, lease, id, timeout } = request.body;
-      return blocking(reply, clock, timeout, `barrier ${request.params.name}`, (signal) =>
+      return blocking(reply, deps, timeout, `barrier ${request.params.name}`, (signal) =>
         enterBarrier(backend, request.params.name, count, id ?? lease, lease, signal),
       );
     },
@@ -67,7 +70,7 @@ export const barrierRoutes: FastifyPluginAsync<Deps> = async (app, { backend, cl
       },
     },
     async (request, reply) => {
-      await blocking(reply, clock, request.body.timeout, `barrier ${request.params.name}`, (signal) =>
+      await blocking(reply, deps, request.body.timeout, `barrier ${request.params.name}`, (signal) =>
         leaveBarrier(backend, request.params.name, request.body.id, signal),
       );
       return { left: true };

@@ -34,13 +34,15 @@ export function blockingSignal(
   clock: Clock,
   timeoutMs: number,
   what: string,
+  shutdown?: AbortSignal,
 ): { signal: AbortSignal; dispose: () => void } {
   const gone = new AbortController();
   const onClose = () => {
     if (!reply.raw.writableEnded) gone.abort(new CancelledError(`the client went away while waiting for ${what}`));
   };
   reply.raw.on('close', onClose);
-  const deadline = deadlineSignal(clock, timeoutMs, what, gone.signal);
+  const parent = shutdown ? AbortSignal.any([gone.signal, shutdown]) : gone.signal;
+  const deadline = deadlineSignal(clock, timeoutMs, what, parent);
   return {
     signal: deadline.signal,
     dispose: () => {
@@ -53,12 +55,12 @@ export function blockingSignal(
 /** Run `body` with a blocking signal, always releasing the timer and listener. */
 export async function blocking<T>(
   reply: FastifyReply,
-  clock: Clock,
+  deps: { clock: Clock; shutdown?: AbortSignal },
   timeout: string | number | undefined,
   what: string,
   body: (signal: AbortSignal) => Promise<T>,
 ): Promise<T> {
-  const { signal, dispose } = blockingSignal(reply, clock, blockingTimeout(timeout), what);
+  const { signal, dispose } = blockingSignal(reply, deps.clock, blockingTimeout(timeout), what, deps.shutdown);
   try {
     return await body(signal);
   } finally {

@@ -10,6 +10,8 @@ import { heldBody, holderKeySchema, leaseIdSchema, nameParams, tokenSchema } fro
 interface Deps {
   backend: Backend;
   clock: Clock;
+  /** Aborts when the server is closing: blocked calls answer 503 closed. */
+  shutdown?: AbortSignal;
 }
 
 const MAX_VALUE_LENGTH = 64 * 1024;
@@ -37,7 +39,8 @@ function wireLeader(l: Leader | null) {
 }
 
 /** First-come leader election: campaign (blocking), proclaim, resign, leader, observe (SSE). */
-export const electionRoutes: FastifyPluginAsync<Deps> = async (app, { backend, clock }) => {
+export const electionRoutes: FastifyPluginAsync<Deps> = async (app, deps) => {
+  const { backend } = deps;
   app.post<{ Params: { name: string }; Body: { lease: string; value: string; timeout?: string | number } }>(
     '/v1/elections/:name/campaign',
     {
@@ -59,7 +62,7 @@ export const electionRoutes: FastifyPluginAsync<Deps> = async (app, { backend, c
       },
     },
     async (request, reply) =>
-      blocking(reply, clock, request.body.timeout, `election ${request.params.name}`, (signal) =>
+      blocking(reply, deps, request.body.timeout, `election ${request.params.name}`, (signal) =>
         campaign(backend, request.params.name, encoder.encode(request.body.value), request.body.lease, signal),
       ),
   );
@@ -139,6 +142,7 @@ export const electionRoutes: FastifyPluginAsync<Deps> = async (app, { backend, c
       const heartbeat = setInterval(() => out.write(': keep-alive\n\n'), 15_000);
       heartbeat.unref();
       out.on('close', () => stop.abort());
+      deps.shutdown?.addEventListener('abort', () => stop.abort(), { once: true });
       const send = (l: Leader | null) => out.write(`event: leader\ndata: ${JSON.stringify({ leader: wireLeader(l) })}\n\n`);
       try {
         if (!first.done) send(first.value);

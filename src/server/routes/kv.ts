@@ -14,6 +14,8 @@ interface Deps {
   backend: Backend;
   clock: Clock;
   maxValueBytes: number;
+  /** Aborts when the server is closing: long polls end. */
+  shutdown?: AbortSignal;
 }
 
 interface KeyParams {
@@ -50,19 +52,6 @@ const deleteQuery = {
   properties: { prefix: { type: 'boolean' }, prevRevision: revisionSchema },
 } as const;
 
-const wireKv = {
-  type: 'object',
-  properties: {
-    key: { type: 'string' },
-    value: { type: 'string' },
-    encoding: { type: 'string' },
-    createRevision: { type: 'integer' },
-    modRevision: { type: 'integer' },
-    version: { type: 'integer' },
-    lease: { type: ['string', 'null'] },
-  },
-} as const;
-
 /** The key named by the path after `/v1/kv`, decoded segment by segment. */
 export function keyFromPath(rest: string): string {
   return '/' + rest;
@@ -80,7 +69,7 @@ function sendKey(reply: FastifyReply, kv: KeyValue, revision: number, meta: bool
 }
 
 /** Keys and values: put (with compare-and-swap), get, range, delete, long poll. */
-export const kvRoutes: FastifyPluginAsync<Deps> = async (app, { backend, clock, maxValueBytes }) => {
+export const kvRoutes: FastifyPluginAsync<Deps> = async (app, { backend, clock, maxValueBytes, shutdown }) => {
   // Values are bytes whatever their content type: take every body as a Buffer.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: maxValueBytes }, (_request, body, done) => done(null, body));
@@ -233,7 +222,7 @@ export const kvRoutes: FastifyPluginAsync<Deps> = async (app, { backend, clock, 
     const now = await backend.range({ key });
     const current = now.kvs[0];
     if (current && current.modRevision > after) return sendKey(reply, current, now.revision, meta);
-    const { signal, dispose } = blockingSignal(reply, clock, ms, `the change of ${key}`);
+    const { signal, dispose } = blockingSignal(reply, clock, ms, `the change of ${key}`, shutdown);
     const from = Math.min(after, now.revision) + 1;
     const watch = (() => {
       try {

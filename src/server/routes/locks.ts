@@ -8,6 +8,8 @@ import { heldBody, holderSchema, leaseIdSchema, nameParams } from './primitive-s
 interface Deps {
   backend: Backend;
   clock: Clock;
+  /** Aborts when the server is closing: blocked calls answer 503 closed. */
+  shutdown?: AbortSignal;
 }
 
 const handleSchema = {
@@ -16,7 +18,8 @@ const handleSchema = {
 } as const;
 
 /** Fenced locks: acquire (blocking), release, status. */
-export const lockRoutes: FastifyPluginAsync<Deps> = async (app, { backend, clock }) => {
+export const lockRoutes: FastifyPluginAsync<Deps> = async (app, deps) => {
+  const { backend } = deps;
   app.post<{ Params: { name: string }; Body: { lease: string; timeout?: string | number } }>(
     '/v1/locks/:name/acquire',
     {
@@ -33,7 +36,7 @@ export const lockRoutes: FastifyPluginAsync<Deps> = async (app, { backend, clock
       },
     },
     async (request, reply) =>
-      blocking(reply, clock, request.body.timeout, `lock ${request.params.name}`, (signal) =>
+      blocking(reply, deps, request.body.timeout, `lock ${request.params.name}`, (signal) =>
         acquireLock(backend, request.params.name, request.body.lease, signal),
       ),
   );

@@ -8,6 +8,8 @@ import { holderKeySchema, leaseIdSchema, nameParams, tokenSchema } from './primi
 interface Deps {
   backend: Backend;
   clock: Clock;
+  /** Aborts when the server is closing: blocked calls answer 503 closed. */
+  shutdown?: AbortSignal;
 }
 
 const resultSchema = {
@@ -23,7 +25,8 @@ const resultSchema = {
 } as const;
 
 /** Run-exactly-once: begin (blocking), complete, status, reset. */
-export const onceRoutes: FastifyPluginAsync<Deps> = async (app, { backend, clock }) => {
+export const onceRoutes: FastifyPluginAsync<Deps> = async (app, deps) => {
+  const { backend, clock } = deps;
   app.post<{ Params: { name: string }; Body: { lease: string; timeout?: string | number } }>(
     '/v1/once/:name/begin',
     {
@@ -51,7 +54,7 @@ export const onceRoutes: FastifyPluginAsync<Deps> = async (app, { backend, clock
       },
     },
     async (request, reply) =>
-      blocking(reply, clock, request.body.timeout, `once ${request.params.name}`, (signal) =>
+      blocking(reply, deps, request.body.timeout, `once ${request.params.name}`, (signal) =>
         beginOnce(backend, request.params.name, request.body.lease, clock, signal),
       ),
   );

@@ -9,7 +9,7 @@ import { semaphoreRoutes } from './semaphores.js';
 import { waitRoutes } from './wait.js';
 
 /** Every coordination primitive's routes (issue 3). */
-export const primitiveRoutes: FastifyPluginAsync<{ backend: Backend; clock: Clock }> = async (app, deps) => {
+export const primitiveRoutes: FastifyPluginAsync<{ backend: Backend; clock: Clock; shutdown?: AbortSignal }> = async (app, deps) => {
   await app.register(lockRoutes, deps);
   await app.register(semaphoreRoutes, deps);
   await app.register(electionRoutes, deps);

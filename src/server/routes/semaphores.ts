@@ -8,10 +8,13 @@ import { heldBody, holderSchema, leaseIdSchema, nameParams } from './primitive-s
 interface Deps {
   backend: Backend;
   clock: Clock;
+  /** Aborts when the server is closing: blocked calls answer 503 closed. */
+  shutdown?: AbortSignal;
 }
 
 /** Counting semaphores: at most `limit` holders. */
-export const semaphoreRoutes: FastifyPluginAsync<Deps> = async (app, { backend, clock }) => {
+export const semaphoreRoutes: FastifyPluginAsync<Deps> = async (app, deps) => {
+  const { backend } = deps;
   app.post<{ Params: { name: string }; Body: { lease: string; limit: number; timeout?: string | number } }>(
     '/v1/semaphores/:name/acquire',
     {
@@ -39,7 +42,7 @@ export const semaphoreRoutes: FastifyPluginAsync<Deps> = async (app, { backend, 
       },
     },
     async (request, reply) =>
-      blocking(reply, clock, request.body.timeout, `semaphore ${request.params.name}`, (signal) =>
+      blocking(reply, deps, request.body.timeout, `semaphore ${request.params.name}`, (signal) =>
         acquireSemaphore(backend, request.params.name, request.body.limit, request.body.lease, signal),
       ),
   );

@@ -11,6 +11,8 @@ import { blocking, timeoutSchema } from './blocking.js';
 interface Deps {
   backend: Backend;
   clock: Clock;
+  /** Aborts when the server is closing: blocked calls answer 503 closed. */
+  shutdown?: AbortSignal;
 }
 
 interface WaitQuery {
@@ -35,7 +37,8 @@ function conditionOf(query: WaitQuery): WaitCondition {
 }
 
 /** Block until a key satisfies a condition (Noah's noah_block). */
-export const waitRoutes: FastifyPluginAsync<Deps> = async (app, { backend, clock }) => {
+export const waitRoutes: FastifyPluginAsync<Deps> = async (app, deps) => {
+  const { backend } = deps;
   app.get<{ Params: { '*': string }; Querystring: WaitQuery }>(
     '/v1/wait/*',
     {
@@ -57,7 +60,7 @@ export const waitRoutes: FastifyPluginAsync<Deps> = async (app, { backend, clock
     async (request, reply) => {
       const key = validateKey('/' + request.params['*']);
       const condition = conditionOf(request.query);
-      const outcome = await blocking(reply, clock, request.query.timeout, `wait on ${key}`, (signal) =>
+      const outcome = await blocking(reply, deps, request.query.timeout, `wait on ${key}`, (signal) =>
         waitFor(backend, key, condition, signal),
       );
       return { key, satisfied: true, revision: outcome.revision, kv: outcome.kv ? toWireKeyValue(outcome.kv) : null };

@@ -10,6 +10,8 @@ const HEARTBEAT_MS = 15_000;
 
 export interface WatchRouteDeps {
   backend: Backend;
+  /** Aborts when the server is closing: open streams end. */
+  shutdown?: AbortSignal;
   /** Told when a stream opens (+1) and closes (-1), for the open-watches gauge. */
   onWatchCount?: (delta: number) => void;
 }
@@ -28,7 +30,7 @@ function wireEvent(event: WatchEvent): WireWatchEvent {
  * written only on the last event of each revision, so a client resuming with
  * Last-Event-ID: N restarts at N+1 and never misses part of a revision.
  */
-export const watchRoutes: FastifyPluginAsync<WatchRouteDeps> = async (app, { backend, onWatchCount }) => {
+export const watchRoutes: FastifyPluginAsync<WatchRouteDeps> = async (app, { backend, onWatchCount, shutdown }) => {
   app.get<{ Params: { '*': string }; Querystring: { fromRevision?: number; prefix?: boolean; prevKv?: boolean } }>(
     '/v1/watch/*',
     {
@@ -71,6 +73,8 @@ export const watchRoutes: FastifyPluginAsync<WatchRouteDeps> = async (app, { bac
       const heartbeat = setInterval(() => out.write(': keep-alive\n\n'), HEARTBEAT_MS);
       heartbeat.unref();
       out.on('close', () => watch.close());
+      const onShutdown = () => watch.close();
+      shutdown?.addEventListener('abort', onShutdown, { once: true });
       try {
         for await (const batch of watch) {
           let chunk = '';
@@ -96,6 +100,7 @@ export const watchRoutes: FastifyPluginAsync<WatchRouteDeps> = async (app, { bac
         }
       } finally {
         clearInterval(heartbeat);
+        shutdown?.removeEventListener('abort', onShutdown);
         watch.close();
         onWatchCount?.(-1);
         out.end();
