@@ -1,0 +1,91 @@
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command, CommanderError, Option } from 'commander';
+import { registerDel } from './commands/del.js';
+import { registerGet } from './commands/get.js';
+import { registerLease } from './commands/lease.js';
+import { registerLs } from './commands/ls.js';
+import { registerPut } from './commands/put.js';
+import { registerServer } from './commands/server.js';
+import { registerTxn } from './commands/txn.js';
+import { registerWatch } from './commands/watch.js';
+import { CliContext, DEFAULT_ENDPOINT } from './context.js';
+import { describeError, EXIT_CODES_HELP, exitCodeFor } from './exit-codes.js';
+import type { CliIo } from './io.js';
+import { processIo } from './io.js';
+
+/**
+ * Run the `muster` command line on `argv` (without `node` and the script) and
+ * resolve to the exit code. Never calls process.exit: bin/muster.js does that.
+ */
+export async function run(argv: readonly string[], io: CliIo = processIo): Promise<number> {
+  const ctx = new CliContext(io);
+  const program = buildProgram(ctx);
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return ctx.exitCode;
+  } catch (error) {
+    // Commander has already printed its own message (or the help).
+    if (!(error instanceof CommanderError)) io.stderr.write(describeError(error) + '\n');
+    return exitCodeFor(error);
+  }
+}
+
+/** The `muster` program with every subcommand. */
+export function buildProgram(ctx: CliContext): Command {
+  const program = new Command('muster')
+    .description('muster: coordination for fleets of machines (a keyspace with revisions, leases and watches)')
+    .version(packageVersion(), '-V, --version')
+    .addOption(
+      new Option(
+        '--endpoint <urls>',
+        `server URL(s), comma-separated; also MUSTER_ENDPOINT (default ${DEFAULT_ENDPOINT})`,
+      ),
+    )
+    .option('--json', 'print JSON for scripts instead of text for people')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => ctx.io.stdout.write(text),
+      writeErr: (text) => ctx.io.stderr.write(text),
+    })
+    .showHelpAfterError('(add --help for usage)')
+    .addHelpText(
+      'after',
+      `
+Try it:
+  $ muster server &                         # embedded store in ./muster-data, on 127.0.0.1:4100
+  $ muster put /config/db/host 10.0.0.5
+  $ muster get /config/db/host
+  $ muster ls /config/
+  $ muster watch /config/ --from-revision 1
+
+${EXIT_CODES_HELP}
+
+Every command has --help with an example. Reference: docs/cli.md`,
+    );
+  registerServer(program, ctx);
+  registerGet(program, ctx);
+  registerPut(program, ctx);
+  registerDel(program, ctx);
+  registerLs(program, ctx);
+  registerWatch(program, ctx);
+  registerTxn(program, ctx);
+  registerLease(program, ctx);
+  return program;
+}
+
+/** The version in package.json, found from this file in src/ or dist/src/. */
+function packageVersion(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'muster' && pkg.version) return pkg.version;
+    } catch {
+      // Not here: look one folder up.
+    }
+    dir = dirname(dir);
+  }
+  return 'unknown';
+}

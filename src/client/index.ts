@@ -1,0 +1,23 @@
+export { MusterClient } from './muster-client.js';
+export type {
+  MusterClientOptions,
+  GetResult,
+  ClientPutOptions,
+  ClientListOptions,
+  ClientDeleteOptions,
+  ChangeResult,
+  CallOptions,
+} from './muster-client.js';
+export { Session } from './session.js';
+export type { SessionOptions, SessionState } from './session.js';
+export type { ClientWatchOptions, WatchStatus } from './watch-stream.js';
+export type {
+  ClientValue,
+  ClientCompare,
+  ClientTxnOp,
+  ClientTxnRequest,
+  ClientTxnOpResult,
+  ClientTxnResult,
+} from './txn-encoding.js';
+export { errorFromWire } from './error-from-wire.js';
+export { parseEndpoints } from './endpoints.js';

@@ -1,0 +1,331 @@
+import type { KeyValue, LeaseId, LeaseInfo, RangeResult, WatchEvent } from '../core/backend.js';
+import { InvalidArgumentError } from '../core/errors.js';
+import { validateKey, validatePrefix } from '../core/key-path.js';
+import type {
+  WireDeleteResponse,
+  WireKeyValue,
+  WireLeaseGrant,
+  WireLeaseInfo,
+  WirePutResponse,
+  WireRangeResponse,
+  WireTxnRequest,
+  WireTxnResponse,
+} from '../api/wire.js';
+import { fromWireKeyValue } from '../api/wire.js';
+import { parseEndpoints } from './endpoints.js';
+import { errorFromWire } from './error-from-wire.js';
+import type { FetchFunction } from './http-transport.js';
+import { HttpTransport, readJsonBody } from './http-transport.js';
+import { keyPath, queryString } from './key-url.js';
+import type { ClientTxnRequest, ClientTxnResult, ClientValue } from './txn-encoding.js';
+import { decodeTxnResponse, encodeTxnRequest } from './txn-encoding.js';
+import type { ClientWatchOptions } from './watch-stream.js';
+import { watchEvents } from './watch-stream.js';
+
+export interface MusterClientOptions {
+  /** One URL, a comma-separated list, or a list; the first one is tried first. */
+  readonly endpoints: string | readonly string[];
+  /** @default globalThis.fetch */
+  readonly fetch?: FetchFunction;
+  /** How long a request may take before it counts as unanswered. @default 30000 */
+  readonly requestTimeoutMs?: number;
+}
+
+/** A key with its metadata, and the store revision the read was served at. */
+export interface GetResult extends KeyValue {
+  readonly revision: number;
+}
+
+export interface ClientPutOptions {
+  /** Bind the key to this lease. */
+  readonly lease?: LeaseId;
+  /** Write only if the key's modRevision is this (0: only if the key does not exist). */
+  readonly prevRevision?: number;
+}
+
+export interface ClientListOptions {
+  /** At most this many keys; 0 or absent: all. */
+  readonly limit?: number;
+  /** Read as of this past revision. */
+  readonly revision?: number;
+  /** Metadata only, values left empty. */
+  readonly keysOnly?: boolean;
+}
+
+export interface ClientDeleteOptions {
+  /** Delete every key starting with `key`. @default false */
+  readonly prefix?: boolean;
+  /** Delete only if the key's modRevision is this. */
+  readonly prevRevision?: number;
+}
+
+/** The outcome of a long poll. */
+export type ChangeResult =
+  { readonly type: 'changed'; readonly kv: KeyValue } | { readonly type: 'deleted' } | { readonly type: 'timeout' };
+
+export interface CallOptions {
+  readonly signal?: AbortSignal;
+  /** Overrides the client's request timeout for this call. */
+  readonly timeoutMs?: number;
+}
+
+/** How long past a long poll's own timeout the client waits for its answer. */
+const LONG_POLL_GRACE_MS = 10_000;
+
+/**
+ * The typed client of muster's HTTP API v1, one method per route. Keys are checked
+ * here first (InvalidKeyError) because URL parsing would silently rewrite a key
+ * with a "." or ".." segment. Errors are the
+ * classes of core/errors.ts (RevisionConflictError, KeyNotFoundError, …);
+ * BackendUnavailableError means no endpoint could serve the request.
+ *
+ * @example
+ *   const client = new MusterClient({ endpoints: 'http://127.0.0.1:4100' });
+ *   await client.put('/config/db/host', '10.0.0.5');
+ *   console.log(await client.getText('/config/db/host'));
+ */
+export class MusterClient {
+  private readonly transport: HttpTransport;
+
+  constructor(options: MusterClientOptions) {
+    const fetchFn: FetchFunction = options.fetch ?? ((input, init) => fetch(input, init));
+    this.transport = new HttpTransport(parseEndpoints(options.endpoints), fetchFn, options.requestTimeoutMs ?? 30_000);
+  }
+
+  /** The endpoints in the order they are tried. */
+  get endpoints(): readonly string[] {
+    return this.transport.endpoints;
+  }
+
+  /** The endpoint the next request goes to. */
+  get currentEndpoint(): string {
+    return this.transport.endpoint;
+  }
+
+  /** A key's value (bytes) and metadata. Throws KeyNotFoundError. */
+  async get(key: string, options: CallOptions = {}): Promise<GetResult> {
+    const response = await this.transport.send({
+      method: 'GET',
+      path: keyPath('/v1/kv', validateKey(key)) + queryString({ meta: true }),
+      idempotent: true,
+      context: { subject: key },
+      ...callOptions(options),
+    });
+    const body = (await response.json()) as WireKeyValue & { revision?: number };
+    const header = Number(response.headers.get('x-muster-revision'));
+    return { ...fromWireKeyValue(body), revision: body.revision ?? (header > 0 ? header : body.modRevision) };
+  }
+
+  /** A key's value as UTF-8 text. Throws KeyNotFoundError. */
+  async getText(key: string, options: CallOptions = {}): Promise<string> {
+    return Buffer.from((await this.get(key, options)).value).toString('utf8');
+  }
+
+  /** Write a value; with `prevRevision`, only if the key is still at that revision (else RevisionConflictError). */
+  async put(key: string, value: ClientValue, options: ClientPutOptions & CallOptions = {}): Promise<WirePutResponse> {
+    const response = await this.transport.send({
+      method: 'PUT',
+      path:
+        keyPath('/v1/kv', validateKey(key)) + queryString({ lease: options.lease, prevRevision: options.prevRevision }),
+      headers: { 'content-type': 'application/octet-stream' },
+      body: typeof value === 'string' ? Buffer.from(value, 'utf8') : value,
+      idempotent: false,
+      context: { subject: key, expectedModRevision: options.prevRevision },
+      ...callOptions(options),
+    });
+    return (await response.json()) as WirePutResponse;
+  }
+
+  /** Every key starting with `prefix`, sorted by key. */
+  async list(prefix: string, options: ClientListOptions & CallOptions = {}): Promise<RangeResult> {
+    const wire = await this.listWire(prefix, options);
+    return { revision: wire.revision, kvs: wire.kvs.map(fromWireKeyValue), more: wire.more, count: wire.count };
+  }
+
+  /** `list` as the API sends it (values as text or base64), for printing JSON. */
+  async listWire(prefix: string, options: ClientListOptions & CallOptions = {}): Promise<WireRangeResponse> {
+    const response = await this.transport.send({
+      method: 'GET',
+      path:
+        keyPath('/v1/kv', validatePrefix(prefix)) +
+        queryString({
+          prefix: true,
+          limit: options.limit,
+          revision: options.revision,
+          keysOnly: options.keysOnly === true ? true : undefined,
+        }),
+      idempotent: true,
+      context: { subject: prefix },
+      ...callOptions(options),
+    });
+    return (await response.json()) as WireRangeResponse;
+  }
+
+  /** Delete a key (or, with `prefix`, every key under it); returns how many were deleted. */
+  async delete(key: string, options: ClientDeleteOptions & CallOptions = {}): Promise<WireDeleteResponse> {
+    const response = await this.transport.send({
+      method: 'DELETE',
+      path:
+        keyPath('/v1/kv', options.prefix === true ? validatePrefix(key) : validateKey(key)) +
+        queryString({ prefix: options.prefix === true ? true : undefined, prevRevision: options.prevRevision }),
+      idempotent: false,
+      context: { subject: key, expectedModRevision: options.prevRevision },
+      ...callOptions(options),
+    });
+    return (await response.json()) as WireDeleteResponse;
+  }
+
+  /** An atomic transaction: if every compare holds, run `success`, else `failure`. */
+  async txn(request: ClientTxnRequest, options: CallOptions = {}): Promise<ClientTxnResult> {
+    return decodeTxnResponse(await this.txnWire(encodeTxnRequest(request), options));
+  }
+
+  /** `txn` with a body already in the API's JSON shape (as the CLI reads it from a file). */
+  async txnWire(request: WireTxnRequest, options: CallOptions = {}): Promise<WireTxnResponse> {
+    const response = await this.transport.send({
+      method: 'POST',
+      path: '/v1/txn',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(request),
+      idempotent: false,
+      ...callOptions(options),
+    });
+    return (await response.json()) as WireTxnResponse;
+  }
+
+  /** A new lease of `ttlSeconds`; keys put with it vanish when it ends. */
+  async grantLease(ttlSeconds: number, options: CallOptions = {}): Promise<WireLeaseGrant> {
+    if (!Number.isFinite(ttlSeconds) || ttlSeconds < 1) {
+      throw new InvalidArgumentError(`a lease TTL must be at least 1 second, not ${ttlSeconds}`, 'invalid_request');
+    }
+    const response = await this.transport.send({
+      method: 'POST',
+      path: '/v1/leases',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ttl: ttlSeconds }),
+      idempotent: false,
+      ...callOptions(options),
+    });
+    return (await response.json()) as WireLeaseGrant;
+  }
+
+  /** Renew a lease to its full TTL. Throws LeaseNotFoundError once it has ended. */
+  async keepAlive(id: LeaseId, options: CallOptions = {}): Promise<WireLeaseGrant> {
+    const response = await this.transport.send({
+      method: 'POST',
+      path: `/v1/leases/${encodeURIComponent(id)}/keepalive`,
+      idempotent: true,
+      context: { subject: id },
+      ...callOptions(options),
+    });
+    return (await response.json()) as WireLeaseGrant;
+  }
+
+  /** End a lease now, deleting its keys. Throws LeaseNotFoundError. */
+  async revokeLease(id: LeaseId, options: CallOptions = {}): Promise<void> {
+    await this.transport.send({
+      method: 'DELETE',
+      path: `/v1/leases/${encodeURIComponent(id)}`,
+      idempotent: false,
+      context: { subject: id },
+      ...callOptions(options),
+    });
+  }
+
+  /** A lease's remaining and granted TTL and its keys. Throws LeaseNotFoundError. */
+  async leaseInfo(id: LeaseId, options: CallOptions = {}): Promise<LeaseInfo> {
+    const response = await this.transport.send({
+      method: 'GET',
+      path: `/v1/leases/${encodeURIComponent(id)}`,
+      idempotent: true,
+      context: { subject: id },
+      ...callOptions(options),
+    });
+    return (await response.json()) as WireLeaseInfo;
+  }
+
+  /** The ids of every live lease. */
+  async listLeases(options: CallOptions = {}): Promise<LeaseId[]> {
+    const response = await this.transport.send({
+      method: 'GET',
+      path: '/v1/leases',
+      idempotent: true,
+      ...callOptions(options),
+    });
+    return ((await response.json()) as { leases: LeaseId[] }).leases;
+  }
+
+  /**
+   * Long poll: resolve when `key`'s modRevision exceeds `afterRevision` (changed),
+   * when it is deleted, or after `timeoutMs` (timeout).
+   */
+  async waitForChange(
+    key: string,
+    afterRevision: number,
+    timeoutMs: number,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<ChangeResult> {
+    const response = await this.transport.send({
+      method: 'GET',
+      path:
+        keyPath('/v1/kv', validateKey(key)) +
+        queryString({ waitAfter: afterRevision, timeout: `${Math.max(0, Math.round(timeoutMs))}ms`, meta: true }),
+      idempotent: true,
+      accept: [204, 404],
+      timeoutMs: timeoutMs + LONG_POLL_GRACE_MS,
+      context: { subject: key },
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    if (response.status === 204) return { type: 'timeout' };
+    if (response.status === 404) {
+      const body = await readJsonBody(response);
+      const code = (body as { error?: { code?: unknown } } | null)?.error?.code;
+      if (code !== undefined && code !== 'key_not_found') throw errorFromWire(404, body, { subject: key });
+      return { type: 'deleted' };
+    }
+    return { type: 'changed', kv: fromWireKeyValue((await response.json()) as WireKeyValue) };
+  }
+
+  /** The server's `/healthz` answer. Throws BackendUnavailableError when no endpoint is healthy. */
+  async health(options: CallOptions = {}): Promise<{ endpoint: string; status: number; body: unknown }> {
+    const response = await this.transport.send({
+      method: 'GET',
+      path: '/healthz',
+      idempotent: true,
+      ...callOptions(options),
+    });
+    return { endpoint: this.transport.endpoint, status: response.status, body: await readJsonBody(response) };
+  }
+
+  /**
+   * Every change under `prefix` (or to the one key, with `prefix: false`) from
+   * `fromRevision` on, as an async iterator. It reconnects on its own and resumes
+   * after the last complete revision it delivered; it throws CompactedError when
+   * that history is gone. Stop it with `signal` or by leaving the loop.
+   *
+   * @example
+   *   for await (const event of client.watch('/config/', { fromRevision: 1 })) console.log(event.type, event.kv.key);
+   */
+  watch(prefix: string, options: ClientWatchOptions = {}): AsyncIterable<WatchEvent> {
+    if (options.prefix === false) validateKey(prefix);
+    else validatePrefix(prefix);
+    return {
+      [Symbol.asyncIterator]: () =>
+        watchEvents(this.transport, prefix, options, async () => {
+          const range = await this.listWire(prefix, {
+            limit: 1,
+            keysOnly: true,
+            ...(options.signal ? { signal: options.signal } : {}),
+          });
+          return range.revision;
+        }),
+    };
+  }
+}
+
+function callOptions(options: CallOptions): CallOptions {
+  return {
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+  };
+}
