@@ -7,6 +7,7 @@ import {
   LeaseNotFoundError,
   MusterError,
   RevisionConflictError,
+  TimeoutError,
   ValueTooLargeError,
 } from '../core/errors.js';
 
@@ -18,8 +19,12 @@ export const ExitCode = {
   FAILED: 1,
   /** The command line (or the input the server checked) is wrong. */
   USAGE: 2,
+  /** A blocking command (wait, lock, barrier, ...) reached its --timeout. */
+  TIMED_OUT: 3,
   /** No muster server could be reached, or it cannot reach its store. */
   UNAVAILABLE: 4,
+  /** The lock, slot, leadership or session was lost while a command ran under it; the command was stopped. */
+  LOST: 5,
 } as const;
 
 /** The text shown under "Exit codes" in `muster --help` and docs/cli.md. */
@@ -27,10 +32,16 @@ export const EXIT_CODES_HELP = `Exit codes:
   0  success
   1  the operation failed (revision conflict, key or lease not found, txn compare failed)
   2  usage error (unknown command or option, bad argument, input the server rejected)
-  4  server unreachable or unavailable (nothing was changed, or the outcome is unknown)`;
+  3  timed out (wait, lock, semaphore, elect, barrier, once with --timeout)
+  4  server unreachable or unavailable (nothing was changed, or the outcome is unknown)
+  5  lost: the lock, slot or leadership ended while the command ran; the command was stopped
+  Commands run with -- (lock, semaphore, once, elect) otherwise exit with the command's own code.`;
 
 /** A mistake on the command line, found before anything was sent. */
 export class UsageError extends Error {}
+
+/** What a command held (lock, slot, leadership, session) ended while it ran. */
+export class LostError extends Error {}
 
 /** The exit code for an error a command threw. */
 export function exitCodeFor(error: unknown): number {
@@ -38,6 +49,8 @@ export function exitCodeFor(error: unknown): number {
     return error.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
   }
   if (error instanceof UsageError) return ExitCode.USAGE;
+  if (error instanceof TimeoutError) return ExitCode.TIMED_OUT;
+  if (error instanceof LostError) return ExitCode.LOST;
   if (error instanceof BackendUnavailableError) return ExitCode.UNAVAILABLE;
   if (error instanceof ValueTooLargeError) return ExitCode.FAILED;
   if (error instanceof InvalidArgumentError) return ExitCode.USAGE;
@@ -63,6 +76,8 @@ export function describeError(error: unknown): string {
   if (error instanceof BackendUnavailableError) return `unavailable: ${error.message}`;
   if (error instanceof ValueTooLargeError) return `too large: ${error.message}`;
   if (error instanceof InvalidArgumentError) return `invalid input: ${error.message}`;
+  if (error instanceof TimeoutError) return `timed out: ${error.message}`;
+  if (error instanceof LostError) return `lost: ${error.message}`;
   if (error instanceof MusterError) return `${error.code}: ${error.message}`;
   if (error instanceof UsageError) return `usage: ${error.message}`;
   return `error: ${error instanceof Error ? error.message : String(error)}`;

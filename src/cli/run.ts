@@ -10,6 +10,14 @@ import { registerPut } from './commands/put.js';
 import { registerServer } from './commands/server.js';
 import { registerTxn } from './commands/txn.js';
 import { registerWatch } from './commands/watch.js';
+import { registerBarrier } from './commands/barrier.js';
+import { registerElect } from './commands/elect.js';
+import { registerLeader } from './commands/leader.js';
+import { registerLock } from './commands/lock.js';
+import { registerOnce } from './commands/once.js';
+import { registerSemaphore } from './commands/semaphore.js';
+import { registerSignal } from './commands/signal.js';
+import { registerWait } from './commands/wait.js';
 import { CliContext, DEFAULT_ENDPOINT } from './context.js';
 import { describeError, EXIT_CODES_HELP, exitCodeFor } from './exit-codes.js';
 import type { CliIo } from './io.js';
@@ -59,6 +67,9 @@ Try it:
   $ muster get /config/db/host
   $ muster ls /config/
   $ muster watch /config/ --from-revision 1
+  $ muster lock db-migrate -- ./migrate.sh          # one node at a time
+  $ muster once schema-v42 -- ./migrate.sh          # exactly one node, the others get its exit code
+  $ muster wait /ephemerals/db/ready --equals ready --timeout 600s
 
 ${EXIT_CODES_HELP}
 
@@ -72,6 +83,14 @@ Every command has --help with an example. Reference: docs/cli.md`,
   registerWatch(program, ctx);
   registerTxn(program, ctx);
   registerLease(program, ctx);
+  registerLock(program, ctx);
+  registerSemaphore(program, ctx);
+  registerOnce(program, ctx);
+  registerElect(program, ctx);
+  registerLeader(program, ctx);
+  registerBarrier(program, ctx);
+  registerWait(program, ctx);
+  registerSignal(program, ctx);
   return program;
 }
 

@@ -6,6 +6,8 @@ import {
   InvalidArgumentError,
   KeyNotFoundError,
   LeaseNotFoundError,
+  LimitMismatchError,
+  NotHolderError,
   RevisionConflictError,
   TimeoutError,
   ValueTooLargeError,
@@ -55,6 +57,10 @@ export function errorFromWire(status: number, body: unknown, context: ErrorConte
       return new ValueTooLargeError(num('size', 0), num('limit', 0));
     case 'timeout':
       return new TimeoutError(message);
+    case 'not_holder':
+      return new NotHolderError(str('key', context.subject ?? ''), num('token', 0));
+    case 'limit_mismatch':
+      return new LimitMismatchError(str('primitive', context.subject ?? ''), num('requested', 0), num('existing', 0));
     case 'unavailable':
       return new BackendUnavailableError(message);
     default:

@@ -21,3 +21,19 @@ export type {
 } from './txn-encoding.js';
 export { errorFromWire } from './error-from-wire.js';
 export { parseEndpoints } from './endpoints.js';
+export type {
+  Held,
+  LockHandle,
+  LockState,
+  SemaphoreHandle,
+  SemaphoreState,
+  Leadership,
+  LeaderInfo,
+  BarrierState,
+  OnceResult,
+  OnceTurn,
+  OnceState,
+  WaitCondition,
+  WaitOutcome,
+  BlockingOptions,
+} from './coordination-types.js';

@@ -1,5 +1,6 @@
 import type { KeyValue, LeaseId, LeaseInfo, RangeResult, WatchEvent } from '../core/backend.js';
-import { InvalidArgumentError } from '../core/errors.js';
+import { BackendUnavailableError, InvalidArgumentError } from '../core/errors.js';
+import { createParser } from 'eventsource-parser';
 import { validateKey, validatePrefix } from '../core/key-path.js';
 import type {
   WireDeleteResponse,
@@ -20,6 +21,22 @@ import { keyPath, queryString } from './key-url.js';
 import type { ClientTxnRequest, ClientTxnResult, ClientValue } from './txn-encoding.js';
 import { decodeTxnResponse, encodeTxnRequest } from './txn-encoding.js';
 import type { ClientWatchOptions } from './watch-stream.js';
+import type {
+  BarrierState,
+  BlockingOptions,
+  Held,
+  LeaderInfo,
+  Leadership,
+  LockHandle,
+  LockState,
+  OnceResult,
+  OnceState,
+  OnceTurn,
+  SemaphoreHandle,
+  SemaphoreState,
+  WaitCondition,
+  WaitOutcome,
+} from './coordination-types.js';
 import { watchEvents } from './watch-stream.js';
 
 export interface MusterClientOptions {
@@ -320,6 +337,228 @@ export class MusterClient {
           return range.revision;
         }),
     };
+  }
+
+  // ---- coordination primitives (issue 3) ----------------------------------
+
+  /** Wait for lock `name` and take it for the session `lease`. Throws TimeoutError when `timeoutMs` passes first. */
+  async acquireLock(name: string, lease: LeaseId, options: BlockingOptions = {}): Promise<LockHandle> {
+    return this.blockingCall<LockHandle>(`/v1/locks/${seg(name)}/acquire`, { lease }, options, name);
+  }
+
+  /** Release a lock; NotHolderError if `token` no longer holds it. */
+  async releaseLock(name: string, held: Held, options: CallOptions = {}): Promise<void> {
+    await this.postJson(`/v1/locks/${seg(name)}/release`, { key: held.key, token: held.token }, options, held.key);
+  }
+
+  /** Who holds lock `name`, and how many wait. */
+  async lockStatus(name: string, options: CallOptions = {}): Promise<LockState> {
+    return this.getJson<LockState>(`/v1/locks/${seg(name)}`, options);
+  }
+
+  /** Take one of `limit` slots of semaphore `name` (every contender must give the same limit). */
+  async acquireSemaphore(name: string, limit: number, lease: LeaseId, options: BlockingOptions = {}): Promise<SemaphoreHandle> {
+    return this.blockingCall<SemaphoreHandle>(`/v1/semaphores/${seg(name)}/acquire`, { lease, limit }, options, name);
+  }
+
+  async releaseSemaphore(name: string, held: Held, options: CallOptions = {}): Promise<void> {
+    await this.postJson(`/v1/semaphores/${seg(name)}/release`, { key: held.key, token: held.token }, options, held.key);
+  }
+
+  async semaphoreStatus(name: string, options: CallOptions = {}): Promise<SemaphoreState> {
+    return this.getJson<SemaphoreState>(`/v1/semaphores/${seg(name)}`, options);
+  }
+
+  /** Campaign in election `name` with `value`; resolves when the caller leads. */
+  async campaign(name: string, value: string, lease: LeaseId, options: BlockingOptions = {}): Promise<Leadership> {
+    return this.blockingCall<Leadership>(`/v1/elections/${seg(name)}/campaign`, { lease, value }, options, name);
+  }
+
+  /** Change the leader's value; NotHolderError if the caller no longer leads. */
+  async proclaim(name: string, leadership: Leadership, value: string, options: CallOptions = {}): Promise<number> {
+    const { key, token, lease } = leadership;
+    const body = await this.postJson<{ revision: number }>(`/v1/elections/${seg(name)}/proclaim`, { key, token, lease, value }, options, key);
+    return body.revision;
+  }
+
+  async resign(name: string, held: Held, options: CallOptions = {}): Promise<void> {
+    await this.postJson(`/v1/elections/${seg(name)}/resign`, { key: held.key, token: held.token }, options, held.key);
+  }
+
+  /** The current leader of election `name`, or null. */
+  async leader(name: string, options: CallOptions = {}): Promise<LeaderInfo | null> {
+    return (await this.getJson<{ leader: LeaderInfo | null }>(`/v1/elections/${seg(name)}/leader`, options)).leader;
+  }
+
+  /**
+   * The leader now and at every change, in order (null while there is none).
+   * Reconnects after a network failure, starting with the leader at that time.
+   */
+  async *observeLeader(name: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<LeaderInfo | null> {
+    let last: string | undefined;
+    while (!options.signal?.aborted) {
+      try {
+        const response = await this.transport.send({
+          method: 'GET',
+          path: `/v1/elections/${seg(name)}/observe`,
+          idempotent: true,
+          timeoutMs: 0,
+          context: { subject: name },
+          ...(options.signal ? { signal: options.signal } : {}),
+        });
+        for await (const data of sseData(response, 'leader')) {
+          const leader = (JSON.parse(data) as { leader: LeaderInfo | null }).leader;
+          const id = leader ? `${leader.key}@${leader.token}:${leader.value}` : '';
+          if (id === last) continue;
+          last = id;
+          yield leader;
+        }
+      } catch (error) {
+        if (options.signal?.aborted) return;
+        if (!(error instanceof BackendUnavailableError) && !isNetworkError(error)) throw error;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
+
+  /** Arrive at barrier `name` and wait until `count` participants have (`id` defaults to the lease id). */
+  async enterBarrier(
+    name: string,
+    count: number,
+    lease: LeaseId,
+    options: BlockingOptions & { id?: string } = {},
+  ): Promise<BarrierState> {
+    const body = { count, lease, ...(options.id ? { id: options.id } : {}) };
+    return this.blockingCall<BarrierState>(`/v1/barriers/${seg(name)}/enter`, body, options, name);
+  }
+
+  /** Leave a double barrier; resolves when every participant has left. */
+  async leaveBarrier(name: string, id: string, options: BlockingOptions = {}): Promise<void> {
+    await this.blockingCall(`/v1/barriers/${seg(name)}/leave`, { id }, options, name);
+  }
+
+  async barrierStatus(name: string, options: CallOptions = {}): Promise<BarrierState> {
+    return this.getJson<BarrierState>(`/v1/barriers/${seg(name)}`, options);
+  }
+
+  /** Close a tripped barrier and forget its participants. */
+  async resetBarrier(name: string, options: CallOptions = {}): Promise<number> {
+    return (await this.deleteJson<{ deleted: number }>(`/v1/barriers/${seg(name)}`, options)).deleted;
+  }
+
+  /** Join `once NAME`: run the command if `role` is "runner", else use the recorded result. */
+  async beginOnce(name: string, lease: LeaseId, options: BlockingOptions = {}): Promise<OnceTurn> {
+    return this.blockingCall<OnceTurn>(`/v1/once/${seg(name)}/begin`, { lease }, options, name);
+  }
+
+  /** Record the runner's result; NotHolderError if its session ended first. */
+  async completeOnce(
+    name: string,
+    turn: { key: string; token: number; startedAt?: string },
+    outcome: { exitCode: number; output: string; runner: string },
+    options: CallOptions = {},
+  ): Promise<OnceResult> {
+    const body = { key: turn.key, token: turn.token, ...(turn.startedAt ? { startedAt: turn.startedAt } : {}), ...outcome };
+    return (await this.postJson<{ result: OnceResult }>(`/v1/once/${seg(name)}/complete`, body, options, turn.key)).result;
+  }
+
+  async onceStatus(name: string, options: CallOptions = {}): Promise<OnceState> {
+    return this.getJson<OnceState>(`/v1/once/${seg(name)}`, options);
+  }
+
+  /** Forget the recorded result so the next caller runs the command again; false if there was none. */
+  async resetOnce(name: string, options: CallOptions = {}): Promise<boolean> {
+    return (await this.deleteJson<{ reset: boolean }>(`/v1/once/${seg(name)}`, options)).reset;
+  }
+
+  /** Block until `key` satisfies `condition` (Noah's noah_block). Throws TimeoutError. */
+  async waitFor(key: string, condition: WaitCondition, options: BlockingOptions = {}): Promise<WaitOutcome> {
+    const timeoutMs = options.timeoutMs ?? 60_000;
+    const response = await this.transport.send({
+      method: 'GET',
+      path: keyPath('/v1/wait', validateKey(key)) + queryString({ ...condition, timeout: `${Math.max(1, Math.round(timeoutMs))}ms` }),
+      idempotent: true,
+      timeoutMs: timeoutMs + LONG_POLL_GRACE_MS,
+      context: { subject: key },
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    const body = (await response.json()) as { key: string; revision: number; kv: WireKeyValue | null };
+    const kv = body.kv ? fromWireKeyValue(body.kv) : null;
+    return {
+      key: body.key,
+      revision: body.revision,
+      value: kv ? Buffer.from(kv.value).toString('utf8') : null,
+      modRevision: kv ? kv.modRevision : null,
+    };
+  }
+
+  /**
+   * A blocking POST: the server waits up to `timeoutMs`; the HTTP request waits a
+   * little longer for its answer. Retrying it with the same lease is safe (the
+   * caller finds its old place), so it counts as idempotent.
+   */
+  private async blockingCall<T>(path: string, body: object, options: BlockingOptions, subject: string): Promise<T> {
+    const timeoutMs = options.timeoutMs ?? 60_000;
+    const response = await this.transport.send({
+      method: 'POST',
+      path,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ...body, timeout: `${Math.max(1, Math.round(timeoutMs))}ms` }),
+      idempotent: true,
+      timeoutMs: timeoutMs + LONG_POLL_GRACE_MS,
+      context: { subject },
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    return (await response.json()) as T;
+  }
+
+  private async postJson<T = unknown>(path: string, body: object, options: CallOptions, subject: string): Promise<T> {
+    const response = await this.transport.send({
+      method: 'POST',
+      path,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      idempotent: false,
+      context: { subject },
+      ...callOptions(options),
+    });
+    return (await response.json()) as T;
+  }
+
+  private async getJson<T>(path: string, options: CallOptions): Promise<T> {
+    const response = await this.transport.send({ method: 'GET', path, idempotent: true, ...callOptions(options) });
+    return (await response.json()) as T;
+  }
+
+  private async deleteJson<T>(path: string, options: CallOptions): Promise<T> {
+    const response = await this.transport.send({ method: 'DELETE', path, idempotent: true, ...callOptions(options) });
+    return (await response.json()) as T;
+  }
+}
+
+/** A primitive's name as one URL path segment. */
+function seg(name: string): string {
+  return encodeURIComponent(name);
+}
+
+function isNetworkError(error: unknown): boolean {
+  return error instanceof TypeError || (error instanceof Error && error.name === 'AbortError');
+}
+
+/** The `data:` of each SSE event named `event` in a response body. */
+async function* sseData(response: Response, event: string): AsyncGenerator<string> {
+  if (!response.body) return;
+  const queue: string[] = [];
+  const parser = createParser({
+    onEvent: (message) => {
+      if (message.event === event) queue.push(message.data);
+      else if (message.event === 'error') throw new BackendUnavailableError(`the stream failed: ${message.data}`);
+    },
+  });
+  const decoder = new TextDecoder();
+  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+    parser.feed(decoder.decode(chunk, { stream: true }));
+    while (queue.length > 0) yield queue.shift() as string;
   }
 }
 

@@ -1,0 +1,54 @@
+import type { Command } from 'commander';
+import type { CliContext } from '../context.js';
+import { holdAndRun } from './hold.js';
+import type { SessionFlags } from './primitive-options.js';
+import { nameArgument, sessionOptions, startSession, untilDone } from './primitive-options.js';
+
+/** `muster lock NAME [-- cmd]`: run a command while holding a lock (one node at a time). */
+export function registerLock(program: Command, ctx: CliContext): void {
+  sessionOptions(
+    program
+      .command('lock')
+      .description('wait for a lock, run a command while holding it, release it when the command exits')
+      .argument('<name>', 'the lock name', nameArgument)
+      .argument('[command...]', 'the command to run while holding the lock (after --)'),
+  )
+    .addHelpText(
+      'after',
+      `
+Waits its turn (first come, first served), runs the command with
+MUSTER_LOCK_TOKEN (the fencing token, strictly increasing from holder to holder)
+and MUSTER_LOCK_KEY in its environment, releases the lock when it exits, and
+exits with its code. If the lock is lost (the session expired, or the server was
+unreachable for longer than --ttl), the command gets SIGTERM at once and SIGKILL
+after --grace, and muster exits 5. Without a command, it prints the token and
+holds the lock until interrupted.
+
+Examples:
+  $ muster lock db-migrate -- ./migrate.sh
+  $ muster lock db-migrate --ttl 30s --timeout 10m -- rake db:migrate
+  $ muster lock maintenance            # hold it until Ctrl-C`,
+    )
+    .action(async (name: string, argv: string[], flags: SessionFlags, command: Command) => {
+      const client = ctx.client(command);
+      const session = await startSession(client, flags);
+      try {
+        const handle = await untilDone(session, flags.timeout, (timeoutMs, signal) =>
+          client.acquireLock(name, session.leaseId, { timeoutMs, ...(signal ? { signal } : {}) }),
+        );
+        ctx.exitCode = await holdAndRun(ctx, {
+          client,
+          session,
+          held: handle,
+          what: `lock ${name}`,
+          env: { MUSTER_LOCK_TOKEN: String(handle.token), MUSTER_LOCK_KEY: handle.key, MUSTER_LEASE: session.leaseId },
+          argv,
+          ...(flags.grace !== undefined ? { graceMs: flags.grace } : {}),
+          release: () => client.releaseLock(name, handle),
+          heldMessage: ctx.json(command) ? JSON.stringify(handle) : `holding lock ${name}: token ${handle.token} (key ${handle.key}); Ctrl-C releases it`,
+        });
+      } finally {
+        await session.close().catch(() => undefined);
+      }
+    });
+}
