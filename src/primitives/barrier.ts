@@ -48,7 +48,8 @@ export async function enterBarrier(
   const waiters = layout.barrierWaiters(name);
   const ready = layout.barrierReady(name);
   const others = await backend.range({ key: waiters, prefix: true });
-  for (const other of others.kvs) {
+  const tripped = await backend.get(ready);
+  for (const other of tripped ? [...others.kvs, tripped] : others.kvs) {
     const theirs = Number(decoder.decode(other.value));
     if (other.key !== waiters + id && theirs !== count) throw new LimitMismatchError(name, count, theirs);
   }
