@@ -9,6 +9,16 @@ export interface ServerConfig {
   /** An absolute folder, or ":memory:". */
   readonly dataDir: string;
   readonly maxValueBytes: number;
+  /** Run on these etcd endpoints instead of the embedded store. */
+  readonly etcd: EtcdSettings | null;
+  /** Revisions of history kept for watches (the compaction duty keeps this many). */
+  readonly retention: number;
+}
+
+export interface EtcdSettings {
+  readonly endpoints: readonly string[];
+  readonly prefix: string;
+  readonly tls?: { readonly ca?: string; readonly cert?: string; readonly key?: string };
 }
 
 /** What `--listen`, `--data-dir`, `--config` and `--max-value-size` gave. */
@@ -17,11 +27,34 @@ export interface ServerFlags {
   readonly dataDir?: string;
   readonly config?: string;
   readonly maxValueSize?: string;
+  readonly etcd?: string;
+  readonly etcdPrefix?: string;
+  readonly etcdCa?: string;
+  readonly etcdCert?: string;
+  readonly etcdKey?: string;
+  readonly retention?: string;
 }
 
-export const SERVER_DEFAULTS = { listen: '127.0.0.1:4100', dataDir: './muster-data', maxValueSize: '1MiB' } as const;
+export const SERVER_DEFAULTS = {
+  listen: '127.0.0.1:4100',
+  dataDir: './muster-data',
+  maxValueSize: '1MiB',
+  etcdPrefix: '/muster/',
+  retention: '100000',
+} as const;
 
-const CONFIG_FIELDS = ['listen', 'dataDir', 'maxValueSize'] as const;
+const CONFIG_FIELDS = [
+  'listen',
+  'dataDir',
+  'maxValueSize',
+  'etcd',
+  'etcdPrefix',
+  'etcdCa',
+  'etcdCert',
+  'etcdKey',
+  'retention',
+] as const;
+type ConfigFile = Partial<Record<(typeof CONFIG_FIELDS)[number], string>>;
 
 /**
  * Merge the server's settings: flags win over environment variables
@@ -40,12 +73,44 @@ export function resolveServerConfig(
   const dataDir = flags.dataDir ?? nonEmpty(env.MUSTER_DATA_DIR) ?? file.dataDir ?? SERVER_DEFAULTS.dataDir;
   const maxValueSize = flags.maxValueSize ?? file.maxValueSize ?? SERVER_DEFAULTS.maxValueSize;
   const { host, port } = parseListen(listen);
+  const etcd = flags.etcd ?? nonEmpty(env.MUSTER_ETCD) ?? file.etcd;
+  const retention = Number(flags.retention ?? nonEmpty(env.MUSTER_RETENTION) ?? file.retention ?? SERVER_DEFAULTS.retention);
+  if (!Number.isInteger(retention) || retention < 1) {
+    throw new UsageError(`invalid retention ${JSON.stringify(flags.retention ?? file.retention)}: a whole number of revisions ≥ 1`);
+  }
   return {
     host,
     port,
     dataDir: dataDir === ':memory:' ? dataDir : resolve(cwd, dataDir),
     maxValueBytes: parseSize(maxValueSize, 'max value size'),
+    retention,
+    etcd: etcd === undefined ? null : etcdSettings(etcd, flags, env, file, cwd),
   };
+}
+
+function etcdSettings(
+  list: string,
+  flags: ServerFlags,
+  env: Readonly<Record<string, string | undefined>>,
+  file: ConfigFile,
+  cwd: string,
+): EtcdSettings {
+  const endpoints = list.split(',').map((e) => e.trim()).filter((e) => e.length > 0);
+  if (endpoints.length === 0) throw new UsageError('--etcd needs at least one endpoint, such as http://10.0.0.1:2379');
+  for (const endpoint of endpoints) {
+    if (!/^https?:\/\/[^/\s]+\/?$/.test(endpoint)) {
+      throw new UsageError(`invalid etcd endpoint ${JSON.stringify(endpoint)}: use http://host:port or https://host:port`);
+    }
+  }
+  const prefix = flags.etcdPrefix ?? nonEmpty(env.MUSTER_ETCD_PREFIX) ?? file.etcdPrefix ?? SERVER_DEFAULTS.etcdPrefix;
+  if (!prefix.startsWith('/')) throw new UsageError(`invalid etcd prefix ${JSON.stringify(prefix)}: it must start with "/"`);
+  const path = (p: string | undefined) => (p === undefined ? undefined : resolve(cwd, p));
+  const ca = path(flags.etcdCa ?? file.etcdCa);
+  const cert = path(flags.etcdCert ?? file.etcdCert);
+  const key = path(flags.etcdKey ?? file.etcdKey);
+  if ((cert === undefined) !== (key === undefined)) throw new UsageError('--etcd-cert and --etcd-key go together');
+  const tls = ca || cert ? { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) } : undefined;
+  return { endpoints, prefix, ...(tls ? { tls } : {}) };
 }
 
 /** `host:port`, `[v6]:port`, `:port` or `port` (host 127.0.0.1). */
@@ -85,7 +150,7 @@ export function parseSize(text: string | number, what: string): number {
   return bytes;
 }
 
-function readConfigFile(path: string): { listen?: string; dataDir?: string; maxValueSize?: string } {
+function readConfigFile(path: string): ConfigFile {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -106,14 +171,14 @@ function readConfigFile(path: string): { listen?: string; dataDir?: string; maxV
     throw new UsageError(`the config file ${path} must hold a JSON object such as {"listen": "127.0.0.1:4100"}`);
   }
   const record = value as Record<string, unknown>;
-  const config: { listen?: string; dataDir?: string; maxValueSize?: string } = {};
+  const config: ConfigFile = {};
   for (const [field, fieldValue] of Object.entries(record)) {
     if (!(CONFIG_FIELDS as readonly string[]).includes(field)) {
       throw new UsageError(
         `the config file ${path} has an unknown setting ${JSON.stringify(field)} (known: ${CONFIG_FIELDS.join(', ')})`,
       );
     }
-    if (typeof fieldValue !== 'string' && !(field === 'maxValueSize' && typeof fieldValue === 'number')) {
+    if (typeof fieldValue !== 'string' && !((field === 'maxValueSize' || field === 'retention') && typeof fieldValue === 'number')) {
       throw new UsageError(`the config file ${path}: "${field}" must be a string`);
     }
     config[field as (typeof CONFIG_FIELDS)[number]] = String(fieldValue);
