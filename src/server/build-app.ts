@@ -1,11 +1,11 @@
-import Fastify from 'fastify';
+import Fastify, { LogController } from 'fastify';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import swagger from '@fastify/swagger';
 import type { Backend } from '../core/backend.js';
 import type { Clock } from '../core/clock.js';
 import { systemClock } from '../core/clock.js';
 import { BackendClosedError } from '../core/errors.js';
-import { installErrorHandling } from './error-handler.js';
+import { errorResponse, installErrorHandling } from './error-handler.js';
 import { ServerMetrics } from './metrics.js';
 import { healthRoutes } from './routes/health.js';
 import { kvRoutes } from './routes/kv.js';
@@ -16,7 +16,7 @@ import { watchRoutes } from './routes/watch.js';
 
 export interface AppDeps {
   readonly backend: Backend;
-  /** pino options, or false for no logging. @default false */
+  /** pino options, or false for no logging. @default true: warnings and errors only (pino to stdout) */
   readonly logger?: FastifyServerOptions['logger'];
   /** The largest value a key may hold, in bytes. @default 1 MiB */
   readonly maxValueBytes?: number;
@@ -37,8 +37,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const clock = deps.clock ?? systemClock;
   const backend = deps.backend;
   const app = Fastify({
-    logger: deps.logger ?? false,
-    disableRequestLogging: true,
+    // `true` means warnings and errors only: a line per request would cost the hot path.
+    logger: deps.logger === undefined || deps.logger === true ? { level: 'warn' } : deps.logger,
+    logController: new LogController({ disableRequestLogging: true }),
     // base64 in a JSON txn is 4/3 of the value.
     bodyLimit: Math.ceil((maxValueBytes * 4) / 3) + JSON_BODY_SLACK,
     // Blocking calls and watches may legitimately last hours.
@@ -46,9 +47,22 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     connectionTimeout: 0,
     keepAliveTimeout: 72_000,
     return503OnClosing: true,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+    // Names may be 128 characters (the default cap of 100 answered 414 to valid names);
+    // longer ones reach the route and get its 400 naming the problem.
+    routerOptions: { maxParamLength: 1024 },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false, allowUnionTypes: true } },
+    // A URL the router cannot decode (`%ZZ`) gets the same error body as every other bad request.
+    frameworkErrors: (error, _request, reply) => {
+      const { status, body } = errorResponse(error);
+      reply.raw.statusCode = status;
+      reply.raw.setHeader('content-type', 'application/json; charset=utf-8');
+      reply.raw.end(JSON.stringify(body));
+    },
   });
   installErrorHandling(app);
+  // Routes other than /v1/kv take JSON only: a text/plain body is 415
+  // unsupported_media_type, not a string that then fails the body schema.
+  app.removeContentTypeParser('text/plain');
   // On close, end watch streams and blocked calls (they answer 503 closed) so
   // that close() only waits for ordinary requests to finish.
   const closing = new AbortController();
@@ -69,9 +83,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   await app.register(healthRoutes, { backend });
   await app.register(kvRoutes, { backend, clock, maxValueBytes, shutdown });
-  await app.register(txnRoutes, { backend });
+  await app.register(txnRoutes, { backend, maxValueBytes });
   await app.register(leaseRoutes, { backend });
-  await app.register(watchRoutes, { backend, shutdown, onWatchCount: (d) => metrics.openWatches.inc(d) });
+  await app.register(watchRoutes, { backend, clock, shutdown, onWatchCount: (d) => metrics.openWatches.inc(d) });
   await app.register(primitiveRoutes, { backend, clock, shutdown });
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());

@@ -20,6 +20,8 @@ export const errorCatalogue = {
   invalid_limit: { status: 400, description: 'A semaphore limit is not a whole number from 1 to 10000.' },
   invalid_pattern: { status: 400, description: 'A wait pattern is not a valid regular expression or is too long.' },
   invalid_encoding: { status: 400, description: 'A value encoding is neither "utf8" nor "base64".' },
+  invalid_revision: { status: 400, description: 'A revision is not a positive whole number where one is required (such as a compaction revision).' },
+  too_many_operations: { status: 400, description: 'A transaction has more operations than the store takes in one transaction (etcd: --max-txn-ops).' },
   duplicate_key: { status: 400, description: 'A transaction branch writes the same key twice (or puts a key its own delete covers).' },
   future_revision: { status: 400, description: 'The requested revision has not happened yet.' },
   cancelled: { status: 400, description: 'The caller went away while waiting.' },
@@ -37,6 +39,8 @@ export const errorCatalogue = {
   unsupported_media_type: { status: 415, description: 'The body has a content type this route does not take.' },
   unavailable: { status: 503, description: 'The store cannot be reached right now; retry, possibly on another server.' },
   closed: { status: 503, description: 'The server is shutting down.' },
+  invalid_config: { status: 500, description: 'The server\'s own configuration is invalid (reported when the server starts; a request should never see it).' },
+  invalid_prefix: { status: 500, description: 'The configured etcd key prefix does not start with "/" (reported when the server starts).' },
   internal: { status: 500, description: 'A bug: the server failed unexpectedly. The message is logged on the server.' },
 } as const satisfies Record<string, CatalogueEntry>;
 

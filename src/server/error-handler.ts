@@ -64,14 +64,41 @@ function validationMessage(error: Partial<FastifyError>): string {
   return `invalid ${where}: ${field || 'value'} ${first.message ?? 'is invalid'}`;
 }
 
-/** Install the one error handler and the 404 handler. */
+/** A route's URL pattern as a regex over request paths: `:param` is one segment, `*` the rest. */
+function patternOf(url: string): RegExp {
+  const source = url
+    .split(/(\*|:[A-Za-z0-9_]+)/)
+    .map((part) => (part === '*' ? '.*' : part.startsWith(':') ? '[^/]+' : part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')))
+    .join('');
+  return new RegExp(`^${source}$`);
+}
+
+/**
+ * Install the one error handler, and the handler of unmatched requests: 405
+ * `method_not_allowed` (with Allow) when the path exists under other methods,
+ * else 404 `not_found`. Call before any route is registered.
+ */
 export function installErrorHandling(app: FastifyInstance): void {
+  const routes: { pattern: RegExp; methods: string[] }[] = [];
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    routes.push({ pattern: patternOf(route.url), methods: methods.map(String) });
+  });
   app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
     const { status, body } = errorResponse(error);
     if (status >= 500 && body.error.code === 'internal') request.log.error({ err: error }, 'request failed');
     return reply.status(status).send(body);
   });
   app.setNotFoundHandler((request, reply) => {
-    return reply.status(404).send({ error: { code: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` } });
+    const path = request.url.split('?')[0] ?? '';
+    const allowed = new Set(routes.filter((r) => r.pattern.test(path)).flatMap((r) => r.methods));
+    if (allowed.size > 0 && !allowed.has(request.method)) {
+      const allow = [...allowed].sort().join(', ');
+      return reply
+        .status(405)
+        .header('allow', allow)
+        .send({ error: { code: 'method_not_allowed', message: `${path} takes ${allow}, not ${request.method}` } });
+    }
+    return reply.status(404).send({ error: { code: 'not_found', message: `no route ${request.method} ${path}` } });
   });
 }

@@ -20,6 +20,8 @@ describe('server settings', () => {
       port: 4100,
       dataDir: '/srv/muster-data',
       maxValueBytes: 1024 * 1024,
+      retention: 100_000,
+      etcd: null,
     });
   });
 
@@ -43,7 +45,20 @@ describe('server settings', () => {
       port: 3,
       dataDir: '/srv/rel',
       maxValueBytes: 5,
+      retention: 100_000,
+      etcd: null,
     });
+  });
+
+  it('reads etcd settings and refuses bad ones', () => {
+    const config = resolveServerConfig({ etcd: 'http://10.0.0.1:2379,http://10.0.0.2:2379', retention: '500' }, {}, '/srv');
+    expect(config.retention).toBe(500);
+    expect(config.etcd?.endpoints).toEqual(['http://10.0.0.1:2379', 'http://10.0.0.2:2379']);
+    expect(config.etcd?.prefix).toBe('/muster/');
+    expect(resolveServerConfig({}, { MUSTER_ETCD: 'http://e:2379', MUSTER_ETCD_PREFIX: '/x/' }, '/srv').etcd?.prefix).toBe('/x/');
+    expect(() => resolveServerConfig({ etcd: 'ftp://e:2379' }, {}, '/srv')).toThrow(/invalid etcd endpoint/);
+    expect(() => resolveServerConfig({ etcd: 'http://e:2379', etcdPrefix: 'x' }, {}, '/srv')).toThrow(/invalid etcd prefix/);
+    expect(() => resolveServerConfig({ retention: '0' }, {}, '/srv')).toThrow(/invalid retention/);
   });
 
   it('names what is wrong in a config file', () => {

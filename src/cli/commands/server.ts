@@ -86,16 +86,20 @@ Examples:
         const url = `http://${host}:${address.port}`;
         const store = config.etcd ? `etcd ${config.etcd.endpoints.join(',')} under ${config.etcd.prefix}` : config.dataDir;
         ctx.print(welcome(url, store));
-        const dutiesTtl = (flags as ServerFlags & { dutiesTtl?: number }).dutiesTtl ?? 10;
-        duties = new DutyRunner({
-          backend,
-          sessionTtl: dutiesTtl,
-          serverId: `${hostname()}:${address.port}/${process.pid}`,
-          onError: (error, where) => ctx.warn(`muster: duties: ${where}: ${error instanceof Error ? error.message : String(error)}`),
-        });
-        duties.register(heartbeatDuty({ intervalMs: Math.min(5000, (dutiesTtl * 1000) / 3) }));
-        duties.register(compactionDuty({ retention: config.retention }));
-        duties.start();
+        // Duties exist to be run once among several servers: on the embedded store
+        // there is one server, and the store compacts its own history.
+        if (config.etcd) {
+          const dutiesTtl = (flags as ServerFlags & { dutiesTtl?: number }).dutiesTtl ?? 10;
+          duties = new DutyRunner({
+            backend,
+            sessionTtl: dutiesTtl,
+            serverId: `${hostname()}:${address.port}/${process.pid}`,
+            onError: (error, where) => ctx.warn(`muster: duties: ${where}: ${error instanceof Error ? error.message : String(error)}`),
+          });
+          duties.register(heartbeatDuty({ intervalMs: Math.min(5000, (dutiesTtl * 1000) / 3) }));
+          duties.register(compactionDuty({ retention: config.retention }));
+          duties.start();
+        }
         await aborted(interrupt.signal);
         ctx.warn('muster: stopping (finishing running requests, closing the store)');
       } finally {

@@ -3,9 +3,9 @@ import type { Backend } from '../../core/backend.js';
 import type { Clock } from '../../core/clock.js';
 import { campaign, leader, observe, proclaim, resign } from '../../primitives/election.js';
 import type { Leader } from '../../primitives/election.js';
-import { validateName } from '../../primitives/layout.js';
+import { layout, validateName } from '../../primitives/layout.js';
 import { blocking, timeoutSchema } from './blocking.js';
-import { heldBody, holderKeySchema, leaseIdSchema, nameParams, tokenSchema } from './primitive-schemas.js';
+import { checkHolderKey, heldBody, holderKeySchema, leaseIdSchema, nameParams, tokenSchema } from './primitive-schemas.js';
 
 interface Deps {
   backend: Backend;
@@ -89,6 +89,7 @@ export const electionRoutes: FastifyPluginAsync<Deps> = async (app, deps) => {
     },
     async (request) => {
       const { key, token, lease, value } = request.body;
+      checkHolderKey(key, token, layout.electionCandidates(validateName(request.params.name, 'election name')));
       const revision = await proclaim(backend, { election: request.params.name, key, token, lease }, encoder.encode(value));
       return { revision };
     },
@@ -105,6 +106,8 @@ export const electionRoutes: FastifyPluginAsync<Deps> = async (app, deps) => {
       },
     },
     async (request) => {
+      const prefix = layout.electionCandidates(validateName(request.params.name, 'election name'));
+      checkHolderKey(request.body.key, request.body.token, prefix);
       await resign(backend, request.body.key, request.body.token);
       return { resigned: true };
     },

@@ -9,6 +9,7 @@ import { validateKey, validatePrefix } from '../../core/key-path.js';
 import { leaseIdSchema } from './primitive-schemas.js';
 import { blockingSignal } from './blocking.js';
 import { errorResponse } from '../error-handler.js';
+import { keyMetaSchema, rangeResponseSchema } from '../wire-schemas.js';
 
 interface Deps {
   backend: Backend;
@@ -64,7 +65,7 @@ function sendKey(reply: FastifyReply, kv: KeyValue, revision: number, meta: bool
   reply.header('x-muster-create-revision', kv.createRevision);
   reply.header('x-muster-version', kv.version);
   if (kv.lease) reply.header('x-muster-lease', kv.lease);
-  if (meta) return reply.type('application/json').send({ ...toWireKeyValue(kv), revision });
+  if (meta) return reply.type('application/json').send(JSON.stringify({ ...toWireKeyValue(kv), revision }));
   return reply.type('application/octet-stream').send(Buffer.from(kv.value.buffer, kv.value.byteOffset, kv.value.byteLength));
 }
 
@@ -77,9 +78,14 @@ export const kvRoutes: FastifyPluginAsync<Deps> = async (app, { backend, clock, 
   app.setErrorHandler((error: unknown, request, reply) => {
     const { status, body } = errorResponse(error);
     if (body.error.code === 'body_too_large') {
-      const size = Number(request.headers['content-length'] ?? 0);
-      const tooLarge = new ValueTooLargeError(size, maxValueBytes);
-      return reply.status(413).send({ error: { code: tooLarge.code, message: tooLarge.message, size, limit: maxValueBytes } });
+      // A chunked body has no length up front: the parser stopped at the limit.
+      const length = request.headers['content-length'];
+      const size = length === undefined ? undefined : Number(length);
+      const tooLarge = new ValueTooLargeError(size ?? maxValueBytes + 1, maxValueBytes);
+      const message = size === undefined ? `value exceeds the limit of ${maxValueBytes} bytes` : tooLarge.message;
+      return reply
+        .status(413)
+        .send({ error: { code: tooLarge.code, message, ...(size === undefined ? {} : { size }), limit: maxValueBytes } });
     }
     return reply.status(status).send(body);
   });
@@ -147,6 +153,18 @@ export const kvRoutes: FastifyPluginAsync<Deps> = async (app, { backend, clock, 
         summary:
           'Read a key (raw value; ?meta=true for JSON), list a prefix (?prefix=true), or long-poll (?waitAfter=N&timeout=30s)',
         querystring: getQuery,
+        // JSON answers are sent already stringified (two shapes on one status), so
+        // this schema documents them without a oneOf serializer on the read path.
+        response: {
+          200: {
+            description: 'The raw value with X-Muster-* headers; JSON with ?meta=true (key) or ?prefix=true (range)',
+            content: {
+              'application/octet-stream': { schema: { type: 'string', format: 'binary' } },
+              'application/json': { schema: { oneOf: [keyMetaSchema, rangeResponseSchema] } },
+            },
+          },
+          204: { description: 'A long poll (?waitAfter) reached its timeout first', type: 'null' },
+        },
       },
     },
     async (request, reply) => {
@@ -167,10 +185,11 @@ export const kvRoutes: FastifyPluginAsync<Deps> = async (app, { backend, clock, 
           more: range.more,
           count: range.count,
         };
-        return reply.type('application/json').send(body);
+        return reply.type('application/json').send(JSON.stringify(body));
       }
       const key = validateKey(path);
       if (q.waitAfter !== undefined) return longPoll(reply, key, q.waitAfter, q.timeout, q.meta);
+      if (q.timeout !== undefined) throw new InvalidArgumentError('timeout takes waitAfter (a long poll)', 'invalid_request');
       const range = await backend.range({ key, revision: q.revision ?? 0 });
       const kv = range.kvs[0];
       if (!kv) throw new KeyNotFoundError(key);

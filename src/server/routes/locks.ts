@@ -3,7 +3,8 @@ import type { Backend } from '../../core/backend.js';
 import type { Clock } from '../../core/clock.js';
 import { acquireLock, lockStatus, releaseLock } from '../../primitives/lock.js';
 import { blocking, timeoutSchema } from './blocking.js';
-import { heldBody, holderSchema, leaseIdSchema, nameParams } from './primitive-schemas.js';
+import { layout, validateName } from '../../primitives/layout.js';
+import { checkHolderKey, heldBody, holderSchema, leaseIdSchema, nameParams } from './primitive-schemas.js';
 
 interface Deps {
   backend: Backend;
@@ -52,6 +53,7 @@ export const lockRoutes: FastifyPluginAsync<Deps> = async (app, deps) => {
       },
     },
     async (request) => {
+      checkHolderKey(request.body.key, request.body.token, layout.lockWaiters(validateName(request.params.name, 'lock name')));
       await releaseLock(backend, request.body.key, request.body.token);
       return { released: true };
     },

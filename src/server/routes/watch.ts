@@ -2,6 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { toWireKeyValue } from '../../api/wire.js';
 import type { WireCompactedEvent, WireWatchEvent } from '../../api/wire.js';
 import type { Backend, WatchEvent } from '../../core/backend.js';
+import type { Clock, TimerHandle } from '../../core/clock.js';
 import { CompactedError, InvalidArgumentError } from '../../core/errors.js';
 import { validateKey, validatePrefix } from '../../core/key-path.js';
 
@@ -10,6 +11,8 @@ const HEARTBEAT_MS = 15_000;
 
 export interface WatchRouteDeps {
   backend: Backend;
+  /** Times the heartbeat. */
+  clock: Clock;
   /** Aborts when the server is closing: open streams end. */
   shutdown?: AbortSignal;
   /** Told when a stream opens (+1) and closes (-1), for the open-watches gauge. */
@@ -30,7 +33,7 @@ function wireEvent(event: WatchEvent): WireWatchEvent {
  * written only on the last event of each revision, so a client resuming with
  * Last-Event-ID: N restarts at N+1 and never misses part of a revision.
  */
-export const watchRoutes: FastifyPluginAsync<WatchRouteDeps> = async (app, { backend, onWatchCount, shutdown }) => {
+export const watchRoutes: FastifyPluginAsync<WatchRouteDeps> = async (app, { backend, clock, onWatchCount, shutdown }) => {
   app.get<{ Params: { '*': string }; Querystring: { fromRevision?: number; prefix?: boolean; prevKv?: boolean } }>(
     '/v1/watch/*',
     {
@@ -70,8 +73,13 @@ export const watchRoutes: FastifyPluginAsync<WatchRouteDeps> = async (app, { bac
       });
       out.write(': watching\n\n');
       onWatchCount?.(1);
-      const heartbeat = setInterval(() => out.write(': keep-alive\n\n'), HEARTBEAT_MS);
-      heartbeat.unref();
+      let heartbeat: TimerHandle | null = null;
+      const beat = () => {
+        if (out.writableEnded || out.destroyed) return;
+        out.write(': keep-alive\n\n');
+        heartbeat = clock.setTimeout(beat, HEARTBEAT_MS);
+      };
+      heartbeat = clock.setTimeout(beat, HEARTBEAT_MS);
       out.on('close', () => watch.close());
       const onShutdown = () => watch.close();
       shutdown?.addEventListener('abort', onShutdown, { once: true });
@@ -99,7 +107,7 @@ export const watchRoutes: FastifyPluginAsync<WatchRouteDeps> = async (app, { bac
           out.write(`event: error\ndata: ${JSON.stringify({ code, message: (error as Error).message })}\n\n`);
         }
       } finally {
-        clearInterval(heartbeat);
+        if (heartbeat) clock.clearTimeout(heartbeat);
         shutdown?.removeEventListener('abort', onShutdown);
         watch.close();
         onWatchCount?.(-1);
