@@ -1,0 +1,273 @@
+/**
+ * Issue 2's performance section: muster on its file store, muster in memory, and a
+ * single-member etcd, one after another, each under the same load (wrk, 16-byte keys
+ * drawn uniformly from a 10k keyspace, 256-byte values): a put run, then, with every
+ * key present, a get run (etcd: range on its JSON gateway).
+ */
+import { mkdtemp, rm, statfs } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startEtcd } from '../test/support/etcd-server.js';
+import { startMuster } from './muster-process.js';
+import { findPid, machineBusyPercent, processCpuPercent, sampleCpu } from './process-stats.js';
+import type { BenchSettings, Measurement, Ratio, Scenario, ScenarioResult } from './scenario.js';
+import { ratio } from './scenario.js';
+import { errorCount, runWrk, WRK_INSTALL_HINT } from './wrk.js';
+
+const KEYSPACE = 10_000;
+const VALUE_BYTES = 256;
+/** Keys are 16 bytes: "/bench/k" and 8 digits, as bench/wrk/kv.lua writes them. */
+const KEY_PREFIX = '/bench/';
+const keyAt = (i: number): string => `${KEY_PREFIX}k${String(i).padStart(8, '0')}`;
+/**
+ * Filling the keyspace before the get run: transactions of POPULATE_BATCH puts (within
+ * both systems' limit of 128 operations), a few at a time. Not measured.
+ */
+const POPULATE_BATCH = 100;
+const POPULATE_CONCURRENCY = 4;
+const TMPFS_MAGIC = 0x01021994;
+
+const SYSTEM = {
+  durable: 'muster (file)',
+  memory: 'muster (memory)',
+  etcd: 'etcd',
+} as const;
+
+/** A system under test while it runs. */
+interface Running {
+  readonly url: string;
+  /** The server process, for CPU accounting; null if it could not be found. */
+  readonly pid: number | null;
+  /** Write every key of the keyspace once. */
+  populate(value: Uint8Array): Promise<void>;
+  /** How many keys of the keyspace exist. */
+  countKeys(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+interface System {
+  readonly label: string;
+  /** The `system` argument of bench/wrk/kv.lua. */
+  readonly protocol: 'muster' | 'etcd';
+  /** What a single-key read is called on this system. */
+  readonly readOperation: 'get' | 'range';
+  start(): Promise<Running>;
+}
+
+export const kvThroughput: Scenario = {
+  name: 'kv',
+  title: 'kv throughput: muster (file, memory) vs etcd, put and get, 16 B keys over 10k, 256 B values',
+  requires: [
+    { binary: 'wrk', installHint: WRK_INSTALL_HINT },
+    { binary: 'etcd', installHint: 'install etcd with `apt-get install -y etcd-server` (Debian/Ubuntu)' },
+  ],
+  run: runKvThroughput,
+};
+
+async function runKvThroughput(settings: BenchSettings, log: (line: string) => void): Promise<ScenarioResult> {
+  const scratch = await mkdtemp(join(tmpdir(), 'muster-bench-'));
+  const notes: string[] = [];
+  if ((await statfs(scratch)).type === TMPFS_MAGIC) {
+    notes.push(`${tmpdir()} is a tmpfs: fsync costs nothing there, so durable numbers are flattered`);
+  }
+  const systems: System[] = [
+    musterSystem(SYSTEM.durable, join(scratch, 'muster-data')),
+    musterSystem(SYSTEM.memory, ':memory:'),
+    etcdSystem(),
+  ];
+  const measurements: Measurement[] = [];
+  try {
+    // One system at a time: they never compete for the two cores.
+    for (const system of systems) {
+      measurements.push(...(await measureSystem(system, settings, log, notes)));
+    }
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+  return { measurements, ratios: ratios(measurements), notes };
+}
+
+async function measureSystem(
+  system: System,
+  settings: BenchSettings,
+  log: (line: string) => void,
+  notes: string[],
+): Promise<Measurement[]> {
+  log(`${system.label}: starting`);
+  const running = await system.start();
+  try {
+    const drive = (op: 'put' | 'get', seconds: number) =>
+      runWrk({
+        url: running.url,
+        script: 'kv.lua',
+        scriptArgs: [system.protocol, op, String(KEYSPACE), String(VALUE_BYTES)],
+        seconds,
+        connections: settings.connections,
+        threads: settings.threads,
+      });
+    const measure = async (op: 'put' | 'get', operation: string): Promise<Measurement> => {
+      const before = sampleCpu(running.pid);
+      const result = await drive(op, settings.seconds);
+      const after = sampleCpu(running.pid);
+      const errors = errorCount(result);
+      if (errors > 0)
+        notes.push(`${system.label} ${operation}: ${errors} failed requests ${JSON.stringify(result.errors)}`);
+      const measurement: Measurement = {
+        system: system.label,
+        operation,
+        requests: result.requests,
+        seconds: result.seconds,
+        reqPerSec: result.requests / result.seconds,
+        p50Ms: result.p50Ms,
+        p99Ms: result.p99Ms,
+        maxMs: result.maxMs,
+        errors,
+        serverCpuPercent: processCpuPercent(before, after),
+        machineBusyPercent: machineBusyPercent(before, after),
+      };
+      log(`${system.label} ${operation}: ${Math.round(measurement.reqPerSec)} req/s, p99 ${measurement.p99Ms} ms`);
+      return measurement;
+    };
+
+    if (settings.warmupSeconds > 0) {
+      log(`${system.label}: warm-up put, ${settings.warmupSeconds} s (not recorded)`);
+      await drive('put', settings.warmupSeconds);
+    }
+    const put = await measure('put', 'put');
+    // Every read must find its key: fill the keyspace and check it before the get run.
+    await running.populate(benchValue());
+    const count = await running.countKeys();
+    if (count !== KEYSPACE) throw new Error(`${system.label}: ${count} keys after populating, expected ${KEYSPACE}`);
+    const get = await measure('get', system.readOperation);
+    return [put, get];
+  } finally {
+    await running.stop();
+  }
+}
+
+/** The ratios issue 2 sets as targets. */
+function ratios(measurements: readonly Measurement[]): Ratio[] {
+  const find = (system: string, operation: string) => {
+    const found = measurements.find((m) => m.system === system && m.operation === operation);
+    if (!found) throw new Error(`no measurement of ${system} ${operation}`);
+    return found;
+  };
+  const durablePut = find(SYSTEM.durable, 'put');
+  const memoryPut = find(SYSTEM.memory, 'put');
+  const etcdPut = find(SYSTEM.etcd, 'put');
+  const durableGet = find(SYSTEM.durable, 'get');
+  const etcdRange = find(SYSTEM.etcd, 'range');
+  return [
+    ratio('muster (file) put / etcd put, req/s', durablePut.reqPerSec / etcdPut.reqPerSec, 3.0, 'at-least'),
+    ratio(
+      'muster (file) put / muster (memory) put, req/s',
+      durablePut.reqPerSec / memoryPut.reqPerSec,
+      0.65,
+      'at-least',
+    ),
+    ratio('muster (file) get / etcd range, req/s', durableGet.reqPerSec / etcdRange.reqPerSec, 2.0, 'at-least'),
+    ratio('muster (file) put p99 / etcd put p99', durablePut.p99Ms / etcdPut.p99Ms, 1.0, 'at-most'),
+  ];
+}
+
+/** The value every put writes: VALUE_BYTES printable bytes (wrk's script makes its own of the same size). */
+function benchValue(): Uint8Array {
+  return Buffer.alloc(VALUE_BYTES, 'muster-bench-value/');
+}
+
+function musterSystem(label: string, dataDir: string): System {
+  return {
+    label,
+    protocol: 'muster',
+    readOperation: 'get',
+    async start() {
+      const server = await startMuster(dataDir);
+      return {
+        url: server.url,
+        pid: server.pid,
+        populate: (value) =>
+          forEachBatch(async (keys) => {
+            const success = keys.map((key) => ({
+              type: 'put',
+              key,
+              value: Buffer.from(value).toString('base64'),
+              encoding: 'base64',
+            }));
+            const response = await fetch(`${server.url}/v1/txn`, {
+              method: 'POST',
+              body: JSON.stringify({ success }),
+              headers: { 'content-type': 'application/json' },
+            });
+            await expectOk(response, 'POST /v1/txn');
+          }),
+        async countKeys() {
+          const response = await fetch(`${server.url}/v1/kv${KEY_PREFIX}?prefix=true&limit=1&keysOnly=true`);
+          await expectOk(response.clone(), `GET ${KEY_PREFIX}?prefix=true`);
+          return ((await response.json()) as { count: number }).count;
+        },
+        stop: () => server.stop(),
+      };
+    },
+  };
+}
+
+function etcdSystem(): System {
+  const b64 = (text: string) => Buffer.from(text).toString('base64');
+  return {
+    label: SYSTEM.etcd,
+    protocol: 'etcd',
+    readOperation: 'range',
+    async start() {
+      const cluster = await startEtcd({ members: 1 });
+      const url = cluster.clientUrls[0];
+      if (url === undefined) throw new Error('etcd started without a client URL');
+      const post = async (path: string, body: object) => {
+        const response = await fetch(`${url}${path}`, {
+          method: 'POST',
+          body: JSON.stringify(body),
+          headers: { 'content-type': 'application/json' },
+        });
+        await expectOk(response.clone(), `POST ${path}`);
+        return response.json() as Promise<Record<string, unknown>>;
+      };
+      return {
+        url,
+        pid: findPid(`--listen-client-urls=${url}`),
+        populate: (value) =>
+          forEachBatch(async (keys) => {
+            const success = keys.map((key) => ({
+              request_put: { key: b64(key), value: Buffer.from(value).toString('base64') },
+            }));
+            await post('/v3/kv/txn', { success });
+          }),
+        async countKeys() {
+          // range_end is the prefix with its last byte incremented: every key under it.
+          const end = KEY_PREFIX.slice(0, -1) + String.fromCharCode(KEY_PREFIX.charCodeAt(KEY_PREFIX.length - 1) + 1);
+          const body = await post('/v3/kv/range', { key: b64(KEY_PREFIX), range_end: b64(end), count_only: true });
+          // The gateway writes int64 as a string, and leaves out zero values.
+          return Number(body['count'] ?? 0);
+        },
+        stop: () => cluster.stop(),
+      };
+    },
+  };
+}
+
+/** Call `write` with every key of the keyspace, POPULATE_BATCH keys per call, POPULATE_CONCURRENCY calls at a time. */
+async function forEachBatch(write: (keys: string[]) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: POPULATE_CONCURRENCY }, async () => {
+      while (next < KEYSPACE) {
+        const keys: string[] = [];
+        while (keys.length < POPULATE_BATCH && next < KEYSPACE) keys.push(keyAt(next++));
+        await write(keys);
+      }
+    }),
+  );
+}
+
+async function expectOk(response: Response, what: string): Promise<void> {
+  if (!response.ok) throw new Error(`${what} answered ${response.status}: ${await response.text()}`);
+  await response.arrayBuffer();
+}
