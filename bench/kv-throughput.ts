@@ -31,6 +31,7 @@ const SYSTEM = {
   durable: 'muster (file)',
   memory: 'muster (memory)',
   etcd: 'etcd',
+  onEtcd: 'muster (on etcd)',
 } as const;
 
 /** A system under test while it runs. */
@@ -74,6 +75,7 @@ async function runKvThroughput(settings: BenchSettings, log: (line: string) => v
     musterSystem(SYSTEM.durable, join(scratch, 'muster-data')),
     musterSystem(SYSTEM.memory, ':memory:'),
     etcdSystem(),
+    musterOnEtcdSystem(join(scratch, 'unused')),
   ];
   const measurements: Measurement[] = [];
   try {
@@ -145,7 +147,7 @@ async function measureSystem(
   }
 }
 
-/** The ratios issue 2 sets as targets. */
+/** The ratios issues 2 and 4 set as targets. */
 function ratios(measurements: readonly Measurement[]): Ratio[] {
   const find = (system: string, operation: string) => {
     const found = measurements.find((m) => m.system === system && m.operation === operation);
@@ -157,6 +159,7 @@ function ratios(measurements: readonly Measurement[]): Ratio[] {
   const etcdPut = find(SYSTEM.etcd, 'put');
   const durableGet = find(SYSTEM.durable, 'get');
   const etcdRange = find(SYSTEM.etcd, 'range');
+  const onEtcdPut = find(SYSTEM.onEtcd, 'put');
   return [
     ratio('muster (file) put / etcd put, req/s', durablePut.reqPerSec / etcdPut.reqPerSec, 3.0, 'at-least'),
     ratio(
@@ -167,6 +170,7 @@ function ratios(measurements: readonly Measurement[]): Ratio[] {
     ),
     ratio('muster (file) get / etcd range, req/s', durableGet.reqPerSec / etcdRange.reqPerSec, 2.0, 'at-least'),
     ratio('muster (file) put p99 / etcd put p99', durablePut.p99Ms / etcdPut.p99Ms, 1.0, 'at-most'),
+    ratio('muster (on etcd) put / etcd put, req/s', onEtcdPut.reqPerSec / etcdPut.reqPerSec, 0.8, 'at-least'),
   ];
 }
 
@@ -175,13 +179,43 @@ function benchValue(): Uint8Array {
   return Buffer.alloc(VALUE_BYTES, 'muster-bench-value/');
 }
 
-function musterSystem(label: string, dataDir: string): System {
+/**
+ * muster in front of a single-member etcd (`muster server --etcd URL`): what
+ * muster's layer costs over etcd's own gateway. Both processes share the machine,
+ * as etcd and its gateway (one process) do.
+ */
+function musterOnEtcdSystem(dataDir: string): System {
+  const system = musterSystem(SYSTEM.onEtcd, dataDir);
+  return {
+    ...system,
+    async start() {
+      const cluster = await startEtcd({ members: 1 });
+      try {
+        const url = cluster.clientUrls[0];
+        if (url === undefined) throw new Error('etcd started without a client URL');
+        const running = await musterSystem(SYSTEM.onEtcd, dataDir, ['--etcd', url]).start();
+        return {
+          ...running,
+          async stop() {
+            await running.stop();
+            await cluster.stop();
+          },
+        };
+      } catch (error) {
+        await cluster.stop();
+        throw error;
+      }
+    },
+  };
+}
+
+function musterSystem(label: string, dataDir: string, extraArgs: readonly string[] = []): System {
   return {
     label,
     protocol: 'muster',
     readOperation: 'get',
     async start() {
-      const server = await startMuster(dataDir);
+      const server = await startMuster(dataDir, extraArgs);
       return {
         url: server.url,
         pid: server.pid,

@@ -16,12 +16,15 @@ export interface MusterProcess {
   stop(): Promise<void>;
 }
 
-/** Start `muster server --data-dir <dataDir>`; resolves once it listens and /healthz answers 200. */
-export async function startMuster(dataDir: string): Promise<MusterProcess> {
+/**
+ * Start `muster server --data-dir <dataDir>` (plus `extraArgs`, such as `--etcd URL`);
+ * resolves once it listens and /healthz answers 200.
+ */
+export async function startMuster(dataDir: string, extraArgs: readonly string[] = []): Promise<MusterProcess> {
   const root = packageRoot();
   const child = spawn(
     process.execPath,
-    [join(root, 'bin', 'muster.js'), 'server', '--listen', '127.0.0.1:0', '--data-dir', dataDir],
+    [join(root, 'bin', 'muster.js'), 'server', '--listen', '127.0.0.1:0', '--data-dir', dataDir, ...extraArgs],
     { cwd: root, env: { ...process.env, MUSTER_LISTEN: '', MUSTER_DATA_DIR: '', MUSTER_CONFIG: '' } },
   );
   // Always drained: a full pipe would block the server mid-run.
