@@ -86,7 +86,10 @@ async function runKvThroughput(settings: BenchSettings, log: (line: string) => v
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
-  return { measurements, ratios: ratios(measurements), notes };
+  const load =
+    `${settings.seconds} s per run after ${settings.warmupSeconds} s of warm-up, ${settings.connections} connections, ` +
+    `${settings.threads} wrk thread(s)`;
+  return { load, measurements, ratios: ratios(measurements), notes };
 }
 
 async function measureSystem(

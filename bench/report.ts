@@ -1,11 +1,11 @@
 /** Plain-text tables of a scenario's result, for people; the JSON file is for scripts. */
-import type { BenchSettings, Measurement, Ratio, Scenario, ScenarioResult } from './scenario.js';
+import type { Measurement, Ratio, Scenario, ScenarioResult } from './scenario.js';
 
 /** The scenario's heading, its measurements table, its ratios against their targets, and its notes. */
-export function renderResult(scenario: Scenario, settings: BenchSettings, result: ScenarioResult): string {
+export function renderResult(scenario: Scenario, result: ScenarioResult): string {
   const lines = [
     `${scenario.title}`,
-    `${settings.seconds} s per run, ${settings.connections} connections, ${settings.threads} wrk thread(s)`,
+    result.load,
     '',
     table(
       ['system', 'op', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'errors', 'server CPU', 'machine busy'],

@@ -11,12 +11,14 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { kvThroughput } from './kv-throughput.js';
+import { lockHandoff } from './lock-handoff.js';
 import { packageRoot } from './paths.js';
 import { renderResult } from './report.js';
 import type { BenchSettings, Requirement, Scenario, ScenarioResult } from './scenario.js';
+import { waiters } from './waiters.js';
 
 /** Every scenario the bench knows, in the order a plain `npm run bench` runs them. New scenarios go here. */
-const SCENARIOS: readonly Scenario[] = [kvThroughput];
+const SCENARIOS: readonly Scenario[] = [kvThroughput, lockHandoff, waiters];
 
 const USAGE = `usage: npm run bench [-- [--list] [scenario ...]]
 
@@ -110,7 +112,7 @@ async function main(argv: readonly string[]): Promise<number> {
       return 1;
     }
     results.push({ name: scenario.name, title: scenario.title, result });
-    console.log(`\n${renderResult(scenario, settings, result)}`);
+    console.log(`\n${renderResult(scenario, result)}`);
   }
 
   const file = join(packageRoot(), 'bench', 'results', 'latest.json');

@@ -53,6 +53,8 @@ export interface Ratio {
 }
 
 export interface ScenarioResult {
+  /** One line under the title saying how the load was made (connections, duration, rounds). */
+  readonly load: string;
   readonly measurements: readonly Measurement[];
   readonly ratios: readonly Ratio[];
   /** Anything a reader of the numbers should know (errors seen, checks made). */
