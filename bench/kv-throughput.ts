@@ -57,7 +57,7 @@ interface System {
 
 export const kvThroughput: Scenario = {
   name: 'kv',
-  title: 'kv throughput: muster (file, memory) vs etcd, put and get, 16 B keys over 10k, 256 B values',
+  title: 'kv throughput: muster (file, memory, on etcd) vs etcd, put and get, 16 B keys over 10k, 256 B values',
   requires: [
     { binary: 'wrk', installHint: WRK_INSTALL_HINT },
     { binary: 'etcd', installHint: 'install etcd with `apt-get install -y etcd-server` (Debian/Ubuntu)' },

@@ -6,7 +6,9 @@
  */
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
+import type { WatchBatch } from '../src/core/backend.js';
 import { GroupCommit } from '../src/backends/sqlite/group-commit.js';
+import { WatchHub } from '../src/backends/sqlite/sqlite-watch.js';
 
 /** A GroupCommit whose syncs the test finishes by hand. */
 function harness(withSync = true) {
@@ -106,5 +108,31 @@ describe('group commit without a sync hook (in memory)', () => {
     const { write, durable } = harness(false);
     expect(await Promise.all([write(), write()])).toEqual([1, 2]);
     expect(durable).toEqual([2]);
+  });
+});
+
+describe('watch hub fed one sync at a time', () => {
+  it('delivers to a watch whose start falls inside a published range, from its start on', async () => {
+    let durable = 1;
+    const hub = new WatchHub({
+      currentRevision: () => durable,
+      oldestRevision: () => 1,
+      readHistory: (_filter, _from, to) => ({ events: [], next: to + 1 }),
+    });
+    const watch = hub.open('/x', { fromRevision: 4 });
+    const event = (revision: number) => ({
+      type: 'put' as const,
+      revision,
+      kv: { key: '/x', value: new Uint8Array(0), createRevision: 1, modRevision: revision, version: revision, lease: null },
+      prevKv: null,
+    });
+    // One sync made revisions 2..5 durable at once.
+    durable = 5;
+    hub.publish([event(2), event(3), event(4), event(5)], 2, 5);
+    const iterator = watch[Symbol.asyncIterator]();
+    const first: IteratorResult<WatchBatch> = await iterator.next();
+    expect(first.done).toBe(false);
+    expect(first.done ? [] : first.value.events.map((e) => e.revision)).toEqual([4, 5]);
+    watch.close();
   });
 });

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fdatasync, fstatSync, fsyncSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { closeSync, fdatasync, fsyncSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Database as Db, Statement } from 'better-sqlite3';
@@ -224,6 +224,7 @@ export class SqliteBackend implements Backend {
           { cause: error },
         );
         this.failed = failure;
+        this.hub.closeAll(failure);
         return failure;
       },
     });
@@ -356,6 +357,7 @@ export class SqliteBackend implements Backend {
   // ---- watch and compaction ------------------------------------------------
 
   watch(key: string, options?: WatchOptions): Watch {
+    if (this.failed) throw this.failed;
     if (this.closed) throw new BackendClosedError();
     return this.hub.open(key, options);
   }
@@ -380,11 +382,12 @@ export class SqliteBackend implements Backend {
 
   async close(): Promise<void> {
     if (this.closed) return;
-    this.writer.flush();
+    // Closed first, so that committing the last batch starts no compaction.
     this.closed = true;
     if (this.expiryTimer) this.clock.clearTimeout(this.expiryTimer);
+    this.writer.flush();
     // Callers of the last batches are answered (or told of a failed sync) first.
-    await this.writer.durable().catch(() => undefined);
+    while (this.writer.pending && !this.failed) await this.writer.durable().catch(() => undefined);
     this.hub.closeAll(new BackendClosedError());
     if (this.walFd !== null) closeSync(this.walFd);
     this.walFd = null;
@@ -404,7 +407,9 @@ export class SqliteBackend implements Backend {
     try {
       result = body();
     } catch (error) {
-      return Promise.reject(error);
+      // A refusal can come from a write not yet durable (a revoked lease) too.
+      if (!this.writer.pending) return Promise.reject(error);
+      return this.writer.durable().then(() => Promise.reject(error));
     }
     if (!this.writer.pending) return Promise.resolve(result);
     return this.writer.durable().then(() => result);
@@ -421,14 +426,10 @@ export class SqliteBackend implements Backend {
     const path = this.walPath;
     if (path === null) return Promise.resolve();
     try {
-      // SQLite keeps one WAL file while it holds the exclusive lock; should it ever
-      // be replaced, sync the new one.
-      if (this.walFd !== null && fstatSync(this.walFd).ino !== statSync(path).ino) {
-        closeSync(this.walFd);
-        this.walFd = null;
-      }
+      // SQLite keeps one WAL file (the same inode, truncated and rewritten) for as
+      // long as it holds the exclusive lock, so one descriptor serves every sync.
       if (this.walFd === null) {
-        this.walFd = openSync(path, 'r');
+        this.walFd = openSync(path, 'r+');
         // The WAL's directory entry must be durable too, once.
         const dir = openSync(this.dataDir, 'r');
         try {
@@ -692,6 +693,7 @@ export class SqliteBackend implements Backend {
 
   /** Compact in steps once history exceeds the retention by a tenth. */
   private maybeCompact(): void {
+    if (this.closed) return;
     const target = this.currentRevision - this.retention + 1;
     const slack = Math.max(1, Math.floor(this.retention / 10));
     if (this.compacting || target - this.compactRevision < slack) return;
@@ -747,13 +749,16 @@ function prepareStatements(db: Db) {
     // Below the compact revision only the latest put of each key is kept. A row is
     // dropped when it is a delete, or when a newer row of its key is below the
     // compact revision too. Rows superseded before @from went in earlier steps, so
-    // only the rows of [@from, @below) need looking at (and the older rows of
-    // their keys, through history_by_key): the cost follows the step, not the
-    // size of the history.
+    // only the keys written in [@from, @below) need looking at: for each, every
+    // row older than its latest write in the step (through history_by_key). The
+    // cost follows the step, not the size of the history.
+    // (Selected, then deleted by primary key: a DELETE … WHERE (revision, sub) IN
+    // (…) makes SQLite scan the whole table.)
     compactable: s(
-      `SELECT old.revision, old.sub FROM history AS new
-       JOIN history AS old ON old.key = new.key AND old.revision < new.revision
-       WHERE new.revision >= @from AND new.revision < @below
+      `SELECT h.revision, h.sub
+       FROM (SELECT key, MAX(revision) AS latest FROM history
+             WHERE revision >= @from AND revision < @below GROUP BY key) AS t
+       JOIN history AS h ON h.key = t.key AND h.revision < t.latest
        UNION ALL
        SELECT revision, sub FROM history WHERE deleted = 1 AND revision >= @from AND revision < @below`,
     ),

@@ -83,11 +83,16 @@ class SqliteWatch implements Watch {
     private readonly onClose: () => void,
   ) {}
 
-  /** Offered every commit; taken only when this watch is caught up to it. */
+  /**
+   * Offered the events of revisions `first`..`last` as they become durable; taken
+   * when this watch is caught up (its next revision falls in the range, which may
+   * cover several commits), from its next revision on.
+   */
   offer(events: readonly WatchEvent[], first: number, last: number): void {
-    if (this.closed || this.next !== first) return;
+    if (this.closed || this.next < first || this.next > last) return;
+    const from = this.next;
     this.next = last + 1;
-    const matched = events.filter((e) => this.matches(e.kv.key));
+    const matched = events.filter((e) => e.revision >= from && this.matches(e.kv.key));
     if (matched.length === 0) return;
     const batch: WatchBatch = {
       events: this.withPrevKv ? matched : matched.map(({ prevKv: _prevKv, ...rest }) => rest),
