@@ -91,3 +91,12 @@ export interface BlockingOptions {
   readonly timeoutMs?: number;
   readonly signal?: AbortSignal;
 }
+
+export interface AcquireLockOptions extends BlockingOptions {
+  /**
+   * Lock-delay, in ms: when the holder this caller waits behind loses its session
+   * instead of releasing, wait this long more before taking the lock (at most 1 h).
+   * @default 0
+   */
+  readonly lockDelayMs?: number;
+}

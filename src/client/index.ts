@@ -36,4 +36,5 @@ export type {
   WaitCondition,
   WaitOutcome,
   BlockingOptions,
+  AcquireLockOptions,
 } from './coordination-types.js';

@@ -23,6 +23,7 @@ import { decodeTxnResponse, encodeTxnRequest } from './txn-encoding.js';
 import type { ClientWatchOptions } from './watch-stream.js';
 import type {
   BarrierState,
+  AcquireLockOptions,
   BlockingOptions,
   Held,
   LeaderInfo,
@@ -341,9 +342,13 @@ export class MusterClient {
 
   // ---- coordination primitives (issue 3) ----------------------------------
 
-  /** Wait for lock `name` and take it for the session `lease`. Throws TimeoutError when `timeoutMs` passes first. */
-  async acquireLock(name: string, lease: LeaseId, options: BlockingOptions = {}): Promise<LockHandle> {
-    return this.blockingCall<LockHandle>(`/v1/locks/${seg(name)}/acquire`, { lease }, options, name);
+  /**
+   * Wait for lock `name` and take it for the session `lease`. Throws TimeoutError
+   * when `timeoutMs` passes first. See AcquireLockOptions for the lock-delay.
+   */
+  async acquireLock(name: string, lease: LeaseId, options: AcquireLockOptions = {}): Promise<LockHandle> {
+    const body = options.lockDelayMs ? { lease, lockDelay: `${Math.round(options.lockDelayMs)}ms` } : { lease };
+    return this.blockingCall<LockHandle>(`/v1/locks/${seg(name)}/acquire`, body, options, name);
   }
 
   /** Release a lock; NotHolderError if `token` no longer holds it. */

@@ -6,7 +6,9 @@ import { InvalidArgumentError } from '../core/errors.js';
  * cluster access to one election's folder and nothing else.
  */
 export const layout = {
-  lockWaiters: (name: string) => `/muster/locks/${name}/`,
+  lockWaiters: (name: string) => `/muster/locks/${name}/waiters/`,
+  /** The token of the last holder that released the lock (rather than lost its session). */
+  lockReleased: (name: string) => `/muster/locks/${name}/released`,
   semaphoreWaiters: (name: string) => `/muster/semaphores/${name}/`,
   electionCandidates: (name: string) => `/muster/elections/${name}/candidates/`,
   /** Data the leader publishes for the members (a join token, an address). */

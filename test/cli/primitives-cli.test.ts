@@ -77,6 +77,20 @@ describe('muster primitives (real processes)', () => {
     expect(Number(match[1])).toBeGreaterThan(0);
   });
 
+  it('lock --lock-delay: after a holder that died without releasing, the next one waits the delay', async () => {
+    const holder = spawn(['lock', 'delayed', '--ttl', '1s', '--', 'sh', '-c', 'echo started; sleep 4']);
+    await holder.waitFor(/started/);
+    const next = spawn(['lock', 'delayed', '--lock-delay', '3s', '--', 'sh', '-c', 'echo got-it']);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const killedAt = Date.now();
+    await holder.stop('SIGKILL');
+    await next.waitFor(/got-it/);
+    // The session expires about 1 s after the kill, then 3 s of delay.
+    expect(Date.now() - killedAt).toBeGreaterThanOrEqual(3500);
+    expect((await next.exited).code).toBe(0);
+    expect((await muster(['lock', 'delayed', '--lock-delay', 'soon', '--', 'true'])).code).toBe(2);
+  });
+
   it('once: five processes run the command once and all exit with its code', async () => {
     const log = join(dir, 'once.log');
     writeFileSync(log, '');

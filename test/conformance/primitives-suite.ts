@@ -141,12 +141,41 @@ export function describePrimitives(name: string, make: MakeHarness, options: Har
         expect((await next).lease).toBe(b);
       });
 
+      it('lock-delay: waits after a holder that lost its session, not after one that released', async () => {
+        const lock = unique('lock');
+        const [a, b, c, d] = [await session(), await session(), await session(), await session()];
+        // A free lock is taken at once, delay or not.
+        const first = await acquireLock(backend, lock, a, { lockDelayMs: 60_000 });
+        // Released: the next holder is not delayed.
+        const second = acquireLock(backend, lock, b, { lockDelayMs: 60_000 });
+        expect(await isPending(second, 50)).toBe(true);
+        await releaseLock(backend, first.key, first.token);
+        const held = await second;
+        expect(held.lease).toBe(b);
+        expect(str((await backend.get(layout.lockReleased(lock)))?.value)).toBe(String(first.token));
+        // Lost (the session ended without a release): the next holder waits the delay.
+        const third = acquireLock(backend, lock, c, { lockDelayMs: 700 });
+        const thirdAt = { ms: 0 };
+        void third.then(() => (thirdAt.ms = Date.now()));
+        expect(await isPending(third, 50)).toBe(true);
+        const lostAt = Date.now();
+        await backend.revokeLease(b);
+        expect(await isPending(third, 300)).toBe(true);
+        expect((await lockStatus(backend, lock)).holder?.lease).toBe(c);
+        expect((await third).token).toBeGreaterThan(held.token);
+        expect(thirdAt.ms - lostAt).toBeGreaterThanOrEqual(650);
+        // A caller without a delay is not delayed by a lost holder.
+        const fourth = acquireLock(backend, lock, d);
+        await backend.revokeLease(c);
+        expect((await fourth).lease).toBe(d);
+      });
+
       it('lets a retry with the same session find its old place', async () => {
         const lock = unique('lock');
         const [a, b] = [await session(), await session()];
         const held = await acquireLock(backend, lock, a);
         const lost = aborter(new CancelledError('client went away'));
-        const firstTry = acquireLock(backend, lock, b, lost.signal);
+        const firstTry = acquireLock(backend, lock, b, { signal: lost.signal });
         await eventually(async () => expect((await lockStatus(backend, lock)).waiting).toBe(1));
         lost.abort();
         await expect(firstTry).rejects.toBeInstanceOf(CancelledError);
@@ -164,7 +193,7 @@ export function describePrimitives(name: string, make: MakeHarness, options: Har
         const [a, b] = [await session(), await session()];
         await acquireLock(backend, lock, a);
         const timeout = aborter(new TimeoutError('lock timed out'));
-        const waiting = acquireLock(backend, lock, b, timeout.signal);
+        const waiting = acquireLock(backend, lock, b, { signal: timeout.signal });
         await eventually(async () => expect((await lockStatus(backend, lock)).waiting).toBe(1));
         timeout.abort();
         await expect(waiting).rejects.toBeInstanceOf(TimeoutError);

@@ -33,7 +33,7 @@ describe('locks', () => {
     const [a, b] = [await newLease(), await newLease()];
     const first = await call('POST', '/v1/locks/db/acquire', { lease: a });
     expect(first.status).toBe(200);
-    expect(first.body).toMatchObject({ name: 'db', key: `/muster/locks/db/${a}`, lease: a });
+    expect(first.body).toMatchObject({ name: 'db', key: `/muster/locks/db/waiters/${a}`, lease: a });
     const heldA = first.body as unknown as Held;
     expect(heldA.token).toBeGreaterThan(0);
 
@@ -47,9 +47,40 @@ describe('locks', () => {
     const got = await second.promise;
     expect(got.status).toBe(200);
     const heldB = got.body as unknown as Held;
-    expect(heldB.key).toBe(`/muster/locks/db/${b}`);
+    expect(heldB.key).toBe(`/muster/locks/db/waiters/${b}`);
     expect(heldB.token).toBeGreaterThan(heldA.token);
     expect(await status('db')).toMatchObject({ holder: { key: heldB.key, token: heldB.token }, waiting: 0 });
+  });
+
+  test('lockDelay: after a holder whose session was lost, the next holder waits the delay on the server clock', async () => {
+    const [a, b] = [await newLease(), await newLease()];
+    await call('POST', '/v1/locks/db/acquire', { lease: a });
+    const second = track(call('POST', '/v1/locks/db/acquire', { lease: b, lockDelay: '15s' }));
+    await waitUntil(async () => (await status('db')).waiting === 1, 'the second caller queues');
+    await t.backend.revokeLease(a);
+    await waitUntil(async () => (await status('db')).holder?.lease === b, 'the waiter is first in the queue');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(second.settled()).toBe(false);
+    clock.advance(14_000);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(second.settled()).toBe(false);
+    clock.advance(1_000);
+    const got = await second.promise;
+    expect(got.status).toBe(200);
+    expect(got.body).toMatchObject({ lease: b });
+  });
+
+  test.each([
+    ['-1s', /invalid lock delay/],
+    ['soon', /invalid lock delay/],
+    ['2h', /lock delay must be at most 1h/],
+  ])('lockDelay %j → 400 invalid_duration and no waiter key', async (lockDelay, message) => {
+    const a = await newLease();
+    const before = await t.backend.revision();
+    const res = await call('POST', '/v1/locks/db/acquire', { lease: a, lockDelay });
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ error: { code: 'invalid_duration', message: expect.stringMatching(message) } });
+    expect(await t.backend.revision()).toBe(before);
   });
 
   test('release with a stale token is 409 not_holder and does not free the lock', async () => {
@@ -79,13 +110,13 @@ describe('locks', () => {
     const [a, b] = [await newLease(), await newLease()];
     await call('POST', '/v1/locks/db/acquire', { lease: a });
     const waiting = call('POST', '/v1/locks/db/acquire', { lease: b, timeout: '5s' });
-    await waitUntil(() => keyExists(`/muster/locks/db/${b}`), 'the waiter key is written');
+    await waitUntil(() => keyExists(`/muster/locks/db/waiters/${b}`), 'the waiter key is written');
     await waitUntil(() => t.backend.openWatches > 0, 'the waiter watches its predecessor');
     clock.advance(5_000);
     const res = await waiting;
     expect(res.status).toBe(408);
     expect(res.body).toMatchObject({ error: { code: 'timeout', message: expect.stringMatching(/lock db timed out after 5s/) } });
-    expect(await keyExists(`/muster/locks/db/${b}`)).toBe(false);
+    expect(await keyExists(`/muster/locks/db/waiters/${b}`)).toBe(false);
     expect((await status('db')).waiting).toBe(0);
   });
 
@@ -95,7 +126,7 @@ describe('locks', () => {
     const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/v1/locks/db/acquire', headers: { 'content-type': 'application/json' } });
     req.on('error', () => undefined);
     req.end(JSON.stringify({ lease: b }));
-    const waiterKey = `/muster/locks/db/${b}`;
+    const waiterKey = `/muster/locks/db/waiters/${b}`;
     await waitUntil(() => keyExists(waiterKey), 'the waiter key is written');
     await waitUntil(() => t.backend.openWatches > 0, 'the waiter watches its predecessor');
     const place = (await t.backend.get(waiterKey))?.createRevision;
@@ -371,7 +402,7 @@ describe('bad names and missing leases', () => {
   const longName = 'n'.repeat(129);
   test.each([
     ['POST', '/v1/locks/.hidden/acquire', { lease: 'abc' }],
-    ['POST', '/v1/locks/a%20b/release', { key: '/muster/locks/a b/abc', token: 1 }],
+    ['POST', '/v1/locks/a%20b/release', { key: '/muster/locks/a b/waiters/abc', token: 1 }],
     ['GET', '/v1/locks/-x', undefined],
     ['POST', '/v1/semaphores/a%2Fb/acquire', { lease: 'abc', limit: 1 }],
     ['POST', '/v1/semaphores/_x/release', { key: '/muster/semaphores/_x/abc', token: 1 }],

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { holdAndRun } from './hold.js';
 import type { SessionFlags } from './primitive-options.js';
-import { nameArgument, sessionOptions, startSession, untilDone } from './primitive-options.js';
+import { durationArgument, nameArgument, sessionOptions, startSession, untilDone } from './primitive-options.js';
 
 /** `muster lock NAME [-- cmd]`: run a command while holding a lock (one node at a time). */
 export function registerLock(program: Command, ctx: CliContext): void {
@@ -13,6 +13,11 @@ export function registerLock(program: Command, ctx: CliContext): void {
       .argument('<name>', 'the lock name', nameArgument)
       .argument('[command...]', 'the command to run while holding the lock (after --)'),
   )
+    .option(
+      '--lock-delay <duration>',
+      'if the holder before us lost its session instead of releasing, wait this long before taking the lock (default 0)',
+      durationArgument,
+    )
     .addHelpText(
       'after',
       `
@@ -27,14 +32,21 @@ holds the lock until interrupted.
 Examples:
   $ muster lock db-migrate -- ./migrate.sh
   $ muster lock db-migrate --ttl 30s --timeout 10m -- rake db:migrate
-  $ muster lock maintenance            # hold it until Ctrl-C`,
+  $ muster lock maintenance            # hold it until Ctrl-C
+  $ muster lock deploy --lock-delay 15s -- ./deploy.sh
+                                       # a holder cut off from the server has 15 s
+                                       # more to stop before the next one starts`,
     )
-    .action(async (name: string, argv: string[], flags: SessionFlags, command: Command) => {
+    .action(async (name: string, argv: string[], flags: SessionFlags & { lockDelay?: number }, command: Command) => {
       const client = ctx.client(command);
       const session = await startSession(client, flags);
       try {
         const handle = await untilDone(session, flags.timeout, (timeoutMs, signal) =>
-          client.acquireLock(name, session.leaseId, { timeoutMs, ...(signal ? { signal } : {}) }),
+          client.acquireLock(name, session.leaseId, {
+            timeoutMs,
+            ...(flags.lockDelay ? { lockDelayMs: flags.lockDelay } : {}),
+            ...(signal ? { signal } : {}),
+          }),
         );
         ctx.exitCode = await holdAndRun(ctx, {
           client,

@@ -1,6 +1,8 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { Backend } from '../../core/backend.js';
 import type { Clock } from '../../core/clock.js';
+import { parseDuration } from '../../core/duration.js';
+import { InvalidArgumentError } from '../../core/errors.js';
 import { acquireLock, lockStatus, releaseLock } from '../../primitives/lock.js';
 import { blocking, timeoutSchema } from './blocking.js';
 import { layout, validateName } from '../../primitives/layout.js';
@@ -18,28 +20,46 @@ const handleSchema = {
   properties: { name: { type: 'string' }, key: { type: 'string' }, token: { type: 'integer' }, lease: { type: 'string' } },
 } as const;
 
+/** The longest lock-delay a caller may ask for. */
+const MAX_LOCK_DELAY_MS = 3_600_000;
+
+function lockDelay(value: string | number | undefined): number {
+  if (value === undefined) return 0;
+  const ms = parseDuration(value, 'lock delay');
+  if (ms > MAX_LOCK_DELAY_MS) {
+    throw new InvalidArgumentError(`lock delay must be at most 1h, got ${JSON.stringify(value)}`, 'invalid_duration');
+  }
+  return ms;
+}
+
 /** Fenced locks: acquire (blocking), release, status. */
 export const lockRoutes: FastifyPluginAsync<Deps> = async (app, deps) => {
   const { backend } = deps;
-  app.post<{ Params: { name: string }; Body: { lease: string; timeout?: string | number } }>(
+  app.post<{ Params: { name: string }; Body: { lease: string; timeout?: string | number; lockDelay?: string | number } }>(
     '/v1/locks/:name/acquire',
     {
       schema: {
         summary: 'Wait for a lock and take it for a session; returns the fencing token',
+        description:
+          'lockDelay (seconds or a duration such as "5s", default 0, at most 1h): when the holder this caller waited ' +
+          'behind lost its session instead of releasing, wait this long more before taking the lock. The delay counts ' +
+          'toward timeout.',
         params: nameParams,
         body: {
           type: 'object',
           required: ['lease'],
           additionalProperties: false,
-          properties: { lease: leaseIdSchema, timeout: timeoutSchema },
+          properties: { lease: leaseIdSchema, timeout: timeoutSchema, lockDelay: timeoutSchema },
         },
         response: { 200: handleSchema },
       },
     },
-    async (request, reply) =>
-      blocking(reply, deps, request.body.timeout, `lock ${request.params.name}`, (signal) =>
-        acquireLock(backend, request.params.name, request.body.lease, signal),
-      ),
+    async (request, reply) => {
+      const lockDelayMs = lockDelay(request.body.lockDelay);
+      return blocking(reply, deps, request.body.timeout, `lock ${request.params.name}`, (signal) =>
+        acquireLock(backend, request.params.name, request.body.lease, { signal, lockDelayMs, clock: deps.clock }),
+      );
+    },
   );
 
   app.post<{ Params: { name: string }; Body: { key: string; token: number } }>(
