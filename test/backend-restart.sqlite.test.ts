@@ -12,7 +12,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SqliteBackend } from '../src/backends/sqlite/sqlite-backend.js';
 import type { WatchEvent } from '../src/core/backend.js';
 import { ManualClock } from '../src/core/clock.js';
-import { BackendClosedError, CompactedError, LeaseNotFoundError } from '../src/core/errors.js';
+import { BackendClosedError, BackendUnavailableError, CompactedError, LeaseNotFoundError } from '../src/core/errors.js';
 import { WatchRecorder, bytes, eventually, hex, rejection, text } from './conformance/harness.js';
 
 /** Every byte value 0..255 once, in order. */
@@ -209,6 +209,15 @@ describe('SQLite backend across a restart', () => {
     expect(all.count).toBe(20);
     for (const kv of all.kvs) expect(kv.modRevision).toBe(written.get(kv.key));
     expect(await backend.revision()).toBe(Math.max(...written.values()));
+  });
+
+  it('refuses a second backend on a data folder in use, and opens once the first has closed', async () => {
+    await backend.put('/a', bytes('1'));
+    expect(() => SqliteBackend.open({ dataDir: dir, clock })).toThrow(BackendUnavailableError);
+    expect(() => SqliteBackend.open({ dataDir: dir, clock })).toThrow(/in use by another muster server/);
+    expect(text((await backend.get('/a'))?.value ?? new Uint8Array())).toBe('1');
+    await restart();
+    expect(text((await backend.get('/a'))?.value ?? new Uint8Array())).toBe('1');
   });
 
   it('fails calls made after close with BackendClosedError', async () => {
