@@ -4,14 +4,12 @@
  * drawn uniformly from a 10k keyspace, 256-byte values): a put run, then, with every
  * key present, a get run (etcd: range on its JSON gateway).
  */
-import { mkdtemp, rm, statfs } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEtcd } from '../test/support/etcd-server.js';
 import { startMuster } from './muster-process.js';
 import { findPid, machineBusyPercent, processCpuPercent, sampleCpu } from './process-stats.js';
 import type { BenchSettings, Measurement, Ratio, Scenario, ScenarioResult } from './scenario.js';
-import { ratio } from './scenario.js';
+import { ETCD_REQUIREMENT, oneAfterAnother, ratio } from './scenario.js';
 import { errorCount, runWrk, WRK_INSTALL_HINT } from './wrk.js';
 
 const KEYSPACE = 10_000;
@@ -25,7 +23,6 @@ const keyAt = (i: number): string => `${KEY_PREFIX}k${String(i).padStart(8, '0')
  */
 const POPULATE_BATCH = 100;
 const POPULATE_CONCURRENCY = 4;
-const TMPFS_MAGIC = 0x01021994;
 
 const SYSTEM = {
   durable: 'muster (file)',
@@ -58,34 +55,20 @@ interface System {
 export const kvThroughput: Scenario = {
   name: 'kv',
   title: 'kv throughput: muster (file, memory, on etcd) vs etcd, put and get, 16 B keys over 10k, 256 B values',
-  requires: [
-    { binary: 'wrk', installHint: WRK_INSTALL_HINT },
-    { binary: 'etcd', installHint: 'install etcd with `apt-get install -y etcd-server` (Debian/Ubuntu)' },
-  ],
+  requires: [{ binary: 'wrk', installHint: WRK_INSTALL_HINT }, ETCD_REQUIREMENT],
   run: runKvThroughput,
 };
 
 async function runKvThroughput(settings: BenchSettings, log: (line: string) => void): Promise<ScenarioResult> {
-  const scratch = await mkdtemp(join(tmpdir(), 'muster-bench-'));
-  const notes: string[] = [];
-  if ((await statfs(scratch)).type === TMPFS_MAGIC) {
-    notes.push(`${tmpdir()} is a tmpfs: fsync costs nothing there, so durable numbers are flattered`);
-  }
-  const systems: System[] = [
-    musterSystem(SYSTEM.durable, join(scratch, 'muster-data')),
-    musterSystem(SYSTEM.memory, ':memory:'),
-    etcdSystem(),
-    musterOnEtcdSystem(join(scratch, 'unused')),
-  ];
-  const measurements: Measurement[] = [];
-  try {
-    // One system at a time: they never compete for the two cores.
-    for (const system of systems) {
-      measurements.push(...(await measureSystem(system, settings, log, notes)));
-    }
-  } finally {
-    await rm(scratch, { recursive: true, force: true });
-  }
+  const { measurements, notes } = await oneAfterAnother(
+    (scratch) => [
+      musterSystem(SYSTEM.durable, join(scratch, 'muster-data')),
+      musterSystem(SYSTEM.memory, ':memory:'),
+      etcdSystem(),
+      musterOnEtcdSystem(join(scratch, 'unused')),
+    ],
+    (system, notes) => measureSystem(system, settings, log, notes),
+  );
   const load =
     `${settings.seconds} s per run after ${settings.warmupSeconds} s of warm-up, ${settings.connections} connections, ` +
     `${settings.threads} wrk thread(s)`;

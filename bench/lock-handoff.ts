@@ -6,15 +6,13 @@
  * gateway (v3lock: `/v3/lock/lock`, `/v3/lock/unlock`), one after another.
  */
 import type { Agent } from 'node:http';
-import { mkdtemp, rm, statfs } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEtcd } from '../test/support/etcd-server.js';
 import { keepAliveAgent, percentile, sendJson, sleep } from './http-client.js';
 import { startMuster } from './muster-process.js';
 import { findPid, machineBusyPercent, processCpuPercent, sampleCpu } from './process-stats.js';
 import type { BenchSettings, Measurement, Scenario, ScenarioResult } from './scenario.js';
-import { ratio } from './scenario.js';
+import { ETCD_REQUIREMENT, oneAfterAnother, ratio } from './scenario.js';
 
 const CONTENDERS = 50;
 const LOCK_NAME = 'bench-lock';
@@ -23,7 +21,6 @@ const LEASE_MARGIN_SECONDS = 60;
 /** After the measured window, how long the contenders get to finish their cycle before their connections are cut. */
 const DRAIN_MS = 5_000;
 const SYSTEM = { muster: 'muster (file)', etcd: 'etcd' } as const;
-const TMPFS_MAGIC = 0x01021994;
 
 /** The lock as one contender holds it. */
 interface Held {
@@ -62,28 +59,18 @@ interface Cycle {
 export const lockHandoff: Scenario = {
   name: 'locks',
   title: 'lock handoffs: 50 contenders on one lock, each with its own session; muster (file) vs etcd',
-  requires: [{ binary: 'etcd', installHint: 'install etcd with `apt-get install -y etcd-server` (Debian/Ubuntu)' }],
+  requires: [ETCD_REQUIREMENT],
   run: runLockHandoff,
 };
 
 async function runLockHandoff(settings: BenchSettings, log: (line: string) => void): Promise<ScenarioResult> {
-  const scratch = await mkdtemp(join(tmpdir(), 'muster-bench-'));
   const load =
     `${settings.seconds} s per system after ${settings.warmupSeconds} s of warm-up, ${CONTENDERS} contenders on one lock, ` +
     "one connection and session each; latency is the handoff: from a holder sending its release to the next holder's acquire answer";
-  const notes: string[] = [];
-  if ((await statfs(scratch)).type === TMPFS_MAGIC) {
-    notes.push(`${tmpdir()} is a tmpfs: fsync costs nothing there, so both systems' writes are flattered`);
-  }
-  const measurements: Measurement[] = [];
-  try {
-    // One system at a time: they never compete for the two cores.
-    for (const system of [musterSystem(join(scratch, 'muster-data')), etcdSystem()]) {
-      measurements.push(await measureSystem(system, settings, log, notes));
-    }
-  } finally {
-    await rm(scratch, { recursive: true, force: true });
-  }
+  const { measurements, notes } = await oneAfterAnother(
+    (scratch) => [musterSystem(join(scratch, 'muster-data')), etcdSystem()],
+    async (system, notes) => [await measureSystem(system, settings, log, notes)],
+  );
   const [muster, etcd] = measurements;
   if (muster === undefined || etcd === undefined) throw new Error('a system has no measurement');
   return {

@@ -1,3 +1,7 @@
+import { mkdtemp, rm, statfs } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
 /**
  * What a bench scenario is: a named measurement that starts its own systems, drives
  * them one after another, and reports rows of throughput and latency plus the
@@ -74,4 +78,36 @@ export interface Scenario {
 export function ratio(name: string, value: number, target: number, direction: Ratio['direction']): Ratio {
   const met = direction === 'at-least' ? value >= target : value <= target;
   return { name, value, target, direction, met };
+}
+
+/** etcd from Debian: every scenario compares muster with it. */
+export const ETCD_REQUIREMENT: Requirement = {
+  binary: 'etcd',
+  installHint: 'install etcd with `apt-get install -y etcd-server` (Debian/Ubuntu)',
+};
+
+const TMPFS_MAGIC = 0x01021994;
+
+/**
+ * Measure each system one after another, never two at once (they would compete
+ * for the machine's two cores). `makeSystems` gets a fresh scratch folder for the
+ * systems' data, removed afterwards; a note says so when it is a tmpfs, where
+ * fsync costs nothing.
+ */
+export async function oneAfterAnother<S>(
+  makeSystems: (scratch: string) => readonly S[],
+  measure: (system: S, notes: string[]) => Promise<readonly Measurement[]>,
+): Promise<{ measurements: Measurement[]; notes: string[] }> {
+  const scratch = await mkdtemp(join(tmpdir(), 'muster-bench-'));
+  const notes: string[] = [];
+  const measurements: Measurement[] = [];
+  try {
+    if ((await statfs(scratch)).type === TMPFS_MAGIC) {
+      notes.push(`${tmpdir()} is a tmpfs: fsync costs nothing there, so durable numbers are flattered`);
+    }
+    for (const system of makeSystems(scratch)) measurements.push(...(await measure(system, notes)));
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+  return { measurements, notes };
 }

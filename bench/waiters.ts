@@ -9,8 +9,6 @@
  * a single-member etcd, one after another.
  */
 import { request, type Agent } from 'node:http';
-import { mkdtemp, rm, statfs } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEtcd } from '../test/support/etcd-server.js';
 import { keepAliveAgent, percentile, send, sendJson, sleep } from './http-client.js';
@@ -18,7 +16,7 @@ import { startMuster } from './muster-process.js';
 import type { CpuSample } from './process-stats.js';
 import { findPid, machineBusyPercent, processCpuPercent, sampleCpu } from './process-stats.js';
 import type { BenchSettings, Measurement, Scenario, ScenarioResult } from './scenario.js';
-import { ratio } from './scenario.js';
+import { ETCD_REQUIREMENT, oneAfterAnother, ratio } from './scenario.js';
 
 const WAITERS = 1000;
 const ROUNDS = 5;
@@ -30,7 +28,6 @@ const RELEASE_TIMEOUT_MS = 15_000;
 const SETTLE_WINDOW_MS = 200;
 const SETTLE_MAX_MS = 10_000;
 const SYSTEM = { muster: 'muster (file)', etcd: 'etcd' } as const;
-const TMPFS_MAGIC = 0x01021994;
 
 /** One waiter, from the client's side. Neither promise rejects. */
 interface Waiter {
@@ -69,28 +66,18 @@ interface Round {
 export const waiters: Scenario = {
   name: 'wait',
   title: 'wait: one write releasing 1,000 waiters; muster (file) wait over HTTP vs 1,000 etcd gateway watchers',
-  requires: [{ binary: 'etcd', installHint: 'install etcd with `apt-get install -y etcd-server` (Debian/Ubuntu)' }],
+  requires: [ETCD_REQUIREMENT],
   run: runWaiters,
 };
 
 async function runWaiters(settings: BenchSettings, log: (line: string) => void): Promise<ScenarioResult> {
-  const scratch = await mkdtemp(join(tmpdir(), 'muster-bench-'));
   const load =
     `${ROUNDS} rounds of ${WAITERS} waiters per system, each on its own connection; latency is from sending the write to a waiter's release; ` +
     'req/s is waiters released per second of release time (write to last release)';
-  const notes: string[] = [];
-  if ((await statfs(scratch)).type === TMPFS_MAGIC) {
-    notes.push(`${tmpdir()} is a tmpfs: fsync costs nothing there, so both systems' writes are flattered`);
-  }
-  const measurements: Measurement[] = [];
-  try {
-    // One system at a time: they never compete for the two cores.
-    for (const system of [musterSystem(join(scratch, 'muster-data')), etcdSystem()]) {
-      measurements.push(await measureSystem(system, settings, log, notes));
-    }
-  } finally {
-    await rm(scratch, { recursive: true, force: true });
-  }
+  const { measurements, notes } = await oneAfterAnother(
+    (scratch) => [musterSystem(join(scratch, 'muster-data')), etcdSystem()],
+    async (system, notes) => [await measureSystem(system, settings, log, notes)],
+  );
   const [muster, etcd] = measurements;
   if (muster === undefined || etcd === undefined) throw new Error('a system has no measurement');
   return {

@@ -94,9 +94,9 @@ export interface BlockingOptions {
 
 export interface AcquireLockOptions extends BlockingOptions {
   /**
-   * Lock-delay, in ms: when the holder this caller waits behind loses its session
-   * instead of releasing, wait this long more before taking the lock (at most 1 h).
-   * @default 0
+   * Lock-delay, in ms (at most 1 h): should this caller's session be lost while it
+   * holds the lock (rather than the lock be released), the next holder waits this
+   * long, so that this holder's work has time to stop. @default 0
    */
   readonly lockDelayMs?: number;
 }

@@ -7,7 +7,7 @@ import { InvalidArgumentError } from '../core/errors.js';
  */
 export const layout = {
   lockWaiters: (name: string) => `/muster/locks/${name}/waiters/`,
-  /** The token of the last holder that released the lock (rather than lost its session). */
+  /** The token of the last holder with a lock-delay that released the lock (rather than lost its session). */
   lockReleased: (name: string) => `/muster/locks/${name}/released`,
   semaphoreWaiters: (name: string) => `/muster/semaphores/${name}/`,
   electionCandidates: (name: string) => `/muster/elections/${name}/candidates/`,

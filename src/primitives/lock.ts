@@ -30,10 +30,10 @@ export interface AcquireLockOptions {
   /** Aborts the wait (TimeoutError for a timeout: the caller's place is given up). */
   readonly signal?: AbortSignal;
   /**
-   * Lock-delay: when the holder this caller waited behind lost its session instead
-   * of releasing the lock, wait this long more before taking it, so that whatever
-   * the lost holder was doing (on a node cut off from the server, say) has time to
-   * stop. A caller that finds the lock free when it arrives is not delayed.
+   * Lock-delay, as in Consul: should this caller's session be lost while it holds
+   * the lock (rather than the lock be released), the next holder waits this long
+   * more before taking it, so that whatever this holder was doing (on a node cut
+   * off from the server, say) has time to stop. It is kept in the holder key.
    * @default 0
    */
   readonly lockDelayMs?: number;
@@ -57,15 +57,18 @@ export async function acquireLock(
   validateName(name, 'lock name');
   const { signal, lockDelayMs = 0, clock = systemClock } = options;
   const prefix = layout.lockWaiters(name);
-  const waiter = await joinQueue(backend, prefix, lease, EMPTY);
+  const value = lockDelayMs > 0 ? new TextEncoder().encode(String(Math.round(lockDelayMs))) : EMPTY;
+  const waiter = await joinQueue(backend, prefix, lease, value);
   await withQueueCleanup(backend, waiter, async () => {
     const turn = await waitForTurn(backend, prefix, waiter, 1, lease, signal);
-    if (lockDelayMs <= 0 || turn.previousHead === null) return;
-    // The release and the holder key's delete are one write, so by now the marker
-    // says whether that holder released.
+    const previous = turn.previousHead;
+    const delayMs = previous ? Number(new TextDecoder().decode(previous.value)) : 0;
+    if (previous === null || !(delayMs > 0)) return;
+    // Its release deleted the key and recorded its token in one write, so by now
+    // the record says whether the previous holder released or was lost.
     const released = await backend.get(layout.lockReleased(name));
-    if (released && new TextDecoder().decode(released.value) === String(turn.previousHead.createRevision)) return;
-    await sleep(clock, lockDelayMs, signal);
+    if (released && new TextDecoder().decode(released.value) === String(previous.createRevision)) return;
+    await sleep(clock, delayMs, signal);
     const mine = await backend.get(waiter.key);
     if (mine?.createRevision !== waiter.token) throw new LeaseNotFoundError(lease);
   });
@@ -73,13 +76,26 @@ export async function acquireLock(
 }
 
 /**
- * Release the lock if `token` still holds it, and record that it was released
- * (not lost) for the lock-delay of the next holder. Throws NotHolderError otherwise.
+ * Release the lock if `token` still holds it. Throws NotHolderError otherwise.
+ * A holder with a lock-delay also records that it released (rather than lost)
+ * the lock, in the same write, so that the next holder does not wait.
  */
 export async function releaseLock(backend: Backend, key: string, token: number): Promise<void> {
   const name = lockNameOfKey(key);
   if (name === null) throw new NotHolderError(key, token);
-  const result = await backend.txn({
+  // The common case, a holder without a lock-delay: one delete.
+  const plain = await backend.txn({
+    compare: [
+      { key, target: 'createRevision', op: '=', value: token },
+      { key, target: 'value', op: '=', value: EMPTY },
+    ],
+    success: [{ type: 'delete', key }],
+    failure: [{ type: 'get', key }],
+  });
+  if (plain.succeeded) return;
+  const found = plain.results[0];
+  if (found?.type !== 'get' || found.kvs[0]?.createRevision !== token) throw new NotHolderError(key, token);
+  const withRecord = await backend.txn({
     compare: [{ key, target: 'createRevision', op: '=', value: token }],
     success: [
       { type: 'delete', key },
@@ -87,7 +103,7 @@ export async function releaseLock(backend: Backend, key: string, token: number):
     ],
     failure: [],
   });
-  if (!result.succeeded) throw new NotHolderError(key, token);
+  if (!withRecord.succeeded) throw new NotHolderError(key, token);
 }
 
 /** Who holds `name` now, and how many wait. */

@@ -77,10 +77,10 @@ describe('muster primitives (real processes)', () => {
     expect(Number(match[1])).toBeGreaterThan(0);
   });
 
-  it('lock --lock-delay: after a holder that died without releasing, the next one waits the delay', async () => {
-    const holder = spawn(['lock', 'delayed', '--ttl', '1s', '--', 'sh', '-c', 'echo started; sleep 4']);
+  it('lock --lock-delay: after a holder with a delay died without releasing, the next one waits the delay', async () => {
+    const holder = spawn(['lock', 'delayed', '--ttl', '1s', '--lock-delay', '3s', '--', 'sh', '-c', 'echo started; sleep 4']);
     await holder.waitFor(/started/);
-    const next = spawn(['lock', 'delayed', '--lock-delay', '3s', '--', 'sh', '-c', 'echo got-it']);
+    const next = spawn(['lock', 'delayed', '--', 'sh', '-c', 'echo got-it']);
     await new Promise((resolve) => setTimeout(resolve, 300));
     const killedAt = Date.now();
     await holder.stop('SIGKILL');

@@ -141,33 +141,38 @@ export function describePrimitives(name: string, make: MakeHarness, options: Har
         expect((await next).lease).toBe(b);
       });
 
-      it('lock-delay: waits after a holder that lost its session, not after one that released', async () => {
+      it('lock-delay: the next holder waits after a holder with a delay lost its session, not after a release', async () => {
         const lock = unique('lock');
-        const [a, b, c, d] = [await session(), await session(), await session(), await session()];
+        const [a, b, c, d, e] = [await session(), await session(), await session(), await session(), await session()];
         // A free lock is taken at once, delay or not.
         const first = await acquireLock(backend, lock, a, { lockDelayMs: 60_000 });
-        // Released: the next holder is not delayed.
-        const second = acquireLock(backend, lock, b, { lockDelayMs: 60_000 });
+        // Released: the next holder does not wait, and the release is on record.
+        const second = acquireLock(backend, lock, b);
         expect(await isPending(second, 50)).toBe(true);
         await releaseLock(backend, first.key, first.token);
-        const held = await second;
-        expect(held.lease).toBe(b);
+        const heldB = await second;
         expect(str((await backend.get(layout.lockReleased(lock)))?.value)).toBe(String(first.token));
-        // Lost (the session ended without a release): the next holder waits the delay.
-        const third = acquireLock(backend, lock, c, { lockDelayMs: 700 });
-        const thirdAt = { ms: 0 };
-        void third.then(() => (thirdAt.ms = Date.now()));
+        // A holder without a delay that is lost: the next one takes over at once.
+        const third = acquireLock(backend, lock, c);
         expect(await isPending(third, 50)).toBe(true);
-        const lostAt = Date.now();
         await backend.revokeLease(b);
-        expect(await isPending(third, 300)).toBe(true);
-        expect((await lockStatus(backend, lock)).holder?.lease).toBe(c);
-        expect((await third).token).toBeGreaterThan(held.token);
-        expect(thirdAt.ms - lostAt).toBeGreaterThanOrEqual(650);
-        // A caller without a delay is not delayed by a lost holder.
-        const fourth = acquireLock(backend, lock, d);
-        await backend.revokeLease(c);
-        expect((await fourth).lease).toBe(d);
+        const heldC = await third;
+        expect(heldC.token).toBeGreaterThan(heldB.token);
+        // A holder with a delay that is lost: the next one waits the delay.
+        const fourth = acquireLock(backend, lock, d, { lockDelayMs: 700 });
+        expect(await isPending(fourth, 50)).toBe(true);
+        await releaseLock(backend, heldC.key, heldC.token);
+        const heldD = await fourth;
+        const fifth = acquireLock(backend, lock, e);
+        let fifthAt = 0;
+        void fifth.then(() => (fifthAt = Date.now()));
+        expect(await isPending(fifth, 50)).toBe(true);
+        const lostAt = Date.now();
+        await backend.revokeLease(d);
+        expect(await isPending(fifth, 300)).toBe(true);
+        expect((await lockStatus(backend, lock)).holder?.lease).toBe(e);
+        expect((await fifth).token).toBeGreaterThan(heldD.token);
+        expect(fifthAt - lostAt).toBeGreaterThanOrEqual(650);
       });
 
       it('lets a retry with the same session find its old place', async () => {

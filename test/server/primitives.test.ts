@@ -52,10 +52,10 @@ describe('locks', () => {
     expect(await status('db')).toMatchObject({ holder: { key: heldB.key, token: heldB.token }, waiting: 0 });
   });
 
-  test('lockDelay: after a holder whose session was lost, the next holder waits the delay on the server clock', async () => {
+  test("lockDelay: when a holder's session is lost, the next holder waits its delay on the server clock", async () => {
     const [a, b] = [await newLease(), await newLease()];
-    await call('POST', '/v1/locks/db/acquire', { lease: a });
-    const second = track(call('POST', '/v1/locks/db/acquire', { lease: b, lockDelay: '15s' }));
+    await call('POST', '/v1/locks/db/acquire', { lease: a, lockDelay: '15s' });
+    const second = track(call('POST', '/v1/locks/db/acquire', { lease: b }));
     await waitUntil(async () => (await status('db')).waiting === 1, 'the second caller queues');
     await t.backend.revokeLease(a);
     await waitUntil(async () => (await status('db')).holder?.lease === b, 'the waiter is first in the queue');

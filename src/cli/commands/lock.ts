@@ -15,7 +15,7 @@ export function registerLock(program: Command, ctx: CliContext): void {
   )
     .option(
       '--lock-delay <duration>',
-      'if the holder before us lost its session instead of releasing, wait this long before taking the lock (default 0)',
+      'if our session is lost while we hold the lock (rather than releasing it), the next holder waits this long (default 0)',
       durationArgument,
     )
     .addHelpText(
@@ -34,8 +34,9 @@ Examples:
   $ muster lock db-migrate --ttl 30s --timeout 10m -- rake db:migrate
   $ muster lock maintenance            # hold it until Ctrl-C
   $ muster lock deploy --lock-delay 15s -- ./deploy.sh
-                                       # a holder cut off from the server has 15 s
-                                       # more to stop before the next one starts`,
+                                       # cut off from the server, this holder's
+                                       # command has 15 s more to stop before the
+                                       # next holder starts`,
     )
     .action(async (name: string, argv: string[], flags: SessionFlags & { lockDelay?: number }, command: Command) => {
       const client = ctx.client(command);

@@ -41,9 +41,9 @@ export const lockRoutes: FastifyPluginAsync<Deps> = async (app, deps) => {
       schema: {
         summary: 'Wait for a lock and take it for a session; returns the fencing token',
         description:
-          'lockDelay (seconds or a duration such as "5s", default 0, at most 1h): when the holder this caller waited ' +
-          'behind lost its session instead of releasing, wait this long more before taking the lock. The delay counts ' +
-          'toward timeout.',
+          'lockDelay (seconds or a duration such as "5s", default 0, at most 1h), as in Consul: should this ' +
+          "caller's session be lost while it holds the lock (rather than the lock be released), the next holder " +
+          'waits this long before it is answered.',
         params: nameParams,
         body: {
           type: 'object',
