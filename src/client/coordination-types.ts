@@ -94,9 +94,10 @@ export interface BlockingOptions {
 
 export interface AcquireLockOptions extends BlockingOptions {
   /**
-   * Lock-delay, in ms (at most 1 h): should this caller's session be lost while it
-   * holds the lock (rather than the lock be released), the next holder waits this
-   * long, so that this holder's work has time to stop. @default 0
+   * Lock-delay, in ms (at most 1 h), as in Consul: should this caller's session be
+   * lost while it holds the lock (rather than the lock be released), nobody gets
+   * the lock for this long after a contender first finds it gone, so that this
+   * holder's work has time to stop. @default 0
    */
   readonly lockDelayMs?: number;
 }

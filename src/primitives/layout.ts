@@ -7,8 +7,12 @@ import { InvalidArgumentError } from '../core/errors.js';
  */
 export const layout = {
   lockWaiters: (name: string) => `/muster/locks/${name}/waiters/`,
-  /** The token of the last holder with a lock-delay that released the lock (rather than lost its session). */
-  lockReleased: (name: string) => `/muster/locks/${name}/released`,
+  /**
+   * Holders with a lock-delay, one key each (`<prefix><token>`), deleted with the
+   * holder key on release: one left behind by a holder that is gone means that
+   * holder was lost, and the lock waits out its delay.
+   */
+  lockDelays: (name: string) => `/muster/locks/${name}/delays/`,
   semaphoreWaiters: (name: string) => `/muster/semaphores/${name}/`,
   electionCandidates: (name: string) => `/muster/elections/${name}/candidates/`,
   /** Data the leader publishes for the members (a join token, an address). */

@@ -1,7 +1,7 @@
-import type { Backend, LeaseId } from '../core/backend.js';
+import type { Backend, KeyValue, LeaseId } from '../core/backend.js';
 import type { Clock } from '../core/clock.js';
 import { systemClock } from '../core/clock.js';
-import { LeaseNotFoundError, NotHolderError } from '../core/errors.js';
+import { InvalidArgumentError, LeaseNotFoundError, NotHolderError } from '../core/errors.js';
 import { sleep } from './deadline.js';
 import { layout, validateName } from './layout.js';
 import { joinQueue, queueOf, waitForTurn, withQueueCleanup } from './waiter-queue.js';
@@ -31,9 +31,9 @@ export interface AcquireLockOptions {
   readonly signal?: AbortSignal;
   /**
    * Lock-delay, as in Consul: should this caller's session be lost while it holds
-   * the lock (rather than the lock be released), the next holder waits this long
-   * more before taking it, so that whatever this holder was doing (on a node cut
-   * off from the server, say) has time to stop. It is kept in the holder key.
+   * the lock (rather than the lock be released), nobody gets the lock for this
+   * long after the loss is noticed, so that whatever this holder was doing (on a
+   * node cut off from the server, say) has time to stop. At most 1 hour.
    * @default 0
    */
   readonly lockDelayMs?: number;
@@ -41,12 +41,23 @@ export interface AcquireLockOptions {
   readonly clock?: Clock;
 }
 
+/** The longest lock-delay a holder may declare. */
+export const MAX_LOCK_DELAY_MS = 3_600_000;
+
 const EMPTY = new Uint8Array(0);
+
+/** What a holder with a lock-delay leaves under `layout.lockDelays(name)`. */
+interface DelayRecord {
+  readonly delayMs: number;
+  /** When a contender first found its holder gone (ms on that contender's clock). */
+  readonly lostAt?: number;
+}
 
 /**
  * Wait for the lock `name` and take it for the session `lease`. Rejects with the
  * signal's reason (TimeoutError for a timeout) if it aborts first; on a timeout
- * the caller's place in the queue is given up.
+ * the caller's place in the queue is given up. The wait includes the lock-delay
+ * of a holder that was lost.
  */
 export async function acquireLock(
   backend: Backend,
@@ -56,57 +67,88 @@ export async function acquireLock(
 ): Promise<LockHandle> {
   validateName(name, 'lock name');
   const { signal, lockDelayMs = 0, clock = systemClock } = options;
+  if (!Number.isFinite(lockDelayMs) || lockDelayMs < 0 || lockDelayMs > MAX_LOCK_DELAY_MS) {
+    throw new InvalidArgumentError(`lock delay must be from 0 to 1h, got ${lockDelayMs} ms`, 'invalid_duration');
+  }
   const prefix = layout.lockWaiters(name);
-  const value = lockDelayMs > 0 ? new TextEncoder().encode(String(Math.round(lockDelayMs))) : EMPTY;
-  const waiter = await joinQueue(backend, prefix, lease, value);
+  const waiter = await joinQueue(backend, prefix, lease, EMPTY);
   await withQueueCleanup(backend, waiter, async () => {
-    const turn = await waitForTurn(backend, prefix, waiter, 1, lease, signal);
-    const previous = turn.previousHead;
-    const delayMs = previous ? Number(new TextDecoder().decode(previous.value)) : 0;
-    if (previous === null || !(delayMs > 0)) return;
-    // Its release deleted the key and recorded its token in one write, so by now
-    // the record says whether the previous holder released or was lost.
-    const released = await backend.get(layout.lockReleased(name));
-    if (released && new TextDecoder().decode(released.value) === String(previous.createRevision)) return;
-    await sleep(clock, delayMs, signal);
-    const mine = await backend.get(waiter.key);
-    if (mine?.createRevision !== waiter.token) throw new LeaseNotFoundError(lease);
+    await waitForTurn(backend, prefix, waiter, 1, lease, signal);
+    await waitOutLostHolders(backend, name, waiter.token, clock, signal);
+    if (lockDelayMs < 1) return;
+    const declared = await backend.txn({
+      compare: [{ key: waiter.key, target: 'createRevision', op: '=', value: waiter.token }],
+      success: [{ type: 'put', key: layout.lockDelays(name) + waiter.token, value: encodeRecord({ delayMs: Math.round(lockDelayMs) }) }],
+      failure: [],
+    });
+    if (!declared.succeeded) throw new LeaseNotFoundError(lease);
   });
   return { name, key: waiter.key, token: waiter.token, lease };
 }
 
 /**
+ * The caller is first in the queue, so every earlier holder is gone; one that left
+ * a delay record was lost, not released. Wait until its delay has passed since
+ * the loss was first noticed (by whichever contender saw it first), then clear
+ * the record, so that nobody waits for it twice.
+ */
+async function waitOutLostHolders(
+  backend: Backend,
+  name: string,
+  ownToken: number,
+  clock: Clock,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  for (;;) {
+    const { kvs } = await backend.range({ key: layout.lockDelays(name), prefix: true });
+    const lost = kvs.find((kv) => kv.key !== layout.lockDelays(name) + ownToken);
+    if (!lost) return;
+    const record = decodeRecord(lost);
+    if (record.lostAt === undefined) {
+      // Stamp the moment once; a contender that lost the race reads the winner's.
+      await stampRecord(backend, lost, { ...record, lostAt: clock.now() });
+      continue;
+    }
+    const remaining = record.lostAt + record.delayMs - clock.now();
+    if (remaining > 0) {
+      await sleep(clock, remaining, signal);
+      continue;
+    }
+    await backend.txn({
+      compare: [{ key: lost.key, target: 'modRevision', op: '=', value: lost.modRevision }],
+      success: [{ type: 'delete', key: lost.key }],
+      failure: [],
+    });
+  }
+}
+
+async function stampRecord(backend: Backend, kv: KeyValue, record: DelayRecord): Promise<void> {
+  await backend.txn({
+    compare: [{ key: kv.key, target: 'modRevision', op: '=', value: kv.modRevision }],
+    success: [{ type: 'put', key: kv.key, value: encodeRecord(record) }],
+    failure: [],
+  });
+}
+
+/**
  * Release the lock if `token` still holds it. Throws NotHolderError otherwise.
- * A holder with a lock-delay also records that it released (rather than lost)
- * the lock, in the same write, so that the next holder does not wait.
+ * The holder's delay record, if it declared one, goes in the same write.
  */
 export async function releaseLock(backend: Backend, key: string, token: number): Promise<void> {
   const name = lockNameOfKey(key);
   if (name === null) throw new NotHolderError(key, token);
-  // The common case, a holder without a lock-delay: one delete.
-  const plain = await backend.txn({
-    compare: [
-      { key, target: 'createRevision', op: '=', value: token },
-      { key, target: 'value', op: '=', value: EMPTY },
-    ],
-    success: [{ type: 'delete', key }],
-    failure: [{ type: 'get', key }],
-  });
-  if (plain.succeeded) return;
-  const found = plain.results[0];
-  if (found?.type !== 'get' || found.kvs[0]?.createRevision !== token) throw new NotHolderError(key, token);
-  const withRecord = await backend.txn({
+  const result = await backend.txn({
     compare: [{ key, target: 'createRevision', op: '=', value: token }],
     success: [
       { type: 'delete', key },
-      { type: 'put', key: layout.lockReleased(name), value: new TextEncoder().encode(String(token)) },
+      { type: 'delete', key: layout.lockDelays(name) + token },
     ],
     failure: [],
   });
-  if (!withRecord.succeeded) throw new NotHolderError(key, token);
+  if (!result.succeeded) throw new NotHolderError(key, token);
 }
 
-/** Who holds `name` now, and how many wait. */
+/** Who holds `name` now, and how many wait. During a lock-delay, the next holder already shows as holder. */
 export async function lockStatus(backend: Backend, name: string): Promise<LockStatus> {
   const { waiters } = await queueOf(backend, layout.lockWaiters(validateName(name, 'lock name')));
   const first = waiters[0];
@@ -120,4 +162,19 @@ export async function lockStatus(backend: Backend, name: string): Promise<LockSt
 /** The lock name of a holder key, or null if the key is not one. */
 function lockNameOfKey(key: string): string | null {
   return /^\/muster\/locks\/([^/]+)\/waiters\/[^/]+$/.exec(key)?.[1] ?? null;
+}
+
+function encodeRecord(record: DelayRecord): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(record));
+}
+
+/** A record that does not parse counts as a delay of 0: it is cleared, never waited on. */
+function decodeRecord(kv: KeyValue): DelayRecord {
+  try {
+    const parsed = JSON.parse(new TextDecoder().decode(kv.value)) as Partial<DelayRecord>;
+    const delayMs = typeof parsed.delayMs === 'number' && parsed.delayMs > 0 ? Math.min(parsed.delayMs, MAX_LOCK_DELAY_MS) : 0;
+    return typeof parsed.lostAt === 'number' ? { delayMs, lostAt: parsed.lostAt } : { delayMs };
+  } catch {
+    return { delayMs: 0, lostAt: 0 };
+  }
 }

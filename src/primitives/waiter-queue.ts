@@ -38,17 +38,6 @@ export async function queueOf(backend: Backend, prefix: string): Promise<{ revis
   return { revision: range.revision, waiters: range.kvs.sort((a, b) => a.createRevision - b.createRevision) };
 }
 
-export interface Turn {
-  /** The queue when the turn came, first come first. */
-  readonly waiters: KeyValue[];
-  /**
-   * The waiter that was first in the queue the last time the caller looked and
-   * had to wait, if it has gone since: for a lock, the holder whose going made
-   * way. Null when the caller never waited.
-   */
-  readonly previousHead: KeyValue | null;
-}
-
 /**
  * Wait until fewer than `slots` waiters are ahead of `waiter`. Watches only the
  * `slots` waiters just ahead: while they all exist, at least `slots` are ahead.
@@ -61,19 +50,14 @@ export async function waitForTurn(
   slots: number,
   lease: LeaseId,
   signal?: AbortSignal,
-): Promise<Turn> {
-  let head: KeyValue | null = null;
+): Promise<KeyValue[]> {
   for (;;) {
     throwIfAborted(signal);
     const { revision, waiters } = await queueOf(backend, prefix);
     const mine = waiters.find((w) => w.key === waiter.key);
     if (!mine || mine.createRevision !== waiter.token) throw new LeaseNotFoundError(lease);
     const ahead = waiters.filter((w) => w.createRevision < waiter.token);
-    if (ahead.length < slots) {
-      const gone = head !== null && !waiters.some((w) => w.key === head?.key && w.createRevision === head.createRevision);
-      return { waiters, previousHead: gone ? head : null };
-    }
-    head = waiters[0] ?? null;
+    if (ahead.length < slots) return waiters;
     const watched = ahead.slice(-slots).map((w) => w.key);
     await waitForAnyDelete(backend, [...watched, waiter.key], revision + 1, signal);
   }

@@ -141,38 +141,86 @@ export function describePrimitives(name: string, make: MakeHarness, options: Har
         expect((await next).lease).toBe(b);
       });
 
-      it('lock-delay: the next holder waits after a holder with a delay lost its session, not after a release', async () => {
+      it('lock-delay: nobody gets the lock for the delay after a holder with one is lost; a release costs nothing', async () => {
         const lock = unique('lock');
-        const [a, b, c, d, e] = [await session(), await session(), await session(), await session(), await session()];
-        // A free lock is taken at once, delay or not.
+        const sessions = await Promise.all(Array.from({ length: 6 }, () => session()));
+        const [a, b, c, d, e, f] = sessions as [LeaseId, LeaseId, LeaseId, LeaseId, LeaseId, LeaseId];
+        const settledAt = (p: Promise<unknown>) => p.then(() => Date.now());
+        // A holder with a delay that releases: the next holder takes over at once.
         const first = await acquireLock(backend, lock, a, { lockDelayMs: 60_000 });
-        // Released: the next holder does not wait, and the release is on record.
         const second = acquireLock(backend, lock, b);
         expect(await isPending(second, 50)).toBe(true);
         await releaseLock(backend, first.key, first.token);
         const heldB = await second;
-        expect(str((await backend.get(layout.lockReleased(lock)))?.value)).toBe(String(first.token));
-        // A holder without a delay that is lost: the next one takes over at once.
+        expect((await backend.range({ key: layout.lockDelays(lock), prefix: true })).kvs).toEqual([]);
+        // A plain holder that is lost: the next one takes over at once.
         const third = acquireLock(backend, lock, c);
         expect(await isPending(third, 50)).toBe(true);
         await backend.revokeLease(b);
         const heldC = await third;
         expect(heldC.token).toBeGreaterThan(heldB.token);
-        // A holder with a delay that is lost: the next one waits the delay.
+        // Two waiters behind a holder with a delay: when the holder is lost, the first
+        // waiter waits the delay; the second does not pay it again after a release.
         const fourth = acquireLock(backend, lock, d, { lockDelayMs: 700 });
         expect(await isPending(fourth, 50)).toBe(true);
         await releaseLock(backend, heldC.key, heldC.token);
         const heldD = await fourth;
         const fifth = acquireLock(backend, lock, e);
-        let fifthAt = 0;
-        void fifth.then(() => (fifthAt = Date.now()));
         expect(await isPending(fifth, 50)).toBe(true);
+        const sixth = acquireLock(backend, lock, f);
+        expect(await isPending(sixth, 50)).toBe(true);
         const lostAt = Date.now();
         await backend.revokeLease(d);
+        const fifthAt = settledAt(fifth);
         expect(await isPending(fifth, 300)).toBe(true);
-        expect((await lockStatus(backend, lock)).holder?.lease).toBe(e);
-        expect((await fifth).token).toBeGreaterThan(heldD.token);
-        expect(fifthAt - lostAt).toBeGreaterThanOrEqual(650);
+        const heldE = await fifth;
+        expect(heldE.token).toBeGreaterThan(heldD.token);
+        expect((await fifthAt) - lostAt).toBeGreaterThanOrEqual(650);
+        const releasedAt = Date.now();
+        await releaseLock(backend, heldE.key, heldE.token);
+        await sixth;
+        expect(Date.now() - releasedAt).toBeLessThan(500);
+      });
+
+      it('lock-delay: a caller arriving after the loss waits what is left of the delay', async () => {
+        const lock = unique('lock');
+        const [a, b] = [await session(), await session()];
+        const held = await acquireLock(backend, lock, a, { lockDelayMs: 800 });
+        const lostAt = Date.now();
+        await backend.revokeLease(a);
+        await eventually(async () => expect((await lockStatus(backend, lock)).holder).toBeNull());
+        expect(held.token).toBeGreaterThan(0);
+        // Nobody waited when the holder was lost; this caller arrives to a free lock.
+        const late = acquireLock(backend, lock, b);
+        expect(await isPending(late, 300)).toBe(true);
+        await late;
+        expect(Date.now() - lostAt).toBeGreaterThanOrEqual(750);
+      });
+
+      it('lock-delay: a waiter that times out during the delay does not restart it for the next', async () => {
+        const lock = unique('lock');
+        const [a, b, c] = [await session(), await session(), await session()];
+        await acquireLock(backend, lock, a, { lockDelayMs: 900 });
+        const timeout = new AbortController();
+        const second = acquireLock(backend, lock, b, { signal: timeout.signal });
+        const third = acquireLock(backend, lock, c);
+        expect(await isPending(third, 50)).toBe(true);
+        const lostAt = Date.now();
+        await backend.revokeLease(a);
+        expect(await isPending(second, 300)).toBe(true);
+        timeout.abort(new TimeoutError('lock timed out'));
+        await expect(second).rejects.toBeInstanceOf(TimeoutError);
+        await third;
+        const waited = Date.now() - lostAt;
+        expect(waited).toBeGreaterThanOrEqual(850);
+        expect(waited).toBeLessThan(1_700);
+      });
+
+      it('lock-delay: refuses a delay that is negative, not finite or above 1h', async () => {
+        const a = await session();
+        for (const lockDelayMs of [-1, Number.POSITIVE_INFINITY, Number.NaN, 3_600_001]) {
+          await expect(acquireLock(backend, unique('lock'), a, { lockDelayMs })).rejects.toBeInstanceOf(InvalidArgumentError);
+        }
       });
 
       it('lets a retry with the same session find its old place', async () => {

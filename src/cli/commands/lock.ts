@@ -15,7 +15,7 @@ export function registerLock(program: Command, ctx: CliContext): void {
   )
     .option(
       '--lock-delay <duration>',
-      'if our session is lost while we hold the lock (rather than releasing it), the next holder waits this long (default 0)',
+      'if our session is lost while we hold the lock (rather than releasing it), nobody gets the lock for this long (default 0, at most 1h)',
       durationArgument,
     )
     .addHelpText(

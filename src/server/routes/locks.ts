@@ -3,7 +3,7 @@ import type { Backend } from '../../core/backend.js';
 import type { Clock } from '../../core/clock.js';
 import { parseDuration } from '../../core/duration.js';
 import { InvalidArgumentError } from '../../core/errors.js';
-import { acquireLock, lockStatus, releaseLock } from '../../primitives/lock.js';
+import { MAX_LOCK_DELAY_MS, acquireLock, lockStatus, releaseLock } from '../../primitives/lock.js';
 import { blocking, timeoutSchema } from './blocking.js';
 import { layout, validateName } from '../../primitives/layout.js';
 import { checkHolderKey, heldBody, holderSchema, leaseIdSchema, nameParams } from './primitive-schemas.js';
@@ -19,9 +19,6 @@ const handleSchema = {
   type: 'object',
   properties: { name: { type: 'string' }, key: { type: 'string' }, token: { type: 'integer' }, lease: { type: 'string' } },
 } as const;
-
-/** The longest lock-delay a caller may ask for. */
-const MAX_LOCK_DELAY_MS = 3_600_000;
 
 function lockDelay(value: string | number | undefined): number {
   if (value === undefined) return 0;
@@ -42,8 +39,9 @@ export const lockRoutes: FastifyPluginAsync<Deps> = async (app, deps) => {
         summary: 'Wait for a lock and take it for a session; returns the fencing token',
         description:
           'lockDelay (seconds or a duration such as "5s", default 0, at most 1h), as in Consul: should this ' +
-          "caller's session be lost while it holds the lock (rather than the lock be released), the next holder " +
-          'waits this long before it is answered.',
+          "caller's session be lost while it holds the lock (rather than the lock be released), nobody gets the " +
+          'lock for this long after a contender first finds it gone. Waiting out such a delay counts toward ' +
+          "the caller's timeout.",
         params: nameParams,
         body: {
           type: 'object',
