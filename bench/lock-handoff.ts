@@ -12,7 +12,7 @@ import { keepAliveAgent, percentile, sendJson, sleep } from './http-client.js';
 import { startMuster } from './muster-process.js';
 import { findPid, machineBusyPercent, processCpuPercent, sampleCpu } from './process-stats.js';
 import type { BenchSettings, Measurement, Scenario, ScenarioResult } from './scenario.js';
-import { ETCD_REQUIREMENT, oneAfterAnother, ratio } from './scenario.js';
+import { ETCD_REQUIREMENT, musterThenEtcd, ratio } from './scenario.js';
 
 const CONTENDERS = 50;
 const LOCK_NAME = 'bench-lock';
@@ -63,22 +63,16 @@ export const lockHandoff: Scenario = {
   run: runLockHandoff,
 };
 
-async function runLockHandoff(settings: BenchSettings, log: (line: string) => void): Promise<ScenarioResult> {
-  const load =
-    `${settings.seconds} s per system after ${settings.warmupSeconds} s of warm-up, ${CONTENDERS} contenders on one lock, ` +
-    "one connection and session each; latency is the handoff: from a holder sending its release to the next holder's acquire answer";
-  const { measurements, notes } = await oneAfterAnother(
-    (scratch) => [musterSystem(join(scratch, 'muster-data')), etcdSystem()],
-    async (system, notes) => [await measureSystem(system, settings, log, notes)],
-  );
-  const [muster, etcd] = measurements;
-  if (muster === undefined || etcd === undefined) throw new Error('a system has no measurement');
-  return {
-    load,
-    measurements,
-    ratios: [ratio('muster handoffs/s / etcd handoffs/s', muster.reqPerSec / etcd.reqPerSec, 2.0, 'at-least')],
-    notes,
-  };
+function runLockHandoff(settings: BenchSettings, log: (line: string) => void): Promise<ScenarioResult> {
+  return musterThenEtcd({
+    load:
+      `${settings.seconds} s per system after ${settings.warmupSeconds} s of warm-up, ${CONTENDERS} contenders on one lock, ` +
+      "one connection and session each; latency is the handoff: from a holder sending its release to the next holder's acquire answer",
+    systems: (scratch) => [musterSystem(join(scratch, 'muster-data')), etcdSystem()],
+    measure: (system, notes) => measureSystem(system, settings, log, notes),
+    ratio: (muster, etcd) =>
+      ratio('muster handoffs/s / etcd handoffs/s', muster.reqPerSec / etcd.reqPerSec, 2.0, 'at-least'),
+  });
 }
 
 async function measureSystem(

@@ -111,3 +111,21 @@ export async function oneAfterAnother<S>(
   }
   return { measurements, notes };
 }
+
+/**
+ * A scenario of two systems, muster (file) and etcd, measured one after another
+ * with one row each, and the one ratio its issue sets between them.
+ */
+export async function musterThenEtcd<S>(options: {
+  readonly load: string;
+  readonly systems: (scratch: string) => readonly [S, S];
+  readonly measure: (system: S, notes: string[]) => Promise<Measurement>;
+  readonly ratio: (muster: Measurement, etcd: Measurement) => Ratio;
+}): Promise<ScenarioResult> {
+  const { measurements, notes } = await oneAfterAnother(options.systems, async (system, notes) => [
+    await options.measure(system, notes),
+  ]);
+  const [muster, etcd] = measurements;
+  if (muster === undefined || etcd === undefined) throw new Error('a system has no measurement');
+  return { load: options.load, measurements, ratios: [options.ratio(muster, etcd)], notes };
+}

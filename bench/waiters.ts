@@ -16,7 +16,7 @@ import { startMuster } from './muster-process.js';
 import type { CpuSample } from './process-stats.js';
 import { findPid, machineBusyPercent, processCpuPercent, sampleCpu } from './process-stats.js';
 import type { BenchSettings, Measurement, Scenario, ScenarioResult } from './scenario.js';
-import { ETCD_REQUIREMENT, oneAfterAnother, ratio } from './scenario.js';
+import { ETCD_REQUIREMENT, musterThenEtcd, ratio } from './scenario.js';
 
 const WAITERS = 1000;
 const ROUNDS = 5;
@@ -70,22 +70,16 @@ export const waiters: Scenario = {
   run: runWaiters,
 };
 
-async function runWaiters(settings: BenchSettings, log: (line: string) => void): Promise<ScenarioResult> {
-  const load =
-    `${ROUNDS} rounds of ${WAITERS} waiters per system, each on its own connection; latency is from sending the write to a waiter's release; ` +
-    'req/s is waiters released per second of release time (write to last release)';
-  const { measurements, notes } = await oneAfterAnother(
-    (scratch) => [musterSystem(join(scratch, 'muster-data')), etcdSystem()],
-    async (system, notes) => [await measureSystem(system, settings, log, notes)],
-  );
-  const [muster, etcd] = measurements;
-  if (muster === undefined || etcd === undefined) throw new Error('a system has no measurement');
-  return {
-    load,
-    measurements,
-    ratios: [ratio('muster p99 / etcd p99, release of 1,000 waiters', muster.p99Ms / etcd.p99Ms, 1.0, 'at-most')],
-    notes,
-  };
+function runWaiters(settings: BenchSettings, log: (line: string) => void): Promise<ScenarioResult> {
+  return musterThenEtcd({
+    load:
+      `${ROUNDS} rounds of ${WAITERS} waiters per system, each on its own connection; latency is from sending the write to a waiter's release; ` +
+      'req/s is waiters released per second of release time (write to last release)',
+    systems: (scratch) => [musterSystem(join(scratch, 'muster-data')), etcdSystem()],
+    measure: (system, notes) => measureSystem(system, settings, log, notes),
+    ratio: (muster, etcd) =>
+      ratio('muster p99 / etcd p99, release of 1,000 waiters', muster.p99Ms / etcd.p99Ms, 1.0, 'at-most'),
+  });
 }
 
 async function measureSystem(

@@ -11,32 +11,20 @@ export interface Held {
   readonly token: number;
 }
 
-export interface LockHandle extends Held {
-  readonly name: string;
-  readonly lease: LeaseId;
-}
-
-export interface LockState {
-  readonly name: string;
-  readonly holder: { key: string; token: number; lease: LeaseId | null } | null;
-  readonly waiting: number;
-}
-
-export interface SemaphoreHandle extends LockHandle {
-  readonly limit: number;
-}
-
-export interface SemaphoreState {
-  readonly name: string;
-  readonly limit: number | null;
-  readonly holders: { key: string; token: number; lease: LeaseId | null }[];
-  readonly waiting: number;
-}
-
-export interface Leadership extends Held {
-  readonly election: string;
-  readonly lease: LeaseId;
-}
+// The routes answer with the primitives' own results, as JSON: these are those
+// types (type-only: the client never loads the primitives). Election values and
+// waited-for values travel as text, so their types are the client's own below.
+export type {
+  LockHandle,
+  SemaphoreHandle,
+  Leadership,
+  OnceResult,
+  OnceTurn,
+  LockStatus as LockState,
+  SemaphoreStatus as SemaphoreState,
+  BarrierStatus as BarrierState,
+  OnceStatus as OnceState,
+} from '../primitives/index.js';
 
 export interface LeaderInfo {
   readonly key: string;
@@ -44,34 +32,6 @@ export interface LeaderInfo {
   readonly token: number;
   readonly lease: LeaseId | null;
   readonly revision: number;
-}
-
-export interface BarrierState {
-  readonly name: string;
-  readonly count: number | null;
-  readonly arrived: number;
-  readonly ready: boolean;
-}
-
-export interface OnceResult {
-  readonly exitCode: number;
-  readonly output: string;
-  readonly runner: string;
-  readonly token: number;
-  readonly startedAt: string;
-  readonly finishedAt: string;
-}
-
-export type OnceTurn =
-  | { readonly role: 'runner'; readonly key: string; readonly token: number; readonly startedAt: string }
-  | { readonly role: 'done'; readonly result: OnceResult };
-
-export interface OnceState {
-  readonly name: string;
-  readonly state: 'idle' | 'running' | 'done';
-  readonly result: OnceResult | null;
-  readonly runner: Held | null;
-  readonly waiting: number;
 }
 
 /** What `waitFor` waits for: exactly one condition. */
