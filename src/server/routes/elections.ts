@@ -4,6 +4,7 @@ import type { Clock } from '../../core/clock.js';
 import { campaign, leader, observe, proclaim, resign } from '../../primitives/election.js';
 import type { Leader } from '../../primitives/election.js';
 import { layout, validateName } from '../../primitives/layout.js';
+import { openSse, sseError, sseEvent } from '../sse.js';
 import { blocking, timeoutSchema } from './blocking.js';
 import { checkHolderKey, heldBody, holderKeySchema, leaseIdSchema, nameParams, tokenSchema } from './primitive-schemas.js';
 
@@ -139,22 +140,16 @@ export const electionRoutes: FastifyPluginAsync<Deps> = async (app, deps) => {
       const changes = observe(backend, request.params.name, stop.signal);
       // Read the current leader before committing to a stream, so errors are JSON.
       const first = await changes.next();
-      reply.hijack();
-      const out = reply.raw;
-      out.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
-      const heartbeat = setInterval(() => out.write(': keep-alive\n\n'), 15_000);
-      heartbeat.unref();
-      out.on('close', () => stop.abort());
-      deps.shutdown?.addEventListener('abort', () => stop.abort(), { once: true });
-      const send = (l: Leader | null) => out.write(`event: leader\ndata: ${JSON.stringify({ leader: wireLeader(l) })}\n\n`);
+      const stream = openSse(reply, { clock: deps.clock, shutdown: deps.shutdown, stop: () => stop.abort() });
+      const send = (l: Leader | null) => stream.write(sseEvent('leader', { leader: wireLeader(l) }));
       try {
-        if (!first.done) send(first.value);
-        for await (const change of changes) send(change);
+        if (!first.done) await send(first.value);
+        for await (const change of changes) await send(change);
       } catch (error) {
-        out.write(`event: error\ndata: ${JSON.stringify({ message: (error as Error).message })}\n\n`);
+        if (!stop.signal.aborted) await stream.write(sseError(error));
       } finally {
-        clearInterval(heartbeat);
-        out.end();
+        stop.abort();
+        stream.end();
       }
     },
   );

@@ -76,18 +76,16 @@ export const kvRoutes: FastifyPluginAsync<Deps> = async (app, { backend, clock, 
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: maxValueBytes }, (_request, body, done) => done(null, body));
   // A body over the limit is a value over the limit: say so in those terms.
   app.setErrorHandler((error: unknown, request, reply) => {
-    const { status, body } = errorResponse(error);
-    if (body.error.code === 'body_too_large') {
-      // A chunked body has no length up front: the parser stopped at the limit.
-      const length = request.headers['content-length'];
-      const size = length === undefined ? undefined : Number(length);
-      const tooLarge = new ValueTooLargeError(size ?? maxValueBytes + 1, maxValueBytes);
-      const message = size === undefined ? `value exceeds the limit of ${maxValueBytes} bytes` : tooLarge.message;
-      return reply
-        .status(413)
-        .send({ error: { code: tooLarge.code, message, ...(size === undefined ? {} : { size }), limit: maxValueBytes } });
-    }
-    return reply.status(status).send(body);
+    // Anything else goes on to the app's one handler (which logs internal errors).
+    if (errorResponse(error).body.error.code !== 'body_too_large') throw error;
+    // A chunked body has no length up front: the parser stopped at the limit.
+    const length = request.headers['content-length'];
+    const size = length === undefined ? undefined : Number(length);
+    const tooLarge = new ValueTooLargeError(size ?? maxValueBytes + 1, maxValueBytes);
+    const message = size === undefined ? `value exceeds the limit of ${maxValueBytes} bytes` : tooLarge.message;
+    return reply
+      .status(413)
+      .send({ error: { code: tooLarge.code, message, ...(size === undefined ? {} : { size }), limit: maxValueBytes } });
   });
 
   app.put<{ Params: KeyParams; Querystring: { lease?: string; prevRevision?: number }; Body: Buffer | undefined }>(

@@ -2,12 +2,10 @@ import type { FastifyPluginAsync } from 'fastify';
 import { toWireKeyValue } from '../../api/wire.js';
 import type { WireCompactedEvent, WireWatchEvent } from '../../api/wire.js';
 import type { Backend, WatchEvent } from '../../core/backend.js';
-import type { Clock, TimerHandle } from '../../core/clock.js';
+import type { Clock } from '../../core/clock.js';
 import { CompactedError, InvalidArgumentError } from '../../core/errors.js';
 import { validateKey, validatePrefix } from '../../core/key-path.js';
-
-/** A comment line this often keeps proxies from closing an idle stream. */
-const HEARTBEAT_MS = 15_000;
+import { openSse, sseError, sseEvent } from '../sse.js';
 
 export interface WatchRouteDeps {
   backend: Backend;
@@ -63,55 +61,29 @@ export const watchRoutes: FastifyPluginAsync<WatchRouteDeps> = async (app, { bac
       const fromRevision = typeof lastEventId === 'string' ? Number(lastEventId) + 1 : request.query.fromRevision;
       const watch = backend.watch(key, { prefix, prevKv: request.query.prevKv ?? false, ...(fromRevision ? { fromRevision } : {}) });
 
-      reply.hijack();
-      const out = reply.raw;
-      out.writeHead(200, {
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-cache',
-        connection: 'keep-alive',
-        'x-accel-buffering': 'no',
-      });
-      out.write(': watching\n\n');
+      const stream = openSse(reply, { clock, shutdown, stop: () => watch.close() });
       onWatchCount?.(1);
-      let heartbeat: TimerHandle | null = null;
-      const beat = () => {
-        if (out.writableEnded || out.destroyed) return;
-        out.write(': keep-alive\n\n');
-        heartbeat = clock.setTimeout(beat, HEARTBEAT_MS);
-      };
-      heartbeat = clock.setTimeout(beat, HEARTBEAT_MS);
-      out.on('close', () => watch.close());
-      const onShutdown = () => watch.close();
-      shutdown?.addEventListener('abort', onShutdown, { once: true });
       try {
         for await (const batch of watch) {
           let chunk = '';
           batch.events.forEach((event, i) => {
             const lastOfRevision = batch.events[i + 1]?.revision !== event.revision;
-            chunk += `${lastOfRevision ? `id: ${event.revision}\n` : ''}event: ${event.type}\ndata: ${JSON.stringify(wireEvent(event))}\n\n`;
+            chunk += sseEvent(event.type, wireEvent(event), lastOfRevision ? event.revision : undefined);
           });
-          if (!out.write(chunk)) {
-            await new Promise((resolve) => {
-              out.once('drain', resolve);
-              out.once('close', resolve);
-            });
-          }
-          if (out.destroyed) break;
+          await stream.write(chunk);
+          if (stream.gone) break;
         }
       } catch (error) {
         if (error instanceof CompactedError) {
           const data: WireCompactedEvent = { requestedRevision: error.requestedRevision, oldestRevision: error.oldestRevision };
-          out.write(`event: compacted\ndata: ${JSON.stringify(data)}\n\n`);
+          await stream.write(sseEvent('compacted', data));
         } else {
-          const code = (error as { code?: string }).code ?? 'internal';
-          out.write(`event: error\ndata: ${JSON.stringify({ code, message: (error as Error).message })}\n\n`);
+          await stream.write(sseError(error));
         }
       } finally {
-        if (heartbeat) clock.clearTimeout(heartbeat);
-        shutdown?.removeEventListener('abort', onShutdown);
         watch.close();
         onWatchCount?.(-1);
-        out.end();
+        stream.end();
       }
     },
   );
