@@ -1,7 +1,7 @@
 import type { Backend, KeyValue, LeaseId } from '../core/backend.js';
 import { NotHolderError } from '../core/errors.js';
 import { layout, validateName } from './layout.js';
-import { joinQueue, leaveQueue, queueOf, waitForTurn, withQueueCleanup } from './waiter-queue.js';
+import { checkWaiterKey, joinQueue, leaveQueue, queueOf, waitForTurn, withQueueCleanup } from './waiter-queue.js';
 
 export interface Leadership {
   readonly election: string;
@@ -47,6 +47,7 @@ export async function campaign(
 
 /** Change the leader's published value. Throws NotHolderError if no longer a candidate. */
 export async function proclaim(backend: Backend, leadership: Leadership, value: Uint8Array): Promise<number> {
+  checkWaiterKey(leadership.key, leadership.token, layout.electionCandidates(electionName(leadership.election)));
   const result = await backend.txn({
     compare: [{ key: leadership.key, target: 'createRevision', op: '=', value: leadership.token }],
     success: [{ type: 'put', key: leadership.key, value, lease: leadership.lease }],
@@ -56,8 +57,10 @@ export async function proclaim(backend: Backend, leadership: Leadership, value: 
   return result.revision;
 }
 
-/** Step down (or withdraw a candidacy). Throws NotHolderError if already gone. */
-export async function resign(backend: Backend, key: string, token: number): Promise<void> {
+/** Step down (or withdraw a candidacy). Throws NotHolderError if already gone (or not a candidate of this election). */
+export async function resign(backend: Backend, leadership: Pick<Leadership, 'election' | 'key' | 'token'>): Promise<void> {
+  const { election, key, token } = leadership;
+  checkWaiterKey(key, token, layout.electionCandidates(electionName(election)));
   if (!(await leaveQueue(backend, key, token))) throw new NotHolderError(key, token);
 }
 

@@ -4,7 +4,7 @@ import { systemClock } from '../core/clock.js';
 import { InvalidArgumentError, LeaseNotFoundError, NotHolderError } from '../core/errors.js';
 import { sleep } from './deadline.js';
 import { layout, validateName } from './layout.js';
-import { joinQueue, queueOf, waitForTurn, withQueueCleanup } from './waiter-queue.js';
+import { checkWaiterKey, joinQueue, queueOf, waitForTurn, withQueueCleanup } from './waiter-queue.js';
 
 export interface LockHandle {
   readonly name: string;
@@ -131,12 +131,16 @@ async function stampRecord(backend: Backend, kv: KeyValue, record: DelayRecord):
 }
 
 /**
- * Release the lock if `token` still holds it. Throws NotHolderError otherwise.
- * The holder's delay record, if it declared one, goes in the same write.
+ * Release the lock if `token` still holds it (and `key` is a holder key of this
+ * lock). Throws NotHolderError otherwise. The holder's delay record, if it
+ * declared one, goes in the same write.
  */
-export async function releaseLock(backend: Backend, key: string, token: number): Promise<void> {
-  const name = lockNameOfKey(key);
-  if (name === null) throw new NotHolderError(key, token);
+export async function releaseLock(
+  backend: Backend,
+  held: Pick<LockHandle, 'name' | 'key' | 'token'>,
+): Promise<void> {
+  const { name, key, token } = held;
+  checkWaiterKey(key, token, layout.lockWaiters(validateName(name, 'lock name')));
   const result = await backend.txn({
     compare: [{ key, target: 'createRevision', op: '=', value: token }],
     success: [
@@ -157,11 +161,6 @@ export async function lockStatus(backend: Backend, name: string): Promise<LockSt
     holder: first ? { key: first.key, token: first.createRevision, lease: first.lease } : null,
     waiting: Math.max(0, waiters.length - 1),
   };
-}
-
-/** The lock name of a holder key, or null if the key is not one. */
-function lockNameOfKey(key: string): string | null {
-  return /^\/muster\/locks\/([^/]+)\/waiters\/[^/]+$/.exec(key)?.[1] ?? null;
 }
 
 function encodeRecord(record: DelayRecord): Uint8Array {

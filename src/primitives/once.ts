@@ -3,7 +3,7 @@ import type { Clock } from '../core/clock.js';
 import { NotHolderError } from '../core/errors.js';
 import { layout, validateName } from './layout.js';
 import { waitForAnyDelete, waitForEvent, throwIfAborted } from './wait-for-event.js';
-import { joinQueue, leaveQueue, queueOf, withQueueCleanup } from './waiter-queue.js';
+import { checkWaiterKey, joinQueue, leaveQueue, queueOf, withQueueCleanup } from './waiter-queue.js';
 import type { Waiter } from './waiter-queue.js';
 
 /** What the one run of `once NAME` left behind. */
@@ -100,6 +100,7 @@ export async function completeOnce(
   clock: Clock,
 ): Promise<OnceResult> {
   const resultKey = layout.onceResult(onceName(name));
+  checkWaiterKey(turn.key, turn.token, layout.onceRunners(name));
   const result: OnceResult = {
     exitCode: outcome.exitCode,
     output: outcome.output.length > ONCE_OUTPUT_LIMIT ? outcome.output.slice(-ONCE_OUTPUT_LIMIT) : outcome.output,

@@ -1,7 +1,7 @@
 import type { Backend, LeaseId } from '../core/backend.js';
 import { InvalidArgumentError, LimitMismatchError, NotHolderError } from '../core/errors.js';
 import { layout, validateName } from './layout.js';
-import { joinQueue, leaveQueue, queueOf, waitForTurn, withQueueCleanup } from './waiter-queue.js';
+import { checkWaiterKey, joinQueue, leaveQueue, queueOf, waitForTurn, withQueueCleanup } from './waiter-queue.js';
 
 export interface SemaphoreHandle {
   readonly name: string;
@@ -51,7 +51,13 @@ export async function acquireSemaphore(
 }
 
 /** Give a slot back. Throws NotHolderError if it is no longer held. */
-export async function releaseSemaphore(backend: Backend, key: string, token: number): Promise<void> {
+/** Give a slot back if `token` still holds it (and `key` is a slot of this semaphore); NotHolderError otherwise. */
+export async function releaseSemaphore(
+  backend: Backend,
+  held: Pick<SemaphoreHandle, 'name' | 'key' | 'token'>,
+): Promise<void> {
+  const { name, key, token } = held;
+  checkWaiterKey(key, token, layout.semaphoreWaiters(validateName(name, 'semaphore name')));
   if (!(await leaveQueue(backend, key, token))) throw new NotHolderError(key, token);
 }
 

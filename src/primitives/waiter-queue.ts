@@ -1,5 +1,5 @@
 import type { Backend, KeyValue, LeaseId } from '../core/backend.js';
-import { LeaseNotFoundError, TimeoutError } from '../core/errors.js';
+import { LeaseNotFoundError, NotHolderError, TimeoutError } from '../core/errors.js';
 import { throwIfAborted, waitForAnyDelete } from './wait-for-event.js';
 
 /**
@@ -61,6 +61,16 @@ export async function waitForTurn(
     const watched = ahead.slice(-slots).map((w) => w.key);
     await waitForAnyDelete(backend, [...watched, waiter.key], revision + 1, signal);
   }
+}
+
+/**
+ * Refuse a holder key that is not a waiter key directly under `prefix` (the named
+ * primitive's folder): release, resign, proclaim and complete must not touch
+ * another primitive's keys even when the token matches.
+ */
+export function checkWaiterKey(key: string, token: number, prefix: string): void {
+  const rest = key.startsWith(prefix) ? key.slice(prefix.length) : '';
+  if (rest === '' || rest.includes('/')) throw new NotHolderError(key, token);
 }
 
 /** Remove a waiter key if it is still the same one (same createRevision). */

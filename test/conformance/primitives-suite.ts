@@ -86,7 +86,7 @@ export function describePrimitives(name: string, make: MakeHarness, options: Har
         const second = acquireLock(backend, lock, b);
         expect(await isPending(second)).toBe(true);
         expect((await lockStatus(backend, lock)).waiting).toBe(1);
-        await releaseLock(backend, first.key, first.token);
+        await releaseLock(backend, first);
         const got = await second;
         expect(got.token).toBeGreaterThan(first.token);
       });
@@ -101,23 +101,37 @@ export function describePrimitives(name: string, make: MakeHarness, options: Har
           waiters.push(
             acquireLock(backend, lock, sessions[i] as string).then(async (h) => {
               order.push(i);
-              await releaseLock(backend, h.key, h.token);
+              await releaseLock(backend, h);
             }),
           );
           await eventually(async () => expect((await lockStatus(backend, lock)).waiting).toBe(i));
         }
-        await releaseLock(backend, holder.key, holder.token);
+        await releaseLock(backend, holder);
         await Promise.all(waiters);
         expect(order).toEqual([1, 2, 3, 4, 5]);
+      });
+
+      it("refuses to release, resign, proclaim or complete with another primitive's key, even with its token", async () => {
+        const s = await session();
+        const lock = await acquireLock(backend, unique('lock'), s);
+        const other = unique('other');
+        await expect(releaseLock(backend, { ...lock, name: other })).rejects.toBeInstanceOf(NotHolderError);
+        await expect(releaseSemaphore(backend, { ...lock, name: other })).rejects.toBeInstanceOf(NotHolderError);
+        await expect(resign(backend, { ...lock, election: other })).rejects.toBeInstanceOf(NotHolderError);
+        await expect(proclaim(backend, { ...lock, election: other }, text('v'))).rejects.toBeInstanceOf(NotHolderError);
+        await expect(
+          completeOnce(backend, other, lock, { exitCode: 0, output: '', runner: 'x' }, systemClock),
+        ).rejects.toBeInstanceOf(NotHolderError);
+        expect((await lockStatus(backend, lock.name)).holder?.token).toBe(lock.token);
       });
 
       it('refuses a release with a stale token and keeps the newer holder', async () => {
         const lock = unique('lock');
         const s = await session();
         const first = await acquireLock(backend, lock, s);
-        await releaseLock(backend, first.key, first.token);
+        await releaseLock(backend, first);
         const again = await acquireLock(backend, lock, s);
-        await expect(releaseLock(backend, first.key, first.token)).rejects.toBeInstanceOf(NotHolderError);
+        await expect(releaseLock(backend, first)).rejects.toBeInstanceOf(NotHolderError);
         expect((await lockStatus(backend, lock)).holder?.token).toBe(again.token);
       });
 
@@ -150,7 +164,7 @@ export function describePrimitives(name: string, make: MakeHarness, options: Har
         const first = await acquireLock(backend, lock, a, { lockDelayMs: 60_000 });
         const second = acquireLock(backend, lock, b);
         expect(await isPending(second, 50)).toBe(true);
-        await releaseLock(backend, first.key, first.token);
+        await releaseLock(backend, first);
         const heldB = await second;
         expect((await backend.range({ key: layout.lockDelays(lock), prefix: true })).kvs).toEqual([]);
         // A plain holder that is lost: the next one takes over at once.
@@ -163,7 +177,7 @@ export function describePrimitives(name: string, make: MakeHarness, options: Har
         // waiter waits the delay; the second does not pay it again after a release.
         const fourth = acquireLock(backend, lock, d, { lockDelayMs: 700 });
         expect(await isPending(fourth, 50)).toBe(true);
-        await releaseLock(backend, heldC.key, heldC.token);
+        await releaseLock(backend, heldC);
         const heldD = await fourth;
         const fifth = acquireLock(backend, lock, e);
         expect(await isPending(fifth, 50)).toBe(true);
@@ -177,7 +191,7 @@ export function describePrimitives(name: string, make: MakeHarness, options: Har
         expect(heldE.token).toBeGreaterThan(heldD.token);
         expect((await fifthAt) - lostAt).toBeGreaterThanOrEqual(650);
         const releasedAt = Date.now();
-        await releaseLock(backend, heldE.key, heldE.token);
+        await releaseLock(backend, heldE);
         await sixth;
         expect(Date.now() - releasedAt).toBeLessThan(500);
       });
@@ -234,7 +248,7 @@ export function describePrimitives(name: string, make: MakeHarness, options: Har
         await expect(firstTry).rejects.toBeInstanceOf(CancelledError);
         expect((await lockStatus(backend, lock)).waiting).toBe(1);
         const retry = acquireLock(backend, lock, b);
-        await releaseLock(backend, held.key, held.token);
+        await releaseLock(backend, held);
         const got = await retry;
         const waiterKey = await backend.get(got.key);
         expect(got.token).toBe(waiterKey?.createRevision);
@@ -289,7 +303,7 @@ export function describePrimitives(name: string, make: MakeHarness, options: Har
         const status = await semaphoreStatus(backend, sem);
         expect(status.holders).toHaveLength(2);
         expect(status.waiting).toBe(1);
-        await releaseSemaphore(backend, one.key, one.token);
+        await releaseSemaphore(backend, one);
         expect((await third).lease).toBe(s[2]);
       });
 
@@ -334,7 +348,7 @@ export function describePrimitives(name: string, make: MakeHarness, options: Har
         const first = await campaign(backend, election, text('a'), a);
         const second = campaign(backend, election, text('b'), b);
         expect(await isPending(second)).toBe(true);
-        await resign(backend, first.key, first.token);
+        await resign(backend, first);
         const won = await second;
         expect(str((await leader(backend, election))?.value)).toBe('b');
         expect(won.token).toBeGreaterThan(first.token);
@@ -355,9 +369,9 @@ export function describePrimitives(name: string, make: MakeHarness, options: Har
         const won = await campaign(backend, election, text('v1'), a);
         await proclaim(backend, won, text('v2'));
         expect(str((await leader(backend, election))?.value)).toBe('v2');
-        await resign(backend, won.key, won.token);
+        await resign(backend, won);
         await expect(proclaim(backend, won, text('v3'))).rejects.toBeInstanceOf(NotHolderError);
-        await expect(resign(backend, won.key, won.token)).rejects.toBeInstanceOf(NotHolderError);
+        await expect(resign(backend, won)).rejects.toBeInstanceOf(NotHolderError);
         expect(await leader(backend, election)).toBeNull();
       });
 
@@ -376,7 +390,7 @@ export function describePrimitives(name: string, make: MakeHarness, options: Har
         const ea = await campaign(backend, election, text('a'), a);
         const eb = campaign(backend, election, text('b'), b);
         await proclaim(backend, ea, text('a2'));
-        await resign(backend, ea.key, ea.token);
+        await resign(backend, ea);
         const wonB = await eb;
         const ec = campaign(backend, election, text('c'), c);
         await eventually(async () => expect((await backend.range({ key: layout.electionCandidates(election), prefix: true })).count).toBe(2));
@@ -640,7 +654,7 @@ export function describePrimitiveSafety(name: string, make: MakeHarness, rounds:
             if (await write(handle.key, handle.token)) staleAccepted.push(handle.token);
           } else {
             if (await write(handle.key, handle.token)) accepted.push(handle.token);
-            await releaseLock(backend, handle.key, handle.token);
+            await releaseLock(backend, handle);
             await backend.revokeLease(lease);
           }
         }
@@ -671,7 +685,7 @@ export function describePrimitiveSafety(name: string, make: MakeHarness, rounds:
           await new Promise((resolve) => setTimeout(resolve, (i * 7) % 3));
           holders.delete(handle.token);
           if ((round + i) % 4 === 0) await backend.revokeLease(lease);
-          else await releaseSemaphore(backend, handle.key, handle.token);
+          else await releaseSemaphore(backend, handle);
         }
       };
       await Promise.all(Array.from({ length: 10 }, (_, i) => contender(i)));
@@ -698,7 +712,7 @@ export function describePrimitiveSafety(name: string, make: MakeHarness, rounds:
           const current = await leader(backend, election);
           expect(current?.key).toBe(won.key);
           if (terms % 3 === 0) await backend.revokeLease(lease);
-          else await resign(backend, won.key, won.token);
+          else await resign(backend, won);
         }
       };
       await Promise.all(Array.from({ length: 8 }, (_, i) => candidate(i)));

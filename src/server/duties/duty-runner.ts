@@ -121,7 +121,7 @@ export class DutyRunner {
         const leadership = await campaign(backend, this.election, new TextEncoder().encode(this.options.serverId), lease, term);
         this.currentState = 'LEADING';
         await this.lead(leadership, term);
-        await resign(backend, leadership.key, leadership.token).catch(() => undefined);
+        await resign(backend, leadership).catch(() => undefined);
       } catch (error) {
         if (!term.aborted) {
           this.report(error, 'campaign');

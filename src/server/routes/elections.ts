@@ -3,10 +3,10 @@ import type { Backend } from '../../core/backend.js';
 import type { Clock } from '../../core/clock.js';
 import { campaign, leader, observe, proclaim, resign } from '../../primitives/election.js';
 import type { Leader } from '../../primitives/election.js';
-import { layout, validateName } from '../../primitives/layout.js';
+import { validateName } from '../../primitives/layout.js';
 import { openSse, sseError, sseEvent } from '../sse.js';
 import { blocking, timeoutSchema } from './blocking.js';
-import { checkHolderKey, heldBody, holderKeySchema, leaseIdSchema, nameParams, tokenSchema } from './primitive-schemas.js';
+import { heldBody, holderKeySchema, leaseIdSchema, nameParams, tokenSchema } from './primitive-schemas.js';
 
 interface Deps {
   backend: Backend;
@@ -90,7 +90,6 @@ export const electionRoutes: FastifyPluginAsync<Deps> = async (app, deps) => {
     },
     async (request) => {
       const { key, token, lease, value } = request.body;
-      checkHolderKey(key, token, layout.electionCandidates(validateName(request.params.name, 'election name')));
       const revision = await proclaim(backend, { election: request.params.name, key, token, lease }, encoder.encode(value));
       return { revision };
     },
@@ -107,9 +106,7 @@ export const electionRoutes: FastifyPluginAsync<Deps> = async (app, deps) => {
       },
     },
     async (request) => {
-      const prefix = layout.electionCandidates(validateName(request.params.name, 'election name'));
-      checkHolderKey(request.body.key, request.body.token, prefix);
-      await resign(backend, request.body.key, request.body.token);
+      await resign(backend, { election: request.params.name, key: request.body.key, token: request.body.token });
       return { resigned: true };
     },
   );

@@ -5,8 +5,7 @@ import { parseDuration } from '../../core/duration.js';
 import { InvalidArgumentError } from '../../core/errors.js';
 import { MAX_LOCK_DELAY_MS, acquireLock, lockStatus, releaseLock } from '../../primitives/lock.js';
 import { blocking, timeoutSchema } from './blocking.js';
-import { layout, validateName } from '../../primitives/layout.js';
-import { checkHolderKey, heldBody, holderSchema, leaseIdSchema, nameParams } from './primitive-schemas.js';
+import { heldBody, holderSchema, leaseIdSchema, nameParams } from './primitive-schemas.js';
 
 interface Deps {
   backend: Backend;
@@ -71,8 +70,7 @@ export const lockRoutes: FastifyPluginAsync<Deps> = async (app, deps) => {
       },
     },
     async (request) => {
-      checkHolderKey(request.body.key, request.body.token, layout.lockWaiters(validateName(request.params.name, 'lock name')));
-      await releaseLock(backend, request.body.key, request.body.token);
+      await releaseLock(backend, { name: request.params.name, key: request.body.key, token: request.body.token });
       return { released: true };
     },
   );

@@ -3,8 +3,7 @@ import type { Backend } from '../../core/backend.js';
 import type { Clock } from '../../core/clock.js';
 import { ONCE_OUTPUT_LIMIT, beginOnce, completeOnce, onceStatus, resetOnce } from '../../primitives/once.js';
 import { blocking, timeoutSchema } from './blocking.js';
-import { layout, validateName } from '../../primitives/layout.js';
-import { checkHolderKey, holderKeySchema, leaseIdSchema, nameParams, tokenSchema } from './primitive-schemas.js';
+import { holderKeySchema, leaseIdSchema, nameParams, tokenSchema } from './primitive-schemas.js';
 
 interface Deps {
   backend: Backend;
@@ -88,7 +87,6 @@ export const onceRoutes: FastifyPluginAsync<Deps> = async (app, deps) => {
     },
     async (request) => {
       const { key, token, startedAt, exitCode, output, runner } = request.body;
-      checkHolderKey(key, token, layout.onceRunners(validateName(request.params.name, 'once name')));
       const result = await completeOnce(
         backend,
         request.params.name,

@@ -1,5 +1,4 @@
 /** JSON-schema pieces shared by the primitives' routes, and the holder-key check. */
-import { NotHolderError } from '../../core/errors.js';
 
 export const nameParams = {
   type: 'object',
@@ -24,13 +23,3 @@ export const holderSchema = {
   type: 'object',
   properties: { key: { type: 'string' }, token: { type: 'integer' }, lease: { type: ['string', 'null'] } },
 } as const;
-
-/**
- * Refuse a holder key that is not a waiter key directly under `prefix` (the
- * named primitive's folder): release, resign, proclaim and complete must not
- * touch another primitive's keys even when the token matches.
- */
-export function checkHolderKey(key: string, token: number, prefix: string): void {
-  const rest = key.startsWith(prefix) ? key.slice(prefix.length) : '';
-  if (rest === '' || rest.includes('/')) throw new NotHolderError(key, token);
-}

@@ -3,8 +3,7 @@ import type { Backend } from '../../core/backend.js';
 import type { Clock } from '../../core/clock.js';
 import { acquireSemaphore, releaseSemaphore, semaphoreStatus } from '../../primitives/semaphore.js';
 import { blocking, timeoutSchema } from './blocking.js';
-import { layout, validateName } from '../../primitives/layout.js';
-import { checkHolderKey, heldBody, holderSchema, leaseIdSchema, nameParams } from './primitive-schemas.js';
+import { heldBody, holderSchema, leaseIdSchema, nameParams } from './primitive-schemas.js';
 
 interface Deps {
   backend: Backend;
@@ -59,9 +58,7 @@ export const semaphoreRoutes: FastifyPluginAsync<Deps> = async (app, deps) => {
       },
     },
     async (request) => {
-      const prefix = layout.semaphoreWaiters(validateName(request.params.name, 'semaphore name'));
-      checkHolderKey(request.body.key, request.body.token, prefix);
-      await releaseSemaphore(backend, request.body.key, request.body.token);
+      await releaseSemaphore(backend, { name: request.params.name, key: request.body.key, token: request.body.token });
       return { released: true };
     },
   );
