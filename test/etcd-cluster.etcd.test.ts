@@ -39,6 +39,8 @@ describe('EtcdBackend on a 3-member etcd cluster', () => {
   it('loses no acknowledged write when the leader is killed mid-stream, goes on writing, and the member rejoins', async () => {
     const prefix = `/muster-cluster-${randomBytes(4).toString('hex')}/`;
     const backend = await EtcdBackend.open({ endpoints: etcd.endpoints, prefix });
+    // Set on every way out, so that the writers end even when an assertion fails.
+    let stop = false;
     try {
       const start = (await backend.revision()) + 1;
       const watch = backend.watch('/stream/', { prefix: true, fromRevision: start });
@@ -50,7 +52,6 @@ describe('EtcdBackend on a 3-member etcd cluster', () => {
       const acked: Acked[] = [];
       const failures: unknown[] = [];
       let next = 0;
-      let stop = false;
       const writer = async (): Promise<void> => {
         while (!stop) {
           const i = next++;
@@ -117,6 +118,7 @@ describe('EtcdBackend on a 3-member etcd cluster', () => {
         await throughVictim.close();
       }
     } finally {
+      stop = true;
       await backend.close();
     }
   }, 120_000);

@@ -86,7 +86,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(txnRoutes, { backend, maxValueBytes });
   await app.register(leaseRoutes, { backend });
   await app.register(watchRoutes, { backend, clock, shutdown, onWatchCount: (d) => metrics.openWatches.inc(d) });
-  await app.register(primitiveRoutes, { backend, clock, shutdown });
+  await app.register(primitiveRoutes, { backend, clock, shutdown, onBlockedCount: (d) => metrics.blockedRequests.inc(d) });
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return app;

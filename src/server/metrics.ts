@@ -8,6 +8,7 @@ type Label = 'route' | 'method' | 'status';
 export class ServerMetrics {
   readonly registry = new Registry();
   readonly openWatches: Gauge;
+  readonly blockedRequests: Gauge;
   private readonly requests: Counter<Label>;
   private readonly duration: Histogram<Label>;
   /** One child per (method, route, status), so the hot path does no label lookup. */
@@ -29,6 +30,11 @@ export class ServerMetrics {
       registers,
     });
     this.openWatches = new Gauge({ name: 'muster_open_watches', help: 'Watch streams open now', registers });
+    this.blockedRequests = new Gauge({
+      name: 'muster_blocked_requests',
+      help: 'Blocking calls (lock, semaphore, campaign, barrier, once, wait) waiting now',
+      registers,
+    });
     new Gauge({
       name: 'muster_revision',
       help: 'The store revision',

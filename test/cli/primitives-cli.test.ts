@@ -13,6 +13,15 @@ describe('muster primitives (real processes)', () => {
   const muster = (args: string[], env: Record<string, string> = {}) =>
     runMuster(args, { env: { MUSTER_ENDPOINT: server.url, ...env } });
   const spawn = (args: string[], url = server.url) => spawnMuster(args, { env: { MUSTER_ENDPOINT: url } });
+  /** Until the server has `count` blocking calls waiting (its muster_blocked_requests gauge). */
+  const blockedCalls = async (count: number) => {
+    for (let i = 0; i < 200; i++) {
+      const metrics = await (await fetch(`${server.url}/metrics`)).text();
+      if (new RegExp(`^muster_blocked_requests ${count}$`, 'm').test(metrics)) return;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    throw new Error(`the server never had ${count} blocked calls`);
+  };
 
   beforeAll(async () => {
     assertBuilt();
@@ -111,7 +120,8 @@ describe('muster primitives (real processes)', () => {
     expect(timedOut.code).toBe(3);
     expect(timedOut.stderr).toMatch(/timed out/);
     const waiter = spawn(['wait', '/ephemerals/db/ready', '--equals', 'ready', '--timeout', '20s']);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await blockedCalls(1);
+    expect(waiter.child.exitCode).toBeNull();
     expect((await muster(['signal', '/ephemerals/db/ready', 'ready'])).code).toBe(0);
     const done = await waiter.exited;
     expect(done.code).toBe(0);
@@ -134,8 +144,9 @@ describe('muster primitives (real processes)', () => {
   it('barrier: three participants all return once the third arrives', async () => {
     const a = spawn(['barrier', 'hadoop-up', '--count', '3', '--timeout', '20s']);
     const b = spawn(['barrier', 'hadoop-up', '--count', '3', '--timeout', '20s']);
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    await blockedCalls(2);
     expect(a.child.exitCode).toBeNull();
+    expect(b.child.exitCode).toBeNull();
     const c = await muster(['barrier', 'hadoop-up', '--count', '3']);
     expect(c.code).toBe(0);
     expect((await a.exited).code).toBe(0);

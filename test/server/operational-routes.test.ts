@@ -151,3 +151,17 @@ describe('GET /openapi.json response schemas', () => {
     ]);
   });
 });
+
+describe('muster_blocked_requests', () => {
+  test('counts blocking calls while they wait', async () => {
+    const blocked = async () =>
+      metricValue((await t.app.inject({ method: 'GET', url: '/metrics' })).body, 'muster_blocked_requests');
+    expect(await blocked()).toBe(0);
+    const waiting = t.app.inject({ method: 'GET', url: '/v1/wait/flag?exists=true&timeout=30s' });
+    for (let i = 0; i < 100 && (await blocked()) !== 1; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(await blocked()).toBe(1);
+    await t.backend.put('/flag', Buffer.from('up'));
+    expect((await waiting).statusCode).toBe(200);
+    expect(await blocked()).toBe(0);
+  });
+});

@@ -1,16 +1,9 @@
 import type { FastifyPluginAsync } from 'fastify';
-import type { Backend } from '../../core/backend.js';
-import type { Clock } from '../../core/clock.js';
 import { barrierStatus, enterBarrier, leaveBarrier, resetBarrier } from '../../primitives/barrier.js';
 import { blocking, timeoutSchema } from './blocking.js';
+import type { PrimitiveRouteDeps } from './blocking.js';
 import { leaseIdSchema, nameParams } from './primitive-schemas.js';
 
-interface Deps {
-  backend: Backend;
-  clock: Clock;
-  /** Aborts when the server is closing: blocked calls answer 503 closed. */
-  shutdown?: AbortSignal;
-}
 
 const idSchema = { type: 'string', minLength: 1, maxLength: 128 } as const;
 const statusSchema = {
@@ -24,7 +17,7 @@ const statusSchema = {
 } as const;
 
 /** Counting barriers and double barriers. */
-export const barrierRoutes: FastifyPluginAsync<Deps> = async (app, deps) => {
+export const barrierRoutes: FastifyPluginAsync<PrimitiveRouteDeps> = async (app, deps) => {
   const { backend } = deps;
   app.post<{ Params: { name: string }; Body: { count: number; lease: string; id?: string; timeout?: string | number } }>(
     '/v1/barriers/:name/enter',

@@ -1,6 +1,7 @@
 // Brings @fastify/swagger's schema fields (summary, description, tags) into FastifySchema.
 import type {} from '@fastify/swagger';
 import type { FastifyReply } from 'fastify';
+import type { Backend } from '../../core/backend.js';
 import type { Clock } from '../../core/clock.js';
 import { parseDuration } from '../../core/duration.js';
 import { CancelledError, InvalidArgumentError } from '../../core/errors.js';
@@ -52,18 +53,30 @@ export function blockingSignal(
   };
 }
 
+/** What the routes of the primitives (the blocking calls) are given. */
+export interface PrimitiveRouteDeps {
+  backend: Backend;
+  clock: Clock;
+  /** Aborts when the server is closing: blocked calls answer 503 closed. */
+  shutdown?: AbortSignal;
+  /** Told +1 when a blocking call starts waiting and -1 when it ends (a metric). */
+  onBlockedCount?: (delta: number) => void;
+}
+
 /** Run `body` with a blocking signal, always releasing the timer and listener. */
 export async function blocking<T>(
   reply: FastifyReply,
-  deps: { clock: Clock; shutdown?: AbortSignal },
+  deps: Omit<PrimitiveRouteDeps, 'backend'>,
   timeout: string | number | undefined,
   what: string,
   body: (signal: AbortSignal) => Promise<T>,
 ): Promise<T> {
   const { signal, dispose } = blockingSignal(reply, deps.clock, blockingTimeout(timeout), what, deps.shutdown);
+  deps.onBlockedCount?.(1);
   try {
     return await body(signal);
   } finally {
+    deps.onBlockedCount?.(-1);
     dispose();
   }
 }

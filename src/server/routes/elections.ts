@@ -1,19 +1,12 @@
 import type { FastifyPluginAsync } from 'fastify';
-import type { Backend } from '../../core/backend.js';
-import type { Clock } from '../../core/clock.js';
 import { campaign, leader, observe, proclaim, resign } from '../../primitives/election.js';
 import type { Leader } from '../../primitives/election.js';
 import { validateName } from '../../primitives/layout.js';
 import { openSse, sseError, sseEvent } from '../sse.js';
 import { blocking, timeoutSchema } from './blocking.js';
+import type { PrimitiveRouteDeps } from './blocking.js';
 import { heldBody, holderKeySchema, leaseIdSchema, nameParams, tokenSchema } from './primitive-schemas.js';
 
-interface Deps {
-  backend: Backend;
-  clock: Clock;
-  /** Aborts when the server is closing: blocked calls answer 503 closed. */
-  shutdown?: AbortSignal;
-}
 
 const MAX_VALUE_LENGTH = 64 * 1024;
 const encoder = new TextEncoder();
@@ -40,7 +33,7 @@ function wireLeader(l: Leader | null) {
 }
 
 /** First-come leader election: campaign (blocking), proclaim, resign, leader, observe (SSE). */
-export const electionRoutes: FastifyPluginAsync<Deps> = async (app, deps) => {
+export const electionRoutes: FastifyPluginAsync<PrimitiveRouteDeps> = async (app, deps) => {
   const { backend } = deps;
   app.post<{ Params: { name: string }; Body: { lease: string; value: string; timeout?: string | number } }>(
     '/v1/elections/:name/campaign',

@@ -1,18 +1,11 @@
 import type { FastifyPluginAsync } from 'fastify';
-import type { Backend } from '../../core/backend.js';
-import type { Clock } from '../../core/clock.js';
 import { parseDuration } from '../../core/duration.js';
 import { InvalidArgumentError } from '../../core/errors.js';
 import { MAX_LOCK_DELAY_MS, acquireLock, lockStatus, releaseLock } from '../../primitives/lock.js';
 import { blocking, timeoutSchema } from './blocking.js';
+import type { PrimitiveRouteDeps } from './blocking.js';
 import { heldBody, holderSchema, leaseIdSchema, nameParams } from './primitive-schemas.js';
 
-interface Deps {
-  backend: Backend;
-  clock: Clock;
-  /** Aborts when the server is closing: blocked calls answer 503 closed. */
-  shutdown?: AbortSignal;
-}
 
 const handleSchema = {
   type: 'object',
@@ -29,7 +22,7 @@ function lockDelay(value: string | number | undefined): number {
 }
 
 /** Fenced locks: acquire (blocking), release, status. */
-export const lockRoutes: FastifyPluginAsync<Deps> = async (app, deps) => {
+export const lockRoutes: FastifyPluginAsync<PrimitiveRouteDeps> = async (app, deps) => {
   const { backend } = deps;
   app.post<{ Params: { name: string }; Body: { lease: string; timeout?: string | number; lockDelay?: string | number } }>(
     '/v1/locks/:name/acquire',

@@ -1,16 +1,9 @@
 import type { FastifyPluginAsync } from 'fastify';
-import type { Backend } from '../../core/backend.js';
-import type { Clock } from '../../core/clock.js';
 import { ONCE_OUTPUT_LIMIT, beginOnce, completeOnce, onceStatus, resetOnce } from '../../primitives/once.js';
 import { blocking, timeoutSchema } from './blocking.js';
+import type { PrimitiveRouteDeps } from './blocking.js';
 import { holderKeySchema, leaseIdSchema, nameParams, tokenSchema } from './primitive-schemas.js';
 
-interface Deps {
-  backend: Backend;
-  clock: Clock;
-  /** Aborts when the server is closing: blocked calls answer 503 closed. */
-  shutdown?: AbortSignal;
-}
 
 const resultSchema = {
   type: 'object',
@@ -25,7 +18,7 @@ const resultSchema = {
 } as const;
 
 /** Run-exactly-once: begin (blocking), complete, status, reset. */
-export const onceRoutes: FastifyPluginAsync<Deps> = async (app, deps) => {
+export const onceRoutes: FastifyPluginAsync<PrimitiveRouteDeps> = async (app, deps) => {
   const { backend, clock } = deps;
   app.post<{ Params: { name: string }; Body: { lease: string; timeout?: string | number } }>(
     '/v1/once/:name/begin',

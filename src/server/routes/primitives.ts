@@ -1,6 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
-import type { Backend } from '../../core/backend.js';
-import type { Clock } from '../../core/clock.js';
+import type { PrimitiveRouteDeps } from './blocking.js';
 import { barrierRoutes } from './barriers.js';
 import { electionRoutes } from './elections.js';
 import { lockRoutes } from './locks.js';
@@ -9,7 +8,7 @@ import { semaphoreRoutes } from './semaphores.js';
 import { waitRoutes } from './wait.js';
 
 /** Every coordination primitive's routes (issue 3). */
-export const primitiveRoutes: FastifyPluginAsync<{ backend: Backend; clock: Clock; shutdown?: AbortSignal }> = async (app, deps) => {
+export const primitiveRoutes: FastifyPluginAsync<PrimitiveRouteDeps> = async (app, deps) => {
   await app.register(lockRoutes, deps);
   await app.register(semaphoreRoutes, deps);
   await app.register(electionRoutes, deps);

@@ -1,19 +1,12 @@
 import type { FastifyPluginAsync } from 'fastify';
-import type { Backend } from '../../core/backend.js';
-import type { Clock } from '../../core/clock.js';
 import { acquireSemaphore, releaseSemaphore, semaphoreStatus } from '../../primitives/semaphore.js';
 import { blocking, timeoutSchema } from './blocking.js';
+import type { PrimitiveRouteDeps } from './blocking.js';
 import { heldBody, holderSchema, leaseIdSchema, nameParams } from './primitive-schemas.js';
 
-interface Deps {
-  backend: Backend;
-  clock: Clock;
-  /** Aborts when the server is closing: blocked calls answer 503 closed. */
-  shutdown?: AbortSignal;
-}
 
 /** Counting semaphores: at most `limit` holders. */
-export const semaphoreRoutes: FastifyPluginAsync<Deps> = async (app, deps) => {
+export const semaphoreRoutes: FastifyPluginAsync<PrimitiveRouteDeps> = async (app, deps) => {
   const { backend } = deps;
   app.post<{ Params: { name: string }; Body: { lease: string; limit: number; timeout?: string | number } }>(
     '/v1/semaphores/:name/acquire',

@@ -1,19 +1,12 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { toWireKeyValue } from '../../api/wire.js';
-import type { Backend } from '../../core/backend.js';
-import type { Clock } from '../../core/clock.js';
 import { InvalidArgumentError } from '../../core/errors.js';
 import { validateKey } from '../../core/key-path.js';
 import { matchesCondition, waitFor } from '../../primitives/wait.js';
 import type { WaitCondition } from '../../primitives/wait.js';
 import { blocking, timeoutSchema } from './blocking.js';
+import type { PrimitiveRouteDeps } from './blocking.js';
 
-interface Deps {
-  backend: Backend;
-  clock: Clock;
-  /** Aborts when the server is closing: blocked calls answer 503 closed. */
-  shutdown?: AbortSignal;
-}
 
 interface WaitQuery {
   exists?: boolean;
@@ -37,7 +30,7 @@ function conditionOf(query: WaitQuery): WaitCondition {
 }
 
 /** Block until a key satisfies a condition (Noah's noah_block). */
-export const waitRoutes: FastifyPluginAsync<Deps> = async (app, deps) => {
+export const waitRoutes: FastifyPluginAsync<PrimitiveRouteDeps> = async (app, deps) => {
   const { backend } = deps;
   app.get<{ Params: { '*': string }; Querystring: WaitQuery }>(
     '/v1/wait/*',
