@@ -1,4 +1,4 @@
-import { InvalidKeyError } from './errors.js';
+import { InvalidArgumentError, InvalidKeyError } from './errors.js';
 
 /** Keys are at most this many bytes (UTF-8). */
 export const MAX_KEY_BYTES = 1024;
@@ -55,4 +55,17 @@ export function prefixEnd(prefix: string): string {
   if (prefix.length === 0) return '\u{10ffff}';
   const last = prefix.charCodeAt(prefix.length - 1);
   return prefix.slice(0, -1) + String.fromCharCode(last + 1);
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/** A coordination primitive's name (a lock, an election…): letters, digits, `.`, `_`, `-`; 1–128 characters; not starting with punctuation. */
+export function validateName(name: string, what = 'name'): string {
+  if (!NAME.test(name)) {
+    throw new InvalidArgumentError(
+      `invalid ${what} ${JSON.stringify(name.slice(0, 80))}: use 1-128 letters, digits, ".", "_" or "-", starting with a letter or digit`,
+      'invalid_name',
+    );
+  }
+  return name;
 }

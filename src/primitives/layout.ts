@@ -1,4 +1,5 @@
-import { InvalidArgumentError } from '../core/errors.js';
+// Names are checked in core so that the CLI can check them without the primitives.
+export { validateName } from '../core/key-path.js';
 
 /**
  * Where each primitive keeps its keys. Everything lives under `/muster/`, one
@@ -22,16 +23,3 @@ export const layout = {
   onceRunners: (name: string) => `/muster/once/${name}/runners/`,
   onceResult: (name: string) => `/muster/once/${name}/result`,
 } as const;
-
-const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-
-/** A primitive's name: letters, digits, `.`, `_`, `-`; 1–128 characters; not starting with punctuation. */
-export function validateName(name: string, what = 'name'): string {
-  if (!NAME.test(name)) {
-    throw new InvalidArgumentError(
-      `invalid ${what} ${JSON.stringify(name.slice(0, 80))}: use 1-128 letters, digits, ".", "_" or "-", starting with a letter or digit`,
-      'invalid_name',
-    );
-  }
-  return name;
-}

@@ -5,7 +5,7 @@ import type { MusterClient } from '../../client/muster-client.js';
 import { Session } from '../../client/session.js';
 import { parseDuration } from '../../core/duration.js';
 import { BackendUnavailableError, MusterError, TimeoutError } from '../../core/errors.js';
-import { validateName } from '../../primitives/layout.js';
+import { validateName } from '../../core/key-path.js';
 import { ttlArgument } from '../arguments.js';
 
 /** The longest one blocking request waits; longer waits are made of several. */
