@@ -27,3 +27,23 @@ function bad(text: string, what: string): InvalidArgumentError {
     'invalid_duration',
   );
 }
+
+/**
+ * parseDuration, for a setting with bounds: above 0 when `aboveZero`, and at most
+ * `maxMs` (named `max` in the message). Throws InvalidArgumentError
+ * (`invalid_duration`) such as "timeout must be more than 0 and at most 10m".
+ */
+export function parseDurationWithin(
+  text: string | number,
+  what: string,
+  bounds: { readonly aboveZero: boolean; readonly maxMs: number; readonly max: string },
+): number {
+  const ms = parseDuration(text, what);
+  if ((bounds.aboveZero && ms <= 0) || ms > bounds.maxMs) {
+    throw new InvalidArgumentError(
+      `${what} must be ${bounds.aboveZero ? 'more than 0 and ' : ''}at most ${bounds.max}, got ${JSON.stringify(text)}`,
+      'invalid_duration',
+    );
+  }
+  return ms;
+}

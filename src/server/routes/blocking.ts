@@ -3,8 +3,8 @@ import type {} from '@fastify/swagger';
 import type { FastifyReply } from 'fastify';
 import type { Backend } from '../../core/backend.js';
 import type { Clock } from '../../core/clock.js';
-import { parseDuration } from '../../core/duration.js';
-import { CancelledError, InvalidArgumentError } from '../../core/errors.js';
+import { parseDurationWithin } from '../../core/duration.js';
+import { CancelledError } from '../../core/errors.js';
 import { deadlineSignal } from '../../primitives/deadline.js';
 
 /** A blocking call waits this long when it names no timeout. */
@@ -18,11 +18,7 @@ export const timeoutSchema = { type: ['string', 'number'] } as const;
 /** Parse a blocking call's timeout (default 60 s, at most 24 h). */
 export function blockingTimeout(value: string | number | undefined): number {
   if (value === undefined) return DEFAULT_BLOCKING_TIMEOUT_MS;
-  const ms = parseDuration(value, 'timeout');
-  if (ms <= 0 || ms > MAX_BLOCKING_TIMEOUT_MS) {
-    throw new InvalidArgumentError(`timeout must be more than 0 and at most 24h, got ${JSON.stringify(value)}`, 'invalid_duration');
-  }
-  return ms;
+  return parseDurationWithin(value, 'timeout', { aboveZero: true, maxMs: MAX_BLOCKING_TIMEOUT_MS, max: '24h' });
 }
 
 /**

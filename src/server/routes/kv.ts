@@ -1,9 +1,9 @@
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import { toWireKeyValue } from '../../api/wire.js';
 import type { WireDeleteResponse, WirePutResponse, WireRangeResponse } from '../../api/wire.js';
-import type { Backend, KeyValue } from '../../core/backend.js';
+import type { Backend, KeyValue, TxnOp, TxnOpResult } from '../../core/backend.js';
 import type { Clock } from '../../core/clock.js';
-import { parseDuration } from '../../core/duration.js';
+import { parseDurationWithin } from '../../core/duration.js';
 import { CompactedError, InvalidArgumentError, KeyNotFoundError, RevisionConflictError, ValueTooLargeError } from '../../core/errors.js';
 import { validateKey, validatePrefix } from '../../core/key-path.js';
 import { leaseIdSchema } from './primitive-schemas.js';
@@ -119,17 +119,8 @@ export const kvRoutes: FastifyPluginAsync<Deps> = async (app, { backend, clock, 
         const { revision, prevKv } = await backend.put(key, value, { lease });
         return put(key, revision, prevKv);
       }
-      const result = await backend.txn({
-        compare: [{ key, target: 'modRevision', op: '=', value: expected }],
-        success: [{ type: 'put', key, value, lease }],
-        failure: [{ type: 'get', key, keysOnly: true }],
-      });
-      const first = result.results[0];
-      if (!result.succeeded) {
-        const current = first?.type === 'get' ? (first.kvs[0]?.modRevision ?? 0) : 0;
-        throw new RevisionConflictError(key, current, expected);
-      }
-      return put(key, result.revision, first?.type === 'put' ? first.prevKv : null);
+      const { revision, result } = await compareAndSwap(key, expected, { type: 'put', key, value, lease });
+      return put(key, revision, result?.type === 'put' ? result.prevKv : null);
     },
   );
 
@@ -186,7 +177,13 @@ export const kvRoutes: FastifyPluginAsync<Deps> = async (app, { backend, clock, 
         return reply.type('application/json').send(JSON.stringify(body));
       }
       const key = validateKey(path);
-      if (q.waitAfter !== undefined) return longPoll(reply, key, q.waitAfter, q.timeout, q.meta);
+      if (q.waitAfter !== undefined) {
+        const ms =
+          q.timeout === undefined
+            ? LONG_POLL_DEFAULT_MS
+            : parseDurationWithin(q.timeout, 'timeout', { aboveZero: true, maxMs: LONG_POLL_MAX_MS, max: '10m' });
+        return longPoll(reply, key, q.waitAfter, clock.now() + ms, q.meta);
+      }
       if (q.timeout !== undefined) throw new InvalidArgumentError('timeout takes waitAfter (a long poll)', 'invalid_request');
       const range = await backend.range({ key, revision: q.revision ?? 0 });
       const kv = range.kvs[0];
@@ -214,28 +211,32 @@ export const kvRoutes: FastifyPluginAsync<Deps> = async (app, { backend, clock, 
         return { revision, deleted };
       }
       if (prefix) throw new InvalidArgumentError('prevRevision takes a single key, not a prefix', 'invalid_request');
-      const result = await backend.txn({
-        compare: [{ key, target: 'modRevision', op: '=', value: expected }],
-        success: [{ type: 'delete', key }],
-        failure: [{ type: 'get', key, keysOnly: true }],
-      });
-      const first = result.results[0];
-      if (!result.succeeded) {
-        throw new RevisionConflictError(key, first?.type === 'get' ? (first.kvs[0]?.modRevision ?? 0) : 0, expected);
-      }
-      return { revision: result.revision, deleted: first?.type === 'delete' ? first.deleted : 0 };
+      const { revision, result } = await compareAndSwap(key, expected, { type: 'delete', key });
+      return { revision, deleted: result?.type === 'delete' ? result.deleted : 0 };
     },
   );
+
+  /**
+   * Apply `op` only if `key` is still at modRevision `expected` (0: absent);
+   * RevisionConflictError with the key's current modRevision otherwise.
+   */
+  async function compareAndSwap(key: string, expected: number, op: TxnOp): Promise<{ revision: number; result: TxnOpResult | undefined }> {
+    const txn = await backend.txn({
+      compare: [{ key, target: 'modRevision', op: '=', value: expected }],
+      success: [op],
+      failure: [{ type: 'get', key, keysOnly: true }],
+    });
+    const first = txn.results[0];
+    if (!txn.succeeded) throw new RevisionConflictError(key, first?.type === 'get' ? (first.kvs[0]?.modRevision ?? 0) : 0, expected);
+    return { revision: txn.revision, result: first };
+  }
 
   /**
    * Answer when the key's modRevision passes `after` (200, as GET) or it is
    * deleted after it (404), or with 204 when the timeout passes first.
    */
-  async function longPoll(reply: FastifyReply, key: string, after: number, timeout: string | number | undefined, meta?: boolean) {
-    const ms = timeout === undefined ? LONG_POLL_DEFAULT_MS : parseDuration(timeout, 'timeout');
-    if (ms <= 0 || ms > LONG_POLL_MAX_MS) {
-      throw new InvalidArgumentError(`timeout must be more than 0 and at most 10m, got ${JSON.stringify(timeout)}`, 'invalid_duration');
-    }
+  async function longPoll(reply: FastifyReply, key: string, after: number, deadline: number, meta?: boolean) {
+    const ms = Math.max(1, deadline - clock.now());
     const now = await backend.range({ key });
     const current = now.kvs[0];
     if (current && current.modRevision > after) return sendKey(reply, current, now.revision, meta);
@@ -260,7 +261,7 @@ export const kvRoutes: FastifyPluginAsync<Deps> = async (app, { backend, clock, 
     } catch (error) {
       if (!(error instanceof CompactedError)) throw error;
       // History since `after` is gone: the current state was already checked above.
-      return longPoll(reply, key, now.revision, timeout, meta);
+      return longPoll(reply, key, now.revision, deadline, meta);
     } finally {
       dispose();
       watch.close();

@@ -1,6 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
-import { parseDuration } from '../../core/duration.js';
-import { InvalidArgumentError } from '../../core/errors.js';
+import { parseDurationWithin } from '../../core/duration.js';
 import { MAX_LOCK_DELAY_MS, acquireLock, lockStatus, releaseLock } from '../../primitives/lock.js';
 import { blocking, timeoutSchema } from './blocking.js';
 import type { PrimitiveRouteDeps } from './blocking.js';
@@ -14,11 +13,7 @@ const handleSchema = {
 
 function lockDelay(value: string | number | undefined): number {
   if (value === undefined) return 0;
-  const ms = parseDuration(value, 'lock delay');
-  if (ms > MAX_LOCK_DELAY_MS) {
-    throw new InvalidArgumentError(`lock delay must be at most 1h, got ${JSON.stringify(value)}`, 'invalid_duration');
-  }
-  return ms;
+  return parseDurationWithin(value, 'lock delay', { aboveZero: false, maxMs: MAX_LOCK_DELAY_MS, max: '1h' });
 }
 
 /** Fenced locks: acquire (blocking), release, status. */
