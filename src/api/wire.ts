@@ -3,7 +3,7 @@
  * client/ (which reads them). Values travel as UTF-8 text when they are valid
  * UTF-8, otherwise as base64 with `encoding: "base64"`.
  */
-import type { KeyValue, LeaseId } from '../core/backend.js';
+import type { CompareOp, KeyValue, LeaseId } from '../core/backend.js';
 
 export type ValueEncoding = 'utf8' | 'base64';
 
@@ -49,9 +49,9 @@ export interface WireValue {
 }
 
 export type WireCompare =
-  | ({ key: string; target: 'value'; op: '=' | '!=' | '<' | '>' } & WireValue)
-  | { key: string; target: 'version' | 'createRevision' | 'modRevision'; op: '=' | '!=' | '<' | '>'; value: number }
-  | { key: string; target: 'lease'; op: '=' | '!=' | '<' | '>'; value: LeaseId | null };
+  | ({ key: string; target: 'value'; op: CompareOp } & WireValue)
+  | { key: string; target: 'version' | 'createRevision' | 'modRevision'; op: CompareOp; value: number }
+  | { key: string; target: 'lease'; op: CompareOp; value: LeaseId | null };
 
 export type WireTxnOp =
   | ({ type: 'put'; key: string; lease?: LeaseId | null } & WireValue)

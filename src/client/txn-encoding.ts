@@ -1,4 +1,4 @@
-import type { CompareOp, KeyValue, LeaseId, RangeRequest } from '../core/backend.js';
+import type { Compare, KeyValue, TxnOp } from '../core/backend.js';
 import type {
   WireCompare,
   WireTxnOp,
@@ -13,21 +13,10 @@ import { encodeValue, fromWireKeyValue } from '../api/wire.js';
 export type ClientValue = string | Uint8Array;
 
 /** core/backend.ts's Compare, with a value compare taking text or bytes. */
-export type ClientCompare =
-  | { readonly key: string; readonly target: 'value'; readonly op: CompareOp; readonly value: ClientValue }
-  | {
-      readonly key: string;
-      readonly target: 'version' | 'createRevision' | 'modRevision';
-      readonly op: CompareOp;
-      readonly value: number;
-    }
-  | { readonly key: string; readonly target: 'lease'; readonly op: CompareOp; readonly value: LeaseId | null };
+export type ClientCompare = Compare<ClientValue>;
 
 /** core/backend.ts's TxnOp, with a put taking text or bytes. */
-export type ClientTxnOp =
-  | { readonly type: 'put'; readonly key: string; readonly value: ClientValue; readonly lease?: LeaseId | null }
-  | { readonly type: 'delete'; readonly key: string; readonly prefix?: boolean }
-  | ({ readonly type: 'get' } & RangeRequest);
+export type ClientTxnOp = TxnOp<ClientValue>;
 
 export interface ClientTxnRequest {
   readonly compare?: readonly ClientCompare[];

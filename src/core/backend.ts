@@ -1,3 +1,5 @@
+import { InvalidArgumentError } from './errors.js';
+
 /**
  * The Backend interface: a keyspace with the semantics of etcd v3.
  *
@@ -83,16 +85,16 @@ export interface DeleteResult {
   readonly prevKvs: KeyValue[];
 }
 
-export type CompareTarget = 'value' | 'version' | 'createRevision' | 'modRevision' | 'lease';
 export type CompareOp = '=' | '!=' | '<' | '>';
 
 /**
  * One condition of a transaction. As in etcd, a key that does not exist has
  * version, createRevision and modRevision 0 and lease null; any comparison of the
- * value of a missing key is false.
+ * value of a missing key is false. `V` is how a value is given (bytes here; the
+ * client also takes text).
  */
-export type Compare =
-  | { readonly key: string; readonly target: 'value'; readonly op: CompareOp; readonly value: Uint8Array }
+export type Compare<V = Uint8Array> =
+  | { readonly key: string; readonly target: 'value'; readonly op: CompareOp; readonly value: V }
   | {
       readonly key: string;
       readonly target: 'version' | 'createRevision' | 'modRevision';
@@ -101,8 +103,8 @@ export type Compare =
     }
   | { readonly key: string; readonly target: 'lease'; readonly op: CompareOp; readonly value: LeaseId | null };
 
-export type TxnOp =
-  | { readonly type: 'put'; readonly key: string; readonly value: Uint8Array; readonly lease?: LeaseId | null }
+export type TxnOp<V = Uint8Array> =
+  | { readonly type: 'put'; readonly key: string; readonly value: V; readonly lease?: LeaseId | null }
   | { readonly type: 'delete'; readonly key: string; readonly prefix?: boolean }
   | ({ readonly type: 'get' } & RangeRequest);
 
@@ -215,3 +217,19 @@ export interface Backend {
   /** Release resources; pending calls fail with BackendClosedError. */
   close(): Promise<void>;
 }
+
+/** The argument rules every backend applies alike (InvalidArgumentError otherwise). */
+export const backendArguments = {
+  /** A lease TTL: a whole number of seconds ≥ 1. */
+  leaseTtl(ttl: number): void {
+    if (!Number.isInteger(ttl) || ttl < 1) {
+      throw new InvalidArgumentError(`lease TTL must be a whole number of seconds ≥ 1, got ${ttl}`, 'invalid_ttl');
+    }
+  },
+  /** A compaction revision: a whole number ≥ 1. */
+  compactRevision(revision: number): void {
+    if (!Number.isInteger(revision) || revision < 1) {
+      throw new InvalidArgumentError(`compaction revision must be a positive whole number, got ${revision}`, 'invalid_revision');
+    }
+  },
+};

@@ -1292,6 +1292,15 @@ export function describeBackend(name: string, make: MakeHarness, options: Harnes
     });
 
     describe('compaction', () => {
+      it('refuses a compaction revision that is not a whole number ≥ 1, and a lease TTL that is not one either', async () => {
+        for (const revision of [0, -3, 2.5, Number.NaN]) {
+          await expect(b.compact(revision)).rejects.toBeInstanceOf(InvalidArgumentError);
+        }
+        for (const ttl of [0, -1, 1.5, Number.NaN]) {
+          await expect(b.grantLease(ttl)).rejects.toBeInstanceOf(InvalidArgumentError);
+        }
+      });
+
       it('reports the compacted revision as the oldest revision', async () => {
         await put(`${p}a`, '1');
         const r = await put(`${p}a`, '2');

@@ -30,6 +30,7 @@ import type {
   Watch,
   WatchOptions,
 } from '../../core/backend.js';
+import { backendArguments } from '../../core/backend.js';
 import {
   BackendClosedError,
   BackendUnavailableError,
@@ -204,9 +205,7 @@ export class EtcdBackend implements Backend {
   // ---- leases --------------------------------------------------------------
 
   async grantLease(ttl: number): Promise<LeaseGrant> {
-    if (!Number.isInteger(ttl) || ttl < 1) {
-      throw new InvalidArgumentError(`lease TTL must be a whole number of seconds ≥ 1, got ${ttl}`, 'invalid_ttl');
-    }
+    backendArguments.leaseTtl(ttl);
     // A grant retried after an unseen success leaves an unused lease that expires by itself.
     const response = await this.call(true, {}, (o) => this.client.leaseClient.leaseGrant({ TTL: ttl }, o));
     const id = leaseFromEtcd(response.ID);
@@ -282,12 +281,7 @@ export class EtcdBackend implements Backend {
   }
 
   async compact(revision: number): Promise<void> {
-    if (!Number.isInteger(revision) || revision < 1) {
-      throw new InvalidArgumentError(
-        `compaction revision must be a positive whole number, got ${revision}`,
-        'invalid_revision',
-      );
-    }
+    backendArguments.compactRevision(revision);
     try {
       await this.call(true, { revision }, (o) => this.client.kv.compact({ revision, physical: false }, o));
     } catch (error) {

@@ -24,6 +24,7 @@ import type {
   WatchEvent,
   WatchOptions,
 } from '../../core/backend.js';
+import { backendArguments } from '../../core/backend.js';
 import type { Clock, TimerHandle } from '../../core/clock.js';
 import { systemClock } from '../../core/clock.js';
 import {
@@ -310,10 +311,8 @@ export class SqliteBackend implements Backend {
   // ---- leases --------------------------------------------------------------
 
   grantLease(ttl: number): Promise<LeaseGrant> {
-    if (!Number.isInteger(ttl) || ttl < 1) {
-      return Promise.reject(new InvalidArgumentError(`lease TTL must be a whole number of seconds ≥ 1, got ${ttl}`, 'invalid_ttl'));
-    }
     return this.write(() => {
+      backendArguments.leaseTtl(ttl);
       let id: string;
       do id = this.newLeaseId();
       while (this.leases.has(id) || this.stmt.getLease.get(id));
@@ -369,6 +368,7 @@ export class SqliteBackend implements Backend {
 
   compact(revision: number): Promise<void> {
     return this.write(() => {
+      backendArguments.compactRevision(revision);
       if (revision > this.stagedRevision) throw new FutureRevisionError(revision, this.stagedRevision);
       if (revision <= this.stagedCompactRevision) return;
       const rows = this.stmt.compactable.all({ from: this.stagedCompactRevision, below: revision }) as {
@@ -509,7 +509,7 @@ export class SqliteBackend implements Backend {
   }
 
   private deleteKeys(key: string, prefix: boolean, revision: number, firstSub: number): KeyValue[] {
-    const rows = (prefix ? this.stmt.keysInRange.all(key, prefixEnd(key)) : this.stmt.keysExact.all(key)) as KvRow[];
+    const rows = (prefix ? this.stmt.keysInRange.all(key, prefixEnd(key)) : this.stmt.getKey.all(key)) as KvRow[];
     let sub = firstSub;
     const prevKvs: KeyValue[] = [];
     for (const row of rows) {
@@ -560,7 +560,7 @@ export class SqliteBackend implements Backend {
     const prefix = request.prefix ?? false;
     let rows: KvRow[];
     if (at === 0 || at === latest) {
-      rows = (prefix ? this.stmt.keysInRange.all(request.key, prefixEnd(request.key)) : this.stmt.keysExact.all(request.key)) as KvRow[];
+      rows = (prefix ? this.stmt.keysInRange.all(request.key, prefixEnd(request.key)) : this.stmt.getKey.all(request.key)) as KvRow[];
     } else {
       const found = (
         prefix
@@ -716,7 +716,6 @@ function prepareStatements(db: Db) {
     getMeta: s('SELECT value FROM meta WHERE name = ?'),
     setMeta: s('INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value'),
     getKey: s(`SELECT ${kvColumns} FROM kv WHERE key = ?`),
-    keysExact: s(`SELECT ${kvColumns} FROM kv WHERE key = ?`),
     keysInRange: s(`SELECT ${kvColumns} FROM kv WHERE key >= ? AND key < ? ORDER BY key`),
     keysOfLease: s('SELECT key FROM kv WHERE lease = ? ORDER BY key'),
     upsertKey: s(
