@@ -1,6 +1,7 @@
 import { createParser } from 'eventsource-parser';
 import type { EventSourceMessage } from 'eventsource-parser';
 import type { WatchEvent } from '../core/backend.js';
+import { sleep, systemClock } from '../core/clock.js';
 import { BackendUnavailableError, CompactedError } from '../core/errors.js';
 import type { WireCompactedEvent, WireWatchEvent } from '../api/wire.js';
 import { fromWireKeyValue } from '../api/wire.js';
@@ -133,7 +134,7 @@ export async function* watchEvents(
       error: lost ?? new BackendUnavailableError('the watch connection was lost'),
       retryInMs: delay,
     });
-    await sleep(delay, signal);
+    await sleep(systemClock, delay, signal).catch(() => undefined);
   }
 }
 
@@ -191,19 +192,4 @@ class RevisionStream {
     if (this.pending.length > 0) this.complete.push(this.pending);
     this.pending = [];
   }
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      resolve();
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }

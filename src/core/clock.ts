@@ -84,3 +84,22 @@ export class ManualClock implements Clock {
     this.current = target;
   }
 }
+
+/**
+ * Wait `ms` on `clock`; rejects with the signal's reason if it aborts first
+ * (add `.catch(() => undefined)` to end quietly instead).
+ */
+export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = () => {
+      clock.clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    const timer = clock.setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -1,8 +1,7 @@
 import type { Backend, KeyValue, LeaseId } from '../core/backend.js';
 import type { Clock } from '../core/clock.js';
-import { systemClock } from '../core/clock.js';
+import { sleep, systemClock } from '../core/clock.js';
 import { InvalidArgumentError, LeaseNotFoundError, NotHolderError } from '../core/errors.js';
-import { sleep } from './deadline.js';
 import { layout, validateName } from './layout.js';
 import { checkWaiterKey, joinQueue, queueOf, waitForTurn, withQueueCleanup } from './waiter-queue.js';
 

@@ -31,6 +31,7 @@ import type {
   WatchOptions,
 } from '../../core/backend.js';
 import { backendArguments } from '../../core/backend.js';
+import { sleep, systemClock } from '../../core/clock.js';
 import {
   BackendClosedError,
   BackendUnavailableError,
@@ -342,7 +343,7 @@ export class EtcdBackend implements Backend {
           (idempotent || neverApplied(error)) &&
           Date.now() + backoff(attempt) < deadline;
         if (!retry) throw await this.failure(error, context);
-        await sleep(backoff(attempt));
+        await sleep(systemClock, backoff(attempt));
       }
     }
   }
@@ -522,10 +523,6 @@ function txnBytes(ops: readonly TxnOp[]): number {
 
 function backoff(attempt: number): number {
   return 50 * 2 ** (attempt - 1);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 async function loadCredentials(

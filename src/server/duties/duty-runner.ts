@@ -1,6 +1,6 @@
 import type { Backend, Compare, LeaseId } from '../../core/backend.js';
 import type { Clock, TimerHandle } from '../../core/clock.js';
-import { systemClock } from '../../core/clock.js';
+import { sleep, systemClock } from '../../core/clock.js';
 import { LeaseNotFoundError } from '../../core/errors.js';
 import { campaign, resign } from '../../primitives/election.js';
 import type { Leadership } from '../../primitives/election.js';
@@ -125,7 +125,7 @@ export class DutyRunner {
       } catch (error) {
         if (!term.aborted) {
           this.report(error, 'campaign');
-          await sleep(this.clock, 1000, this.stopping.signal);
+          await sleep(this.clock, 1000, this.stopping.signal).catch(() => undefined);
         }
       } finally {
         if (keepAlive) this.clock.clearTimeout(keepAlive);
@@ -152,22 +152,9 @@ export class DutyRunner {
           } catch (error) {
             if (!term.aborted) this.report(error, `duty ${duty.name}`);
           }
-          await sleep(this.clock, duty.intervalMs, term);
+          await sleep(this.clock, duty.intervalMs, term).catch(() => undefined);
         }
       }),
     );
   }
-}
-
-function sleep(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = clock.setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-    function done() {
-      clock.clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-  });
 }
