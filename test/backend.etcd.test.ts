@@ -7,47 +7,26 @@
  * Then what only etcd has: keys under the prefix, etcd's own lease ids, and
  * faults (etcd down, restarted), on a member of their own.
  */
-import { randomBytes } from 'node:crypto';
 import { Etcd3 } from 'etcd3';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import { EtcdBackend } from '../src/backends/etcd/index.js';
 import { BackendClosedError, BackendUnavailableError } from '../src/core/errors.js';
 import { describeBackend } from './conformance/backend-suite.js';
-import type { BackendHarness } from './conformance/harness.js';
-import { WatchRecorder, bytes, eventually, rejection, text } from './conformance/harness.js';
-import { startEtcd, type EtcdCluster } from './support/etcd-server.js';
+import { WatchRecorder, bytes, eventually, rejection, text, uniquePrefix } from './conformance/harness.js';
+import { etcdForFile } from './support/etcd-harness.js';
+import { startEtcd } from './support/etcd-server.js';
 
-let etcd: EtcdCluster | undefined;
+const etcd = etcdForFile();
+const testPrefix = uniquePrefix;
 
-beforeAll(async () => {
-  etcd = await startEtcd();
-});
-
-afterAll(async () => {
-  await etcd?.stop();
-});
-
-const testPrefix = (): string => `/muster-test-${randomBytes(4).toString('hex')}/`;
-
-async function etcdHarness(): Promise<BackendHarness> {
-  if (!etcd) throw new Error('etcd did not start');
-  const backend = await EtcdBackend.open({ endpoints: etcd.endpoints, prefix: testPrefix() });
-  return {
-    backend,
-    advance: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-    close: () => backend.close(),
-  };
-}
-
-describeBackend('etcd', etcdHarness, { minLeaseTtl: 2 });
+describeBackend('etcd', etcd.harness, { minLeaseTtl: 2 });
 
 describe('EtcdBackend, what only etcd has', () => {
   let raw: Etcd3;
 
   beforeEach(() => {
-    if (!etcd) throw new Error('etcd did not start');
-    raw = new Etcd3({ hosts: etcd.endpoints });
+    raw = new Etcd3({ hosts: etcd.cluster().endpoints });
   });
 
   afterEach(() => {
@@ -56,7 +35,7 @@ describe('EtcdBackend, what only etcd has', () => {
 
   it('stores muster key /a/b as <prefix>/a/b with etcd lease ids in hex, and reads only its own prefix', async () => {
     const prefix = testPrefix();
-    const backend = await EtcdBackend.open({ endpoints: etcd?.endpoints ?? [], prefix });
+    const backend = await EtcdBackend.open({ endpoints: etcd.cluster().endpoints, prefix });
     try {
       const lease = await backend.grantLease(30);
       const { revision } = await backend.put('/a/b', bytes('v'), { lease: lease.id });
@@ -137,7 +116,7 @@ describe('EtcdBackend, what only etcd has', () => {
   });
 
   it('fails open watches and later calls with BackendClosedError once closed', async () => {
-    const backend = await EtcdBackend.open({ endpoints: etcd?.endpoints ?? [], prefix: testPrefix() });
+    const backend = await EtcdBackend.open({ endpoints: etcd.cluster().endpoints, prefix: testPrefix() });
     const recorder = new WatchRecorder(backend.watch('/', { prefix: true }));
     await backend.close();
     await recorder.waitForEnd();

@@ -9,20 +9,14 @@
  * first). A failure prints the seed; `CRASH_SEED=<seed>` replays the same kill
  * moments and values.
  */
-import type { ChildProcessWithoutNullStreams } from 'node:child_process';
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WireKeyValue, WirePutResponse, WireRangeResponse } from '../src/api/wire.js';
-
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = join(ROOT, 'bin/muster.js');
-const BUILT_ENTRY = join(ROOT, 'dist/src/cli/run.js');
+import type { ServerProcess } from './cli/cli-harness.js';
+import { assertBuilt, startServerProcess } from './cli/cli-harness.js';
 
 const WRITERS = 8;
 const KILL_CYCLES = 6;
@@ -30,7 +24,6 @@ const KILL_CYCLES = 6;
 const KILL_WINDOW_MS = { min: 100, max: 800 } as const;
 /** Every key of the test lives under this prefix, so one range read sees them all. */
 const PREFIX = '/crash/';
-const START_TIMEOUT_MS = 15_000;
 const REQUEST_TIMEOUT_MS = 10_000;
 /** Single-key reads (GET ?meta=true) run this many at a time. */
 const READ_CONCURRENCY = 8;
@@ -56,63 +49,28 @@ interface Ack {
   readonly revision: number;
 }
 
-/** Every child process started here, so that afterAll can kill what a failure left running. */
-const children = new Set<ChildProcessWithoutNullStreams>();
+/** Every server started here, so that afterAll can kill what a failure left running. */
+const servers = new Set<ServerProcess>();
 
-/** A running `muster server` child on a free 127.0.0.1 port. */
-interface ServerProcess {
-  readonly url: string;
-  readonly child: ChildProcessWithoutNullStreams;
-  readonly exited: Promise<void>;
-  /** What the process printed, for failure messages. */
-  output(): string;
+/** Start `muster server` on `dataDir` on a free 127.0.0.1 port; resolves once /healthz answers 200. */
+async function startServer(dataDir: string): Promise<ServerProcess> {
+  const server = await startServerProcess(['--data-dir', dataDir]);
+  servers.add(server);
+  void server.cli.exited.then(() => servers.delete(server));
+  const health = await fetch(`${server.url}/healthz`, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+  if (health.status !== 200) throw new Error(`/healthz answered ${health.status} after start:\n${output(server)}`);
+  return server;
 }
 
-/** Start `muster server` on `dataDir`; resolves once it printed its URL and /healthz answers 200. */
-async function startServer(dataDir: string): Promise<ServerProcess> {
-  // Port 0: the server takes a free port and prints it, so no port can be stolen in between.
-  const child = spawn(process.execPath, [BIN, 'server', '--listen', '127.0.0.1:0', '--data-dir', dataDir], {
-    cwd: ROOT,
-    env: { ...process.env, MUSTER_LISTEN: '', MUSTER_DATA_DIR: '', MUSTER_CONFIG: '' },
-  });
-  children.add(child);
-  let output = '';
-  child.stdout.setEncoding('utf8');
-  child.stderr.setEncoding('utf8');
-  const exited = new Promise<void>((resolveExit) => {
-    child.once('exit', () => {
-      children.delete(child);
-      resolveExit();
-    });
-  });
-  const url = await new Promise<string>((resolveUrl, reject) => {
-    const fail = (why: string) => {
-      clearTimeout(timer);
-      reject(new Error(`muster server ${why}; it printed:\n${output}`));
-    };
-    const timer = setTimeout(() => fail(`did not start within ${START_TIMEOUT_MS} ms`), START_TIMEOUT_MS);
-    const onData = (chunk: string) => {
-      output += chunk;
-      const match = /muster listening on (http:\/\/\S+)/.exec(output);
-      if (match?.[1] !== undefined) {
-        clearTimeout(timer);
-        resolveUrl(match[1]);
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    void exited.then(() => fail(`exited (code ${child.exitCode}, signal ${child.signalCode}) before listening`));
-  });
-  const health = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
-  if (health.status !== 200) throw new Error(`/healthz answered ${health.status} after start:\n${output}`);
-  return { url, child, exited, output: () => output };
+/** What the server printed, for failure messages. */
+function output(server: ServerProcess): string {
+  return server.cli.stdout + server.cli.stderr;
 }
 
 /** SIGKILL: no graceful stop, no flush beyond what each commit already did. */
 async function killHard(server: ServerProcess): Promise<void> {
-  server.child.kill('SIGKILL');
-  await server.exited;
-  expect(server.child.signalCode, 'the server died of the SIGKILL, not of something else').toBe('SIGKILL');
+  await server.cli.stop('SIGKILL');
+  expect(server.cli.child.signalCode, 'the server died of the SIGKILL, not of something else').toBe('SIGKILL');
 }
 
 /** The state shared by the writers of one cycle. */
@@ -262,26 +220,13 @@ describe('muster server survives SIGKILL (SQLite file store)', () => {
   let dataRoot = '';
 
   beforeAll(async () => {
-    if (!existsSync(BUILT_ENTRY)) {
-      throw new Error(
-        `${BUILT_ENTRY} is missing: the crash test runs the built server; run "npm run build" first (npm test does it)`,
-      );
-    }
+    assertBuilt();
     dataRoot = await mkdtemp(join(tmpdir(), 'muster-crash-'));
   });
 
   afterAll(async () => {
     // Whatever a failure left running dies here, before its data folder is removed.
-    await Promise.all(
-      [...children].map(
-        (child) =>
-          new Promise<void>((resolveExit) => {
-            if (child.exitCode !== null || child.signalCode !== null) return resolveExit();
-            child.once('exit', () => resolveExit());
-            child.kill('SIGKILL');
-          }),
-      ),
-    );
+    await Promise.all([...servers].map((server) => server.cli.stop('SIGKILL')));
     if (dataRoot !== '') await rm(dataRoot, { recursive: true, force: true });
   });
 
@@ -323,7 +268,7 @@ describe('muster server survives SIGKILL (SQLite file store)', () => {
       expect(((await response.json()) as WirePutResponse).revision).toBeGreaterThan(storeRevision);
     } catch (error) {
       throw new Error(
-        `crash test failed (replay with CRASH_SEED=${SEED}); so far:\n${log.join('\n')}\nserver output:\n${server.output()}`,
+        `crash test failed (replay with CRASH_SEED=${SEED}); so far:\n${log.join('\n')}\nserver output:\n${output(server)}`,
         {
           cause: error,
         },
