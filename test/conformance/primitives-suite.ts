@@ -310,6 +310,24 @@ export function describePrimitives(name: string, make: MakeHarness, options: Har
         expect((await third).lease).toBe(s[2]);
       });
 
+      it('with many slots, a waiter takes the one freed anywhere ahead of it, or fails when its own session ends', async () => {
+        const sem = unique('sem');
+        const limit = 12;
+        const sessions = await Promise.all(Array.from({ length: limit + 2 }, () => session()));
+        const holders = [];
+        for (const s of sessions.slice(0, limit)) holders.push(await acquireSemaphore(backend, sem, limit, s));
+        const next = acquireSemaphore(backend, sem, limit, sessions[limit] as string);
+        expect(await isPending(next, 100)).toBe(true);
+        const doomed = acquireSemaphore(backend, sem, limit, sessions[limit + 1] as string);
+        expect(await isPending(doomed, 100)).toBe(true);
+        const failed = expect(doomed).rejects.toBeInstanceOf(LeaseNotFoundError);
+        await backend.revokeLease(sessions[limit + 1] as string);
+        await failed;
+        expect(await isPending(next, 100)).toBe(true);
+        await releaseSemaphore(backend, holders[5] as (typeof holders)[number]);
+        expect((await next).lease).toBe(sessions[limit]);
+      });
+
       it('frees a slot when a holder session ends', async () => {
         const sem = unique('sem');
         const [a, b] = [await session(), await session()];
