@@ -1,25 +1,14 @@
 import type { Backend } from '../core/backend.js';
-import type { Clock } from '../core/clock.js';
+import type { EtcdBackendOptions } from './etcd/etcd-backend.js';
+import type { SqliteBackendOptions } from './sqlite/sqlite-backend.js';
 
-/** Which store a server runs on. */
-export type BackendConfig =
-  | {
-      readonly kind: 'sqlite';
-      /** A folder for the database file, or ":memory:" for a throwaway in-memory store. */
-      readonly dataDir: string;
-      /** Revisions of history kept for watch and range-at-revision. @default 100000 */
-      readonly retention?: number;
-      readonly clock?: Clock;
-    }
-  | {
-      readonly kind: 'etcd';
-      readonly endpoints: readonly string[];
-      /** Every muster key lives under this etcd prefix. @default "/muster/" */
-      readonly prefix?: string;
-      readonly tls?: { readonly ca?: string; readonly cert?: string; readonly key?: string };
-    };
+/** Which store a server runs on, with that store's own options. */
+export type BackendConfig = ({ readonly kind: 'sqlite' } & SqliteBackendOptions) | ({ readonly kind: 'etcd' } & EtcdBackendOptions);
 
-/** Open the backend a config names. The only place that chooses between SQLite and etcd. */
+/**
+ * Open the backend a config names. The only place that chooses between SQLite
+ * and etcd; each store's modules load only when it is chosen.
+ */
 export async function createBackend(config: BackendConfig): Promise<Backend> {
   if (config.kind === 'sqlite') {
     const { SqliteBackend } = await import('./sqlite/sqlite-backend.js');

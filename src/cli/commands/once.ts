@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { OnceResult } from '../../client/coordination-types.js';
 import type { CliContext } from '../context.js';
-import { ExitCode, UsageError } from '../exit-codes.js';
+import { UsageError } from '../exit-codes.js';
 import { lostSignal, runChild } from '../supervise.js';
 import type { SessionFlags } from './primitive-options.js';
 import { DEFAULT_GRACE_MS, nameArgument, sessionOptions, startSession, thisHost, untilDone } from './primitive-options.js';
@@ -99,7 +99,6 @@ Examples:
       } finally {
         await session.close().catch(() => undefined);
       }
-      if (ctx.exitCode > 255) ctx.exitCode = ExitCode.FAILED;
     });
 }
 
