@@ -1,4 +1,5 @@
 import { InvalidArgumentError as CommanderArgumentError } from 'commander';
+import { LEASE_ID_PATTERN } from '../core/backend.js';
 import { parseDuration } from '../core/duration.js';
 import { MusterError } from '../core/errors.js';
 import { validateKey, validatePrefix } from '../core/key-path.js';
@@ -48,7 +49,7 @@ export function ttlArgument(text: string): number {
 /** A lease id: lowercase hexadecimal. */
 export function leaseArgument(text: string): string {
   const id = text.trim().toLowerCase();
-  if (!/^[0-9a-f]{1,16}$/.test(id)) {
+  if (!LEASE_ID_PATTERN.test(id)) {
     throw new CommanderArgumentError(
       `a lease id is hexadecimal, such as 694d77aa9e2a1f05 (got ${JSON.stringify(text)})`,
     );

@@ -27,6 +27,9 @@ import { InvalidArgumentError } from './errors.js';
 /** Lease ids are lowercase hexadecimal strings (as `etcdctl` prints them). */
 export type LeaseId = string;
 
+/** What a lease id looks like: 1 to 16 lowercase hex digits (a positive int64, as etcd's). */
+export const LEASE_ID_PATTERN = /^[0-9a-f]{1,16}$/;
+
 export interface KeyValue {
   readonly key: string;
   readonly value: Uint8Array;

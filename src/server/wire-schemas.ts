@@ -74,16 +74,3 @@ export const txnResponseSchema = {
   properties: { succeeded: { type: 'boolean' }, revision: { type: 'integer' }, results: { type: 'array', items: txnOpResultSchema } },
 } as const;
 
-/** WireErrorBody: extra fields (such as currentModRevision) give context. */
-export const errorBodySchema = {
-  type: 'object',
-  required: ['error'],
-  properties: {
-    error: {
-      type: 'object',
-      required: ['code', 'message'],
-      additionalProperties: true,
-      properties: { code: { type: 'string', description: 'See docs/errors.md' }, message: { type: 'string' } },
-    },
-  },
-} as const;

@@ -1,8 +1,8 @@
 import type { IKeyValue } from 'etcd3';
 import type { KeyValue, LeaseId } from '../../core/backend.js';
+import { LEASE_ID_PATTERN } from '../../core/backend.js';
 import { InvalidArgumentError } from '../../core/errors.js';
 
-const LEASE_ID = /^[0-9a-f]{1,16}$/;
 
 /**
  * Where muster's keys live inside etcd: muster key `/a/b` is etcd key
@@ -85,7 +85,7 @@ export function leaseFromEtcd(id: string | number | undefined | null): LeaseId |
  * lease id at all (such a lease never existed).
  */
 export function leaseToEtcd(id: LeaseId): string | null {
-  if (!LEASE_ID.test(id)) return null;
+  if (!LEASE_ID_PATTERN.test(id)) return null;
   const value = BigInt('0x' + id);
   return value === 0n || value >= 1n << 63n ? null : value.toString(10);
 }

@@ -1,4 +1,5 @@
-/** JSON-schema pieces shared by the primitives' routes, and the holder-key check. */
+/** JSON-schema pieces shared by the primitives' routes. */
+import { LEASE_ID_PATTERN } from '../../core/backend.js';
 
 export const nameParams = {
   type: 'object',
@@ -7,7 +8,7 @@ export const nameParams = {
   properties: { name: { type: 'string', minLength: 1, maxLength: 128 } },
 } as const;
 
-export const leaseIdSchema = { type: 'string', pattern: '^[0-9a-f]{1,16}$' } as const;
+export const leaseIdSchema = { type: 'string', pattern: LEASE_ID_PATTERN.source } as const;
 export const tokenSchema = { type: 'integer', minimum: 1 } as const;
 export const holderKeySchema = { type: 'string', minLength: 2, maxLength: 1024, pattern: '^/muster/' } as const;
 

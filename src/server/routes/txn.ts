@@ -2,9 +2,11 @@ import type { FastifyPluginAsync } from 'fastify';
 import { decodeValue, toWireKeyValue } from '../../api/wire.js';
 import type { WireCompare, WireTxnOp, WireTxnOpResult, WireTxnRequest, WireTxnResponse } from '../../api/wire.js';
 import type { Backend, Compare, TxnOp, TxnOpResult } from '../../core/backend.js';
+import { LEASE_ID_PATTERN } from '../../core/backend.js';
 import { InvalidArgumentError, ValueTooLargeError } from '../../core/errors.js';
 import { validateKey, validatePrefix } from '../../core/key-path.js';
 import { txnResponseSchema } from '../wire-schemas.js';
+import { leaseIdSchema } from './primitive-schemas.js';
 
 /** At most this many compares plus ops in one transaction. */
 export const MAX_TXN_OPS = 128;
@@ -12,7 +14,7 @@ export const MAX_TXN_OPS = 128;
 const op = { type: 'string', enum: ['=', '!=', '<', '>'] } as const;
 const key = { type: 'string', minLength: 1, maxLength: 1024 } as const;
 const encoding = { type: 'string', enum: ['utf8', 'base64'] } as const;
-const lease = { anyOf: [{ type: 'string', pattern: '^[0-9a-f]{1,16}$' }, { type: 'null' }] } as const;
+const lease = { anyOf: [leaseIdSchema, { type: 'null' }] } as const;
 
 const compareSchema = {
   type: 'object',
@@ -75,7 +77,7 @@ function toCompare(c: WireCompare, index: number, maxValueBytes: number): Compar
   }
   if ('encoding' in c) throw new InvalidArgumentError(`${at}: encoding applies only to a value compare`, 'invalid_encoding');
   if (c.target === 'lease') {
-    if (c.value !== null && (typeof c.value !== 'string' || !/^[0-9a-f]{1,16}$/.test(c.value))) {
+    if (c.value !== null && (typeof c.value !== 'string' || !LEASE_ID_PATTERN.test(c.value))) {
       throw new InvalidArgumentError(`${at}: a lease compare takes a hex lease id or null`, 'invalid_request');
     }
     return { key: k, target: 'lease', op: c.op, value: c.value };
