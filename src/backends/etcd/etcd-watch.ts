@@ -1,6 +1,7 @@
 import type { IDuplexStream, IEvent, IWatchRequest, IWatchResponse } from 'etcd3';
-import type { Watch, WatchBatch, WatchEvent } from '../../core/backend.js';
-import { BackendUnavailableError, CompactedError, type MusterError } from '../../core/errors.js';
+import type { WatchEvent } from '../../core/backend.js';
+import { QueuedWatch } from '../../core/queued-watch.js';
+import { BackendUnavailableError, CompactedError } from '../../core/errors.js';
 import type { EtcdKeyspace } from './etcd-keyspace.js';
 import { translateError } from './translate-error.js';
 
@@ -30,14 +31,10 @@ const LOW_WATER = 64;
  * fails with BackendUnavailableError only when etcd stays unreachable for
  * `reconnectWindowMs`.
  */
-export class EtcdWatch implements Watch {
+export class EtcdWatch extends QueuedWatch {
   /** Settles when etcd has created the watch (or the watch ended first). */
   readonly created: Promise<void>;
 
-  private readonly queue: WatchBatch[] = [];
-  private waiter: { resolve: (r: IteratorResult<WatchBatch>) => void; reject: (e: unknown) => void } | null = null;
-  private ended = false;
-  private error: MusterError | null = null;
   private stream: WatchStream | null = null;
   private paused = false;
   /** The first revision not yet delivered; null until etcd fixes "now" for a watch without a start. */
@@ -54,6 +51,7 @@ export class EtcdWatch implements Watch {
     fromRevision: number | undefined,
     private readonly withPrevKv: boolean,
   ) {
+    super();
     this.next = fromRevision !== undefined && fromRevision > 0 ? fromRevision : null;
     this.created = new Promise((resolve) => {
       this.markCreated = resolve;
@@ -61,45 +59,12 @@ export class EtcdWatch implements Watch {
     this.connect();
   }
 
-  close(): void {
-    if (this.ended) return;
-    this.end();
-    const waiter = this.waiter;
-    this.waiter = null;
-    waiter?.resolve({ value: undefined, done: true });
+  protected override taken(): void {
+    if (this.paused && this.queue.length <= LOW_WATER) this.setPaused(false);
   }
 
-  /** End the watch with `error`: the consumer's next read throws it. */
-  fail(error: MusterError): void {
-    if (this.ended) return;
-    this.error = error;
-    this.end();
-    const waiter = this.waiter;
-    this.waiter = null;
-    waiter?.reject(error);
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<WatchBatch> {
-    return {
-      next: () => this.pull(),
-      return: () => {
-        this.close();
-        return Promise.resolve({ value: undefined, done: true });
-      },
-    };
-  }
-
-  private pull(): Promise<IteratorResult<WatchBatch>> {
-    const queued = this.queue.shift();
-    if (queued) {
-      if (this.paused && this.queue.length <= LOW_WATER) this.setPaused(false);
-      return Promise.resolve({ value: queued, done: false });
-    }
-    if (this.error) return Promise.reject(this.error);
-    if (this.ended) return Promise.resolve({ value: undefined, done: true });
-    return new Promise((resolve, reject) => {
-      this.waiter = { resolve, reject };
-    });
+  protected override queued(): void {
+    if (!this.paused && this.queue.length >= HIGH_WATER) this.setPaused(true);
   }
 
   private connect(): void {
@@ -174,17 +139,6 @@ export class EtcdWatch implements Watch {
     return { type, kv, prevKv, revision: kv.modRevision };
   }
 
-  private deliver(batch: WatchBatch): void {
-    if (this.waiter) {
-      const waiter = this.waiter;
-      this.waiter = null;
-      waiter.resolve({ value: batch, done: false });
-      return;
-    }
-    this.queue.push(batch);
-    if (!this.paused && this.queue.length >= HIGH_WATER) this.setPaused(true);
-  }
-
   private setPaused(paused: boolean): void {
     // The etcd3 typings hide it, but the stream is a Node duplex: pausing it stops
     // reading, and HTTP/2 flow control makes etcd hold the rest (it never drops).
@@ -225,9 +179,7 @@ export class EtcdWatch implements Watch {
     if (stream) stopStream(stream);
   }
 
-  private end(): void {
-    this.ended = true;
-    this.queue.length = 0;
+  protected override release(): void {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
     this.detach();

@@ -1,5 +1,6 @@
 import type { Watch, WatchBatch, WatchEvent, WatchOptions } from '../../core/backend.js';
-import { BackendClosedError, CompactedError } from '../../core/errors.js';
+import { CompactedError } from '../../core/errors.js';
+import { QueuedWatch } from '../../core/queued-watch.js';
 
 /** What a watch reads when it is behind the live stream. */
 export interface HistorySource {
@@ -68,12 +69,7 @@ export class WatchHub {
   }
 }
 
-class SqliteWatch implements Watch {
-  private readonly queue: WatchBatch[] = [];
-  private waiter: { resolve: (r: IteratorResult<WatchBatch>) => void; reject: (e: unknown) => void } | null = null;
-  private closed = false;
-  private error: Error | null = null;
-
+class SqliteWatch extends QueuedWatch {
   constructor(
     private readonly source: HistorySource,
     private readonly filter: KeyFilter,
@@ -81,7 +77,9 @@ class SqliteWatch implements Watch {
     /** The next revision this watch has not yet taken in. */
     private next: number,
     private readonly onClose: () => void,
-  ) {}
+  ) {
+    super();
+  }
 
   /**
    * Offered the events of revisions `first`..`last` as they become durable; taken
@@ -89,21 +87,15 @@ class SqliteWatch implements Watch {
    * cover several commits), from its next revision on.
    */
   offer(events: readonly WatchEvent[], first: number, last: number): void {
-    if (this.closed || this.next < first || this.next > last) return;
+    if (this.ended || this.next < first || this.next > last) return;
     const from = this.next;
     this.next = last + 1;
     const matched = events.filter((e) => e.revision >= from && this.matches(e.kv.key));
     if (matched.length === 0) return;
-    const batch: WatchBatch = {
-      events: this.withPrevKv ? matched : matched.map(({ prevKv: _prevKv, ...rest }) => rest),
-    };
-    if (this.waiter) {
-      const waiter = this.waiter;
-      this.waiter = null;
-      waiter.resolve({ value: batch, done: false });
-      return;
-    }
-    this.queue.push(batch);
+    this.deliver({ events: this.withPrevKv ? matched : matched.map(({ prevKv: _prevKv, ...rest }) => rest) });
+  }
+
+  protected override queued(): void {
     if (this.queue.length > MAX_QUEUED_BATCHES) {
       // A slow consumer: forget what is queued and read it again from history.
       this.next = this.queue[0]?.events[0]?.revision ?? this.next;
@@ -111,64 +103,24 @@ class SqliteWatch implements Watch {
     }
   }
 
-  fail(error: Error): void {
-    if (this.closed) return;
-    this.error = error;
-    this.finish();
-    const waiter = this.waiter;
-    this.waiter = null;
-    waiter?.reject(error);
+  /** Behind the live stream (a replay, or after a slow patch): read history. */
+  protected override refill(): WatchBatch | null {
+    for (;;) {
+      const current = this.source.currentRevision();
+      if (this.next > current) return null;
+      const oldest = this.source.oldestRevision();
+      if (this.next < oldest) throw new CompactedError(this.next, oldest);
+      const read = this.source.readHistory(this.filter, this.next, current, REPLAY_EVENTS_PER_READ, this.withPrevKv);
+      this.next = read.next;
+      if (read.events.length > 0) return { events: read.events };
+    }
   }
 
-  close(): void {
-    if (this.closed) return;
-    this.finish();
-    const waiter = this.waiter;
-    this.waiter = null;
-    waiter?.resolve({ value: undefined, done: true });
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<WatchBatch> {
-    return {
-      next: () => this.pull(),
-      return: () => {
-        this.close();
-        return Promise.resolve({ value: undefined, done: true });
-      },
-    };
-  }
-
-  private finish(): void {
-    this.closed = true;
-    this.queue.length = 0;
+  protected override release(): void {
     this.onClose();
   }
 
   private matches(key: string): boolean {
     return this.filter.prefix ? key.startsWith(this.filter.key) : key === this.filter.key;
-  }
-
-  private pull(): Promise<IteratorResult<WatchBatch>> {
-    const queued = this.queue.shift();
-    if (queued) return Promise.resolve({ value: queued, done: false });
-    if (this.error) return Promise.reject(this.error);
-    if (this.closed) return Promise.resolve({ value: undefined, done: true });
-    try {
-      for (;;) {
-        const current = this.source.currentRevision();
-        if (this.next > current) break;
-        const oldest = this.source.oldestRevision();
-        if (this.next < oldest) throw new CompactedError(this.next, oldest);
-        const read = this.source.readHistory(this.filter, this.next, current, REPLAY_EVENTS_PER_READ, this.withPrevKv);
-        this.next = read.next;
-        if (read.events.length > 0) return Promise.resolve({ value: { events: read.events }, done: false });
-      }
-    } catch (error) {
-      this.fail(error instanceof Error ? error : new BackendClosedError({ cause: error }));
-      return Promise.reject(error);
-    }
-    return new Promise((resolve, reject) => {
-      this.waiter = { resolve, reject };
-    });
   }
 }
