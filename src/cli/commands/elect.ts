@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
-import { holdAndRun } from './hold.js';
+import { acquireAndHold } from './hold.js';
 import type { SessionFlags } from './primitive-options.js';
-import { nameArgument, sessionOptions, startSession, untilDone } from './primitive-options.js';
+import { nameArgument, sessionOptions } from './primitive-options.js';
 
 /** `muster elect NAME --value V [-- cmd]`: first-in leader election. */
 export function registerElect(program: Command, ctx: CliContext): void {
@@ -31,31 +31,24 @@ Examples:
     )
     .action(async (name: string, argv: string[], flags: SessionFlags & { value: string }, command: Command) => {
       const client = ctx.client(command);
-      const session = await startSession(client, flags);
-      try {
-        const leadership = await untilDone(session, flags.timeout, (timeoutMs, signal) =>
-          client.campaign(name, flags.value, session.leaseId, { timeoutMs, ...(signal ? { signal } : {}) }),
-        );
-        if (argv.length > 0 && !ctx.json(command)) ctx.warn(`muster: leading election ${name} (token ${leadership.token})`);
-        ctx.exitCode = await holdAndRun(ctx, {
-          client,
-          session,
-          held: leadership,
-          what: `leadership of ${name}`,
-          env: {
-            MUSTER_ELECTION_KEY: leadership.key,
-            MUSTER_ELECTION_TOKEN: String(leadership.token),
-            MUSTER_LEASE: session.leaseId,
-          },
-          argv,
-          ...(flags.grace !== undefined ? { graceMs: flags.grace } : {}),
-          release: () => client.resign(name, leadership),
-          heldMessage: ctx.json(command)
+      ctx.exitCode = await acquireAndHold(ctx, client, flags, {
+        what: `leadership of ${name}`,
+        argv,
+        acquire: (lease, timeoutMs, signal) =>
+          client.campaign(name, flags.value, lease, { timeoutMs, ...(signal ? { signal } : {}) }),
+        onAcquired: (leadership) => {
+          if (argv.length > 0 && !ctx.json(command)) ctx.warn(`muster: leading election ${name} (token ${leadership.token})`);
+        },
+        env: (leadership, lease) => ({
+          MUSTER_ELECTION_KEY: leadership.key,
+          MUSTER_ELECTION_TOKEN: String(leadership.token),
+          MUSTER_LEASE: lease,
+        }),
+        release: (leadership) => client.resign(name, leadership),
+        heldMessage: (leadership) =>
+          ctx.json(command)
             ? JSON.stringify(leadership)
             : `leading election ${name} as ${JSON.stringify(flags.value)} (token ${leadership.token}); Ctrl-C resigns`,
-        });
-      } finally {
-        await session.close().catch(() => undefined);
-      }
+      });
     });
 }

@@ -4,7 +4,8 @@ import type { CliContext } from '../context.js';
 import { LostError } from '../exit-codes.js';
 import { aborted, untilInterrupted } from '../interrupt.js';
 import { lostSignal, runChild } from '../supervise.js';
-import { DEFAULT_GRACE_MS } from './primitive-options.js';
+import type { SessionFlags } from './primitive-options.js';
+import { DEFAULT_GRACE_MS, startSession, untilDone } from './primitive-options.js';
 
 export interface HoldOptions {
   readonly client: MusterClient;
@@ -61,4 +62,50 @@ export async function holdAndRun(ctx: CliContext, options: HoldOptions): Promise
     lost.dispose();
     await session.close().catch(() => undefined);
   }
+}
+
+/** What `acquireAndHold` takes, given the session once it exists. */
+export interface AcquireSpec<H extends { readonly key: string; readonly token: number }> {
+  readonly what: string;
+  readonly argv: readonly string[];
+  /** One try at acquiring (retried by `untilDone` until --timeout). */
+  readonly acquire: (lease: string, timeoutMs: number, signal: AbortSignal | undefined) => Promise<H>;
+  readonly env: (held: H, lease: string) => Record<string, string>;
+  readonly release: (held: H) => Promise<void>;
+  readonly heldMessage: (held: H) => string;
+  /** Once acquired, before the command starts. */
+  readonly onAcquired?: (held: H) => void;
+}
+
+/**
+ * The whole life of `muster lock|semaphore|elect`: open a session, acquire under
+ * it (until --timeout), then `holdAndRun`, which gives it back and ends the
+ * session. Resolves to the exit code.
+ */
+export async function acquireAndHold<H extends { readonly key: string; readonly token: number }>(
+  ctx: CliContext,
+  client: MusterClient,
+  flags: SessionFlags,
+  spec: AcquireSpec<H>,
+): Promise<number> {
+  const session = await startSession(client, flags);
+  let held: H;
+  try {
+    held = await untilDone(session, flags.timeout, (timeoutMs, signal) => spec.acquire(session.leaseId, timeoutMs, signal));
+  } catch (error) {
+    await session.close().catch(() => undefined);
+    throw error;
+  }
+  spec.onAcquired?.(held);
+  return holdAndRun(ctx, {
+    client,
+    session,
+    held,
+    what: spec.what,
+    env: spec.env(held, session.leaseId),
+    argv: spec.argv,
+    ...(flags.grace !== undefined ? { graceMs: flags.grace } : {}),
+    release: () => spec.release(held),
+    heldMessage: spec.heldMessage(held),
+  });
 }

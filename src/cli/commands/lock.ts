@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
-import { holdAndRun } from './hold.js';
+import { acquireAndHold } from './hold.js';
 import type { SessionFlags } from './primitive-options.js';
-import { durationArgument, nameArgument, sessionOptions, startSession, untilDone } from './primitive-options.js';
+import { durationArgument, nameArgument, sessionOptions } from './primitive-options.js';
 
 /** `muster lock NAME [-- cmd]`: run a command while holding a lock (one node at a time). */
 export function registerLock(program: Command, ctx: CliContext): void {
@@ -40,28 +40,19 @@ Examples:
     )
     .action(async (name: string, argv: string[], flags: SessionFlags & { lockDelay?: number }, command: Command) => {
       const client = ctx.client(command);
-      const session = await startSession(client, flags);
-      try {
-        const handle = await untilDone(session, flags.timeout, (timeoutMs, signal) =>
-          client.acquireLock(name, session.leaseId, {
+      ctx.exitCode = await acquireAndHold(ctx, client, flags, {
+        what: `lock ${name}`,
+        argv,
+        acquire: (lease, timeoutMs, signal) =>
+          client.acquireLock(name, lease, {
             timeoutMs,
             ...(flags.lockDelay ? { lockDelayMs: flags.lockDelay } : {}),
             ...(signal ? { signal } : {}),
           }),
-        );
-        ctx.exitCode = await holdAndRun(ctx, {
-          client,
-          session,
-          held: handle,
-          what: `lock ${name}`,
-          env: { MUSTER_LOCK_TOKEN: String(handle.token), MUSTER_LOCK_KEY: handle.key, MUSTER_LEASE: session.leaseId },
-          argv,
-          ...(flags.grace !== undefined ? { graceMs: flags.grace } : {}),
-          release: () => client.releaseLock(name, handle),
-          heldMessage: ctx.json(command) ? JSON.stringify(handle) : `holding lock ${name}: token ${handle.token} (key ${handle.key}); Ctrl-C releases it`,
-        });
-      } finally {
-        await session.close().catch(() => undefined);
-      }
+        env: (handle, lease) => ({ MUSTER_LOCK_TOKEN: String(handle.token), MUSTER_LOCK_KEY: handle.key, MUSTER_LEASE: lease }),
+        release: (handle) => client.releaseLock(name, handle),
+        heldMessage: (handle) =>
+          ctx.json(command) ? JSON.stringify(handle) : `holding lock ${name}: token ${handle.token} (key ${handle.key}); Ctrl-C releases it`,
+      });
     });
 }

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
-import { holdAndRun } from './hold.js';
+import { acquireAndHold } from './hold.js';
 import type { SessionFlags } from './primitive-options.js';
-import { nameArgument, positiveArgument, sessionOptions, startSession, untilDone } from './primitive-options.js';
+import { nameArgument, positiveArgument, sessionOptions } from './primitive-options.js';
 
 /** `muster semaphore NAME --limit N [-- cmd]`: at most N nodes at a time. */
 export function registerSemaphore(program: Command, ctx: CliContext): void {
@@ -27,26 +27,17 @@ Examples:
     )
     .action(async (name: string, argv: string[], flags: SessionFlags & { limit: number }, command: Command) => {
       const client = ctx.client(command);
-      const session = await startSession(client, flags);
-      try {
-        const handle = await untilDone(session, flags.timeout, (timeoutMs, signal) =>
-          client.acquireSemaphore(name, flags.limit, session.leaseId, { timeoutMs, ...(signal ? { signal } : {}) }),
-        );
-        ctx.exitCode = await holdAndRun(ctx, {
-          client,
-          session,
-          held: handle,
-          what: `semaphore ${name}`,
-          env: { MUSTER_SEMAPHORE_TOKEN: String(handle.token), MUSTER_SEMAPHORE_KEY: handle.key, MUSTER_LEASE: session.leaseId },
-          argv,
-          ...(flags.grace !== undefined ? { graceMs: flags.grace } : {}),
-          release: () => client.releaseSemaphore(name, handle),
-          heldMessage: ctx.json(command)
+      ctx.exitCode = await acquireAndHold(ctx, client, flags, {
+        what: `semaphore ${name}`,
+        argv,
+        acquire: (lease, timeoutMs, signal) =>
+          client.acquireSemaphore(name, flags.limit, lease, { timeoutMs, ...(signal ? { signal } : {}) }),
+        env: (handle, lease) => ({ MUSTER_SEMAPHORE_TOKEN: String(handle.token), MUSTER_SEMAPHORE_KEY: handle.key, MUSTER_LEASE: lease }),
+        release: (handle) => client.releaseSemaphore(name, handle),
+        heldMessage: (handle) =>
+          ctx.json(command)
             ? JSON.stringify(handle)
             : `holding a slot of semaphore ${name} (limit ${handle.limit}): token ${handle.token}; Ctrl-C releases it`,
-        });
-      } finally {
-        await session.close().catch(() => undefined);
-      }
+      });
     });
 }
