@@ -13,7 +13,11 @@ function recorder(runs: { server: string; token: number; accepted: boolean }[]):
     name: 'record',
     intervalMs: 10,
     async run({ backend, fence, serverId, token }) {
-      const r = await backend.txn({ compare: [fence], success: [{ type: 'put', key: '/t/duty/last', value: text(serverId) }], failure: [] });
+      const r = await backend.txn({
+        compare: [fence],
+        success: [{ type: 'put', key: '/t/duty/last', value: text(serverId) }],
+        failure: [],
+      });
       runs.push({ server: serverId, token, accepted: r.succeeded });
     },
   };
@@ -33,7 +37,10 @@ describe('duties on sqlite', () => {
     const b = new DutyRunner({ backend, serverId: 'server-b', sessionTtl: 5 });
     a.register(recorder(runs));
     b.register(recorder(runs));
-    cleanups.push(() => a.stop(), () => b.stop());
+    cleanups.push(
+      () => a.stop(),
+      () => b.stop(),
+    );
     a.start();
     await eventually(() => expect(a.state).toBe('LEADING'));
     b.start();
@@ -46,7 +53,9 @@ describe('duties on sqlite', () => {
     await backend.revokeLease(current?.lease as string);
     await eventually(() => expect(b.state).toBe('LEADING'));
     const handover = runs.length;
-    await eventually(() => expect(runs.slice(handover).filter((r) => r.server === 'server-b').length).toBeGreaterThan(3));
+    await eventually(() =>
+      expect(runs.slice(handover).filter((r) => r.server === 'server-b').length).toBeGreaterThan(3),
+    );
     // After the handover, every accepted write came from the new leader.
     const afterB = runs.slice(runs.findIndex((r, i) => i >= handover && r.server === 'server-b'));
     expect(afterB.filter((r) => r.accepted).every((r) => r.server === 'server-b')).toBe(true);

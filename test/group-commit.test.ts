@@ -40,7 +40,13 @@ function harness(withSync = true) {
 /** Settle what is settled, and tell which of `promises` have resolved. */
 async function settledFlags(promises: Promise<unknown>[]): Promise<boolean[]> {
   const flags = promises.map(() => false);
-  promises.forEach((p, i) => void p.then(() => (flags[i] = true), () => (flags[i] = true)));
+  promises.forEach(
+    (p, i) =>
+      void p.then(
+        () => (flags[i] = true),
+        () => (flags[i] = true),
+      ),
+  );
   await nextTurn();
   await nextTurn();
   return flags;
@@ -123,7 +129,14 @@ describe('watch hub fed one sync at a time', () => {
     const event = (revision: number) => ({
       type: 'put' as const,
       revision,
-      kv: { key: '/x', value: new Uint8Array(0), createRevision: 1, modRevision: revision, version: revision, lease: null },
+      kv: {
+        key: '/x',
+        value: new Uint8Array(0),
+        createRevision: 1,
+        modRevision: revision,
+        version: revision,
+        lease: null,
+      },
       prevKv: null,
     });
     // One sync made revisions 2..5 durable at once.

@@ -22,7 +22,14 @@ describe('two muster servers on one etcd', () => {
   let prefix: string;
 
   const start = async () => {
-    const server = await startServerProcess(['--etcd', etcd.endpoints.join(','), '--etcd-prefix', prefix, '--duties-ttl', '3s']);
+    const server = await startServerProcess([
+      '--etcd',
+      etcd.endpoints.join(','),
+      '--etcd-prefix',
+      prefix,
+      '--duties-ttl',
+      '3s',
+    ]);
     servers.push(server);
     return server;
   };
@@ -37,7 +44,8 @@ describe('two muster servers on one etcd', () => {
     await start();
   }, 60_000);
   afterAll(async () => {
-    for (const s of servers) if (s.cli.child.exitCode === null && s.cli.child.signalCode === null) await s.cli.stop('SIGKILL');
+    for (const s of servers)
+      if (s.cli.child.exitCode === null && s.cli.child.signalCode === null) await s.cli.stop('SIGKILL');
     await etcd?.stop();
   });
 

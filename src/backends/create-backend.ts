@@ -3,7 +3,8 @@ import type { EtcdBackendOptions } from './etcd/etcd-backend.js';
 import type { SqliteBackendOptions } from './sqlite/sqlite-backend.js';
 
 /** Which store a server runs on, with that store's own options. */
-export type BackendConfig = ({ readonly kind: 'sqlite' } & SqliteBackendOptions) | ({ readonly kind: 'etcd' } & EtcdBackendOptions);
+export type BackendConfig =
+  ({ readonly kind: 'sqlite' } & SqliteBackendOptions) | ({ readonly kind: 'etcd' } & EtcdBackendOptions);
 
 /**
  * Open the backend a config names. The only place that chooses between SQLite

@@ -74,9 +74,13 @@ export function resolveServerConfig(
   const maxValueSize = flags.maxValueSize ?? file.maxValueSize ?? SERVER_DEFAULTS.maxValueSize;
   const { host, port } = parseListen(listen);
   const etcd = flags.etcd ?? nonEmpty(env.MUSTER_ETCD) ?? file.etcd;
-  const retention = Number(flags.retention ?? nonEmpty(env.MUSTER_RETENTION) ?? file.retention ?? SERVER_DEFAULTS.retention);
+  const retention = Number(
+    flags.retention ?? nonEmpty(env.MUSTER_RETENTION) ?? file.retention ?? SERVER_DEFAULTS.retention,
+  );
   if (!Number.isInteger(retention) || retention < 1) {
-    throw new UsageError(`invalid retention ${JSON.stringify(flags.retention ?? file.retention)}: a whole number of revisions ≥ 1`);
+    throw new UsageError(
+      `invalid retention ${JSON.stringify(flags.retention ?? file.retention)}: a whole number of revisions ≥ 1`,
+    );
   }
   return {
     host,
@@ -95,15 +99,21 @@ function etcdSettings(
   file: ConfigFile,
   cwd: string,
 ): EtcdSettings {
-  const endpoints = list.split(',').map((e) => e.trim()).filter((e) => e.length > 0);
+  const endpoints = list
+    .split(',')
+    .map((e) => e.trim())
+    .filter((e) => e.length > 0);
   if (endpoints.length === 0) throw new UsageError('--etcd needs at least one endpoint, such as http://10.0.0.1:2379');
   for (const endpoint of endpoints) {
     if (!/^https?:\/\/[^/\s]+\/?$/.test(endpoint)) {
-      throw new UsageError(`invalid etcd endpoint ${JSON.stringify(endpoint)}: use http://host:port or https://host:port`);
+      throw new UsageError(
+        `invalid etcd endpoint ${JSON.stringify(endpoint)}: use http://host:port or https://host:port`,
+      );
     }
   }
   const prefix = flags.etcdPrefix ?? nonEmpty(env.MUSTER_ETCD_PREFIX) ?? file.etcdPrefix ?? SERVER_DEFAULTS.etcdPrefix;
-  if (!prefix.startsWith('/')) throw new UsageError(`invalid etcd prefix ${JSON.stringify(prefix)}: it must start with "/"`);
+  if (!prefix.startsWith('/'))
+    throw new UsageError(`invalid etcd prefix ${JSON.stringify(prefix)}: it must start with "/"`);
   const path = (p: string | undefined) => (p === undefined ? undefined : resolve(cwd, p));
   const ca = path(flags.etcdCa ?? file.etcdCa);
   const cert = path(flags.etcdCert ?? file.etcdCert);
@@ -178,7 +188,10 @@ function readConfigFile(path: string): ConfigFile {
         `the config file ${path} has an unknown setting ${JSON.stringify(field)} (known: ${CONFIG_FIELDS.join(', ')})`,
       );
     }
-    if (typeof fieldValue !== 'string' && !((field === 'maxValueSize' || field === 'retention') && typeof fieldValue === 'number')) {
+    if (
+      typeof fieldValue !== 'string' &&
+      !((field === 'maxValueSize' || field === 'retention') && typeof fieldValue === 'number')
+    ) {
       throw new UsageError(`the config file ${path}: "${field}" must be a string`);
     }
     config[field as (typeof CONFIG_FIELDS)[number]] = String(fieldValue);

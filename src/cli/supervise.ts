@@ -77,7 +77,13 @@ export function runChild(options: RunOptions): Promise<ChildOutcome> {
  * A signal that aborts when `session` is lost or when `heldKey` (the lock,
  * slot or candidate key) is deleted by anyone, with a LostError saying which.
  */
-export function lostSignal(client: MusterClient, session: Session, heldKey: string, token: number, what: string): {
+export function lostSignal(
+  client: MusterClient,
+  session: Session,
+  heldKey: string,
+  token: number,
+  what: string,
+): {
   signal: AbortSignal;
   dispose: () => void;
 } {
@@ -89,7 +95,11 @@ export function lostSignal(client: MusterClient, session: Session, heldKey: stri
   else session.lost.addEventListener('abort', onSessionLost, { once: true });
   void (async () => {
     try {
-      for await (const event of client.watch(heldKey, { prefix: false, fromRevision: token + 1, signal: stopWatch.signal })) {
+      for await (const event of client.watch(heldKey, {
+        prefix: false,
+        fromRevision: token + 1,
+        signal: stopWatch.signal,
+      })) {
         if (event.type === 'delete') {
           controller.abort(new LostError(`${what}: ${heldKey} was deleted`));
           return;

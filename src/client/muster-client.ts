@@ -362,7 +362,12 @@ export class MusterClient {
   }
 
   /** Take one of `limit` slots of semaphore `name` (every contender must give the same limit). */
-  async acquireSemaphore(name: string, limit: number, lease: LeaseId, options: BlockingOptions = {}): Promise<SemaphoreHandle> {
+  async acquireSemaphore(
+    name: string,
+    limit: number,
+    lease: LeaseId,
+    options: BlockingOptions = {},
+  ): Promise<SemaphoreHandle> {
     return this.blockingCall<SemaphoreHandle>(`/v1/semaphores/${seg(name)}/acquire`, { lease, limit }, options, name);
   }
 
@@ -382,7 +387,12 @@ export class MusterClient {
   /** Change the leader's value; NotHolderError if the caller no longer leads. */
   async proclaim(name: string, leadership: Leadership, value: string, options: CallOptions = {}): Promise<number> {
     const { key, token, lease } = leadership;
-    const body = await this.postJson<{ revision: number }>(`/v1/elections/${seg(name)}/proclaim`, { key, token, lease, value }, options, key);
+    const body = await this.postJson<{ revision: number }>(
+      `/v1/elections/${seg(name)}/proclaim`,
+      { key, token, lease, value },
+      options,
+      key,
+    );
     return body.revision;
   }
 
@@ -463,8 +473,14 @@ export class MusterClient {
     outcome: { exitCode: number; output: string; runner: string },
     options: CallOptions = {},
   ): Promise<OnceResult> {
-    const body = { key: turn.key, token: turn.token, ...(turn.startedAt ? { startedAt: turn.startedAt } : {}), ...outcome };
-    return (await this.postJson<{ result: OnceResult }>(`/v1/once/${seg(name)}/complete`, body, options, turn.key)).result;
+    const body = {
+      key: turn.key,
+      token: turn.token,
+      ...(turn.startedAt ? { startedAt: turn.startedAt } : {}),
+      ...outcome,
+    };
+    return (await this.postJson<{ result: OnceResult }>(`/v1/once/${seg(name)}/complete`, body, options, turn.key))
+      .result;
   }
 
   async onceStatus(name: string, options: CallOptions = {}): Promise<OnceState> {
@@ -481,7 +497,9 @@ export class MusterClient {
     const timeoutMs = options.timeoutMs ?? 60_000;
     const response = await this.transport.send({
       method: 'GET',
-      path: keyPath('/v1/wait', validateKey(key)) + queryString({ ...condition, timeout: `${Math.max(1, Math.round(timeoutMs))}ms` }),
+      path:
+        keyPath('/v1/wait', validateKey(key)) +
+        queryString({ ...condition, timeout: `${Math.max(1, Math.round(timeoutMs))}ms` }),
       idempotent: true,
       timeoutMs: timeoutMs + LONG_POLL_GRACE_MS,
       context: { subject: key },

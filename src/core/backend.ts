@@ -232,7 +232,10 @@ export const backendArguments = {
   /** A compaction revision: a whole number ≥ 1. */
   compactRevision(revision: number): void {
     if (!Number.isInteger(revision) || revision < 1) {
-      throw new InvalidArgumentError(`compaction revision must be a positive whole number, got ${revision}`, 'invalid_revision');
+      throw new InvalidArgumentError(
+        `compaction revision must be a positive whole number, got ${revision}`,
+        'invalid_revision',
+      );
     }
   },
 };

@@ -21,10 +21,13 @@ export const systemClock: Clock = (() => {
     now: () => Date.now(),
     setTimeout(callback, ms) {
       const id = next++;
-      const t = setTimeout(() => {
-        timers.delete(id);
-        callback();
-      }, Math.max(0, ms));
+      const t = setTimeout(
+        () => {
+          timers.delete(id);
+          callback();
+        },
+        Math.max(0, ms),
+      );
       t.unref();
       timers.set(id, t);
       return { id };

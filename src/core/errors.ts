@@ -95,7 +95,11 @@ export class InvalidKeyError extends InvalidArgumentError {
     reason: string,
     options?: ErrorOptions,
   ) {
-    super(`invalid key ${JSON.stringify(key.length > 80 ? key.slice(0, 80) + '…' : key)}: ${reason}`, 'invalid_key', options);
+    super(
+      `invalid key ${JSON.stringify(key.length > 80 ? key.slice(0, 80) + '…' : key)}: ${reason}`,
+      'invalid_key',
+      options,
+    );
   }
 }
 

@@ -18,7 +18,10 @@ const encode = (n: number) => new TextEncoder().encode(String(n));
 
 function checkCount(count: number): number {
   if (!Number.isInteger(count) || count < 1 || count > MAX_COUNT) {
-    throw new InvalidArgumentError(`barrier count must be a whole number from 1 to ${MAX_COUNT}, got ${count}`, 'invalid_count');
+    throw new InvalidArgumentError(
+      `barrier count must be a whole number from 1 to ${MAX_COUNT}, got ${count}`,
+      'invalid_count',
+    );
   }
   return count;
 }
@@ -136,4 +139,3 @@ export async function resetBarrier(backend: Backend, name: string): Promise<numb
   const result = await backend.delete({ key: `/muster/barriers/${name}/`, prefix: true });
   return result.deleted;
 }
-

@@ -58,7 +58,10 @@ export async function proclaim(backend: Backend, leadership: Leadership, value: 
 }
 
 /** Step down (or withdraw a candidacy). Throws NotHolderError if already gone (or not a candidate of this election). */
-export async function resign(backend: Backend, leadership: Pick<Leadership, 'election' | 'key' | 'token'>): Promise<void> {
+export async function resign(
+  backend: Backend,
+  leadership: Pick<Leadership, 'election' | 'key' | 'token'>,
+): Promise<void> {
   const { election, key, token } = leadership;
   checkWaiterKey(key, token, layout.electionCandidates(electionName(election)));
   if (!(await leaveQueue(backend, key, token))) throw new NotHolderError(key, token);

@@ -77,7 +77,13 @@ export async function acquireLock(
     if (lockDelayMs < 1) return;
     const declared = await backend.txn({
       compare: [{ key: waiter.key, target: 'createRevision', op: '=', value: waiter.token }],
-      success: [{ type: 'put', key: layout.lockDelays(name) + waiter.token, value: encodeRecord({ delayMs: Math.round(lockDelayMs) }) }],
+      success: [
+        {
+          type: 'put',
+          key: layout.lockDelays(name) + waiter.token,
+          value: encodeRecord({ delayMs: Math.round(lockDelayMs) }),
+        },
+      ],
       failure: [],
     });
     if (!declared.succeeded) throw new LeaseNotFoundError(lease);
@@ -134,10 +140,7 @@ async function stampRecord(backend: Backend, kv: KeyValue, record: DelayRecord):
  * lock). Throws NotHolderError otherwise. The holder's delay record, if it
  * declared one, goes in the same write.
  */
-export async function releaseLock(
-  backend: Backend,
-  held: Pick<LockHandle, 'name' | 'key' | 'token'>,
-): Promise<void> {
+export async function releaseLock(backend: Backend, held: Pick<LockHandle, 'name' | 'key' | 'token'>): Promise<void> {
   const { name, key, token } = held;
   checkWaiterKey(key, token, layout.lockWaiters(validateName(name, 'lock name')));
   const result = await backend.txn({
@@ -170,7 +173,8 @@ function encodeRecord(record: DelayRecord): Uint8Array {
 function decodeRecord(kv: KeyValue): DelayRecord {
   try {
     const parsed = JSON.parse(new TextDecoder().decode(kv.value)) as Partial<DelayRecord>;
-    const delayMs = typeof parsed.delayMs === 'number' && parsed.delayMs > 0 ? Math.min(parsed.delayMs, MAX_LOCK_DELAY_MS) : 0;
+    const delayMs =
+      typeof parsed.delayMs === 'number' && parsed.delayMs > 0 ? Math.min(parsed.delayMs, MAX_LOCK_DELAY_MS) : 0;
     return typeof parsed.lostAt === 'number' ? { delayMs, lostAt: parsed.lostAt } : { delayMs };
   } catch {
     return { delayMs: 0, lostAt: 0 };

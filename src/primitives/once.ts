@@ -43,7 +43,13 @@ const onceName = (name: string) => validateName(name, 'once name');
  * the caller to run it: the first caller, or a waiter taking over from a runner
  * whose session died. The runner must call `completeOnce` with its token.
  */
-export async function beginOnce(backend: Backend, name: string, lease: LeaseId, clock: Clock, signal?: AbortSignal): Promise<OnceTurn> {
+export async function beginOnce(
+  backend: Backend,
+  name: string,
+  lease: LeaseId,
+  clock: Clock,
+  signal?: AbortSignal,
+): Promise<OnceTurn> {
   const prefix = layout.onceRunners(onceName(name));
   const resultKey = layout.onceResult(name);
   const recorded = await readResult(backend, resultKey);
@@ -72,7 +78,8 @@ async function awaitTurn(
     if (!mine || mine.createRevision !== waiter.token) throw new NotHolderError(waiter.key, waiter.token);
     const ahead = waiters.filter((w) => w.createRevision < waiter.token);
     const predecessor = ahead[ahead.length - 1];
-    if (!predecessor) return { role: 'runner', key: waiter.key, token: waiter.token, startedAt: new Date(clock.now()).toISOString() };
+    if (!predecessor)
+      return { role: 'runner', key: waiter.key, token: waiter.token, startedAt: new Date(clock.now()).toISOString() };
     // Wake when the one ahead goes (it finished, or died) or the result appears.
     const stop = new AbortController();
     const both = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
@@ -147,6 +154,13 @@ async function readResult(backend: Backend, key: string): Promise<OnceResult | n
     return JSON.parse(new TextDecoder().decode(kv.value)) as OnceResult;
   } catch {
     // Someone wrote the key by hand; treat it as a failed run rather than crash.
-    return { exitCode: 1, output: 'unreadable once result', runner: 'unknown', token: kv.createRevision, startedAt: '', finishedAt: '' };
+    return {
+      exitCode: 1,
+      output: 'unreadable once result',
+      runner: 'unknown',
+      token: kv.createRevision,
+      startedAt: '',
+      finishedAt: '',
+    };
   }
 }

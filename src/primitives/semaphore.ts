@@ -34,7 +34,10 @@ export async function acquireSemaphore(
   signal?: AbortSignal,
 ): Promise<SemaphoreHandle> {
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) {
-    throw new InvalidArgumentError(`semaphore limit must be a whole number from 1 to ${MAX_LIMIT}, got ${limit}`, 'invalid_limit');
+    throw new InvalidArgumentError(
+      `semaphore limit must be a whole number from 1 to ${MAX_LIMIT}, got ${limit}`,
+      'invalid_limit',
+    );
   }
   const prefix = layout.semaphoreWaiters(validateName(name, 'semaphore name'));
   const waiter = await joinQueue(backend, prefix, lease, new TextEncoder().encode(String(limit)));

@@ -50,7 +50,12 @@ function holds(condition: WaitCondition, kv: KeyValue | null): boolean {
  * follows the key's changes with a watch. Rejects with the signal's reason
  * (TimeoutError for a timeout) if it aborts first.
  */
-export async function waitFor(backend: Backend, key: string, condition: WaitCondition, signal?: AbortSignal): Promise<WaitOutcome> {
+export async function waitFor(
+  backend: Backend,
+  key: string,
+  condition: WaitCondition,
+  signal?: AbortSignal,
+): Promise<WaitOutcome> {
   const now = await backend.range({ key });
   const current = now.kvs[0] ?? null;
   if (holds(condition, current)) return { kv: current, revision: now.revision };

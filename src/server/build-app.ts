@@ -50,7 +50,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // Names may be 128 characters (the default cap of 100 answered 414 to valid names);
     // longer ones reach the route and get its 400 naming the problem.
     routerOptions: { maxParamLength: 1024 },
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false, allowUnionTypes: true } },
+    ajv: {
+      customOptions: {
+        removeAdditional: false,
+        coerceTypes: 'array',
+        useDefaults: true,
+        allErrors: false,
+        allowUnionTypes: true,
+      },
+    },
     // A URL the router cannot decode (`%ZZ`) gets the same error body as every other bad request.
     frameworkErrors: (error, _request, reply) => {
       const { status, body } = errorResponse(error);
@@ -86,7 +94,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(txnRoutes, { backend, maxValueBytes });
   await app.register(leaseRoutes, { backend });
   await app.register(watchRoutes, { backend, clock, shutdown, onWatchCount: (d) => metrics.openWatches.inc(d) });
-  await app.register(primitiveRoutes, { backend, clock, shutdown, onBlockedCount: (d) => metrics.blockedRequests.inc(d) });
+  await app.register(primitiveRoutes, {
+    backend,
+    clock,
+    shutdown,
+    onBlockedCount: (d) => metrics.blockedRequests.inc(d),
+  });
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return app;

@@ -32,15 +32,23 @@ function contextOf(error: MusterError): Record<string, unknown> {
 export function errorResponse(error: unknown): { status: number; body: WireErrorBody } {
   if (error instanceof MusterError) {
     const code = isCatalogued(error.code) ? error.code : 'invalid_argument';
-    return { status: errorCatalogue[code].status, body: { error: { code: error.code, message: error.message, ...contextOf(error) } } };
+    return {
+      status: errorCatalogue[code].status,
+      body: { error: { code: error.code, message: error.message, ...contextOf(error) } },
+    };
   }
   const fastifyError = error as Partial<FastifyError> & { status?: number };
   if (fastifyError.validation) {
     return { status: 400, body: { error: { code: 'invalid_request', message: validationMessage(fastifyError) } } };
   }
   const mapped = fastifyError.code ? FASTIFY_CODES[fastifyError.code] : undefined;
-  if (mapped) return { status: errorCatalogue[mapped].status, body: { error: { code: mapped, message: fastifyError.message ?? mapped } } };
-  if (error instanceof SyntaxError) return { status: 400, body: { error: { code: 'invalid_json', message: error.message } } };
+  if (mapped)
+    return {
+      status: errorCatalogue[mapped].status,
+      body: { error: { code: mapped, message: fastifyError.message ?? mapped } },
+    };
+  if (error instanceof SyntaxError)
+    return { status: 400, body: { error: { code: 'invalid_json', message: error.message } } };
   const status = fastifyError.statusCode ?? fastifyError.status;
   if (status && status >= 400 && status < 500) {
     return { status, body: { error: { code: 'invalid_request', message: fastifyError.message ?? 'bad request' } } };

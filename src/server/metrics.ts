@@ -43,10 +43,12 @@ export class ServerMetrics {
         this.set(await backend.revision().catch(() => 0));
       },
     });
-    new Gauge({ name: 'muster_backend_info', help: 'The store this server runs on', labelNames: ['backend'], registers }).set(
-      { backend: backend.kind },
-      1,
-    );
+    new Gauge({
+      name: 'muster_backend_info',
+      help: 'The store this server runs on',
+      labelNames: ['backend'],
+      registers,
+    }).set({ backend: backend.kind }, 1);
     collectDefaultMetrics({ register: this.registry, prefix: 'muster_' });
   }
 

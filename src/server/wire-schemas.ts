@@ -57,7 +57,11 @@ export const txnOpResultSchema = {
     {
       type: 'object',
       required: ['type', 'revision', 'deleted'],
-      properties: { type: { type: 'string', enum: ['delete'] }, revision: { type: 'integer' }, deleted: { type: 'integer' } },
+      properties: {
+        type: { type: 'string', enum: ['delete'] },
+        revision: { type: 'integer' },
+        deleted: { type: 'integer' },
+      },
     },
     {
       type: 'object',
@@ -71,6 +75,9 @@ export const txnOpResultSchema = {
 export const txnResponseSchema = {
   type: 'object',
   required: ['succeeded', 'revision', 'results'],
-  properties: { succeeded: { type: 'boolean' }, revision: { type: 'integer' }, results: { type: 'array', items: txnOpResultSchema } },
+  properties: {
+    succeeded: { type: 'boolean' },
+    revision: { type: 'integer' },
+    results: { type: 'array', items: txnOpResultSchema },
+  },
 } as const;
-

@@ -63,7 +63,18 @@ describe('muster primitives (real processes)', () => {
     const own = await startServerProcess(['--data-dir', ':memory:']);
     extra.push(own);
     const holder = spawn(
-      ['lock', 'doomed', '--ttl', '2s', '--grace', '2s', '--', 'sh', '-c', 'trap "echo got-term; exit 143" TERM; echo started; while true; do sleep 0.1; done'],
+      [
+        'lock',
+        'doomed',
+        '--ttl',
+        '2s',
+        '--grace',
+        '2s',
+        '--',
+        'sh',
+        '-c',
+        'trap "echo got-term; exit 143" TERM; echo started; while true; do sleep 0.1; done',
+      ],
       own.url,
     );
     await holder.waitFor(/started/);
@@ -87,7 +98,18 @@ describe('muster primitives (real processes)', () => {
   });
 
   it('lock --lock-delay: after a holder with a delay died without releasing, the next one waits the delay', async () => {
-    const holder = spawn(['lock', 'delayed', '--ttl', '1s', '--lock-delay', '3s', '--', 'sh', '-c', 'echo started; sleep 4']);
+    const holder = spawn([
+      'lock',
+      'delayed',
+      '--ttl',
+      '1s',
+      '--lock-delay',
+      '3s',
+      '--',
+      'sh',
+      '-c',
+      'echo started; sleep 4',
+    ]);
     await holder.waitFor(/started/);
     const next = spawn(['lock', 'delayed', '--', 'sh', '-c', 'echo got-it']);
     await new Promise((resolve) => setTimeout(resolve, 300));
@@ -104,7 +126,17 @@ describe('muster primitives (real processes)', () => {
     const log = join(dir, 'once.log');
     writeFileSync(log, '');
     const runs = await Promise.all(
-      [1, 2, 3, 4, 5].map(() => muster(['once', 'schema-v42', '--show-output', '--', 'sh', '-c', `echo ran >> ${log}; sleep 0.3; echo migrated; exit 7`])),
+      [1, 2, 3, 4, 5].map(() =>
+        muster([
+          'once',
+          'schema-v42',
+          '--show-output',
+          '--',
+          'sh',
+          '-c',
+          `echo ran >> ${log}; sleep 0.3; echo migrated; exit 7`,
+        ]),
+      ),
     );
     expect(runs.map((r) => r.code)).toEqual([7, 7, 7, 7, 7]);
     expect(readFileSync(log, 'utf8').trim().split('\n')).toEqual(['ran']);
@@ -131,7 +163,16 @@ describe('muster primitives (real processes)', () => {
   it('elect and leader: the first leads, the next takes over when it exits', async () => {
     const first = spawn(['elect', 'k8s-master', '--value', '10.0.0.1']);
     await first.waitFor(/leading election/);
-    const second = spawn(['elect', 'k8s-master', '--value', '10.0.0.2', '--', 'sh', '-c', 'echo "token $MUSTER_ELECTION_TOKEN"; sleep 0.2']);
+    const second = spawn([
+      'elect',
+      'k8s-master',
+      '--value',
+      '10.0.0.2',
+      '--',
+      'sh',
+      '-c',
+      'echo "token $MUSTER_ELECTION_TOKEN"; sleep 0.2',
+    ]);
     expect((await muster(['leader', 'k8s-master'])).stdout.trim()).toBe('10.0.0.1');
     await first.stop('SIGINT');
     const result = await second.exited;

@@ -51,13 +51,21 @@ describe('server settings', () => {
   });
 
   it('reads etcd settings and refuses bad ones', () => {
-    const config = resolveServerConfig({ etcd: 'http://10.0.0.1:2379,http://10.0.0.2:2379', retention: '500' }, {}, '/srv');
+    const config = resolveServerConfig(
+      { etcd: 'http://10.0.0.1:2379,http://10.0.0.2:2379', retention: '500' },
+      {},
+      '/srv',
+    );
     expect(config.retention).toBe(500);
     expect(config.etcd?.endpoints).toEqual(['http://10.0.0.1:2379', 'http://10.0.0.2:2379']);
     expect(config.etcd?.prefix).toBe('/muster/');
-    expect(resolveServerConfig({}, { MUSTER_ETCD: 'http://e:2379', MUSTER_ETCD_PREFIX: '/x/' }, '/srv').etcd?.prefix).toBe('/x/');
+    expect(
+      resolveServerConfig({}, { MUSTER_ETCD: 'http://e:2379', MUSTER_ETCD_PREFIX: '/x/' }, '/srv').etcd?.prefix,
+    ).toBe('/x/');
     expect(() => resolveServerConfig({ etcd: 'ftp://e:2379' }, {}, '/srv')).toThrow(/invalid etcd endpoint/);
-    expect(() => resolveServerConfig({ etcd: 'http://e:2379', etcdPrefix: 'x' }, {}, '/srv')).toThrow(/invalid etcd prefix/);
+    expect(() => resolveServerConfig({ etcd: 'http://e:2379', etcdPrefix: 'x' }, {}, '/srv')).toThrow(
+      /invalid etcd prefix/,
+    );
     expect(() => resolveServerConfig({ retention: '0' }, {}, '/srv')).toThrow(/invalid retention/);
   });
 

@@ -21,7 +21,12 @@ import type {
   WatchEvent,
   WatchOptions,
 } from '../../src/core/backend.js';
-import { CompactedError, FutureRevisionError, InvalidArgumentError, LeaseNotFoundError } from '../../src/core/errors.js';
+import {
+  CompactedError,
+  FutureRevisionError,
+  InvalidArgumentError,
+  LeaseNotFoundError,
+} from '../../src/core/errors.js';
 import type { BackendHarness, HarnessOptions, MakeHarness } from './harness.js';
 import { WatchRecorder, bytes, eventually, hex, rejection, text, uniquePrefix } from './harness.js';
 
@@ -68,7 +73,10 @@ export function describeBackend(name: string, make: MakeHarness, options: Harnes
     }
 
     /** Watch from the next revision on: no race with the writes that follow. */
-    async function watchFromNext(key: string, watchOptions?: Omit<WatchOptions, 'fromRevision'>): Promise<WatchRecorder> {
+    async function watchFromNext(
+      key: string,
+      watchOptions?: Omit<WatchOptions, 'fromRevision'>,
+    ): Promise<WatchRecorder> {
       return watch(key, { ...watchOptions, fromRevision: (await b.revision()) + 1 });
     }
 
@@ -860,7 +868,7 @@ export function describeBackend(name: string, make: MakeHarness, options: Harnes
         expect(await b.revision()).toBe(before);
       });
 
-      it('binds a key to a lease and lists the lease\'s keys in leaseInfo', async () => {
+      it("binds a key to a lease and lists the lease's keys in leaseInfo", async () => {
         const lease = await grant(ttl * 5);
         await put(`${p}b`, 'b', lease.id);
         await put(`${p}a`, 'a', lease.id);
@@ -1076,7 +1084,13 @@ export function describeBackend(name: string, make: MakeHarness, options: Harnes
         const [event] = await recorder.waitForEvents(1);
         expect(event?.type).toBe('delete');
         expect(event?.revision).toBe(deleted);
-        expect(event?.kv).toMatchObject({ key: `${p}k`, version: 0, createRevision: 0, modRevision: deleted, lease: null });
+        expect(event?.kv).toMatchObject({
+          key: `${p}k`,
+          version: 0,
+          createRevision: 0,
+          modRevision: deleted,
+          lease: null,
+        });
         expect(event?.kv.value.byteLength).toBe(0);
       });
 
@@ -1260,9 +1274,7 @@ export function describeBackend(name: string, make: MakeHarness, options: Harnes
       it('gives 200 concurrent puts 200 distinct revisions, and a watcher sees them all in order', async () => {
         const recorder = await watchFromNext(p, { prefix: true });
         const before = await b.revision();
-        const results = await Promise.all(
-          Array.from({ length: 200 }, (_, i) => b.put(`${p}c${i}`, bytes(String(i)))),
-        );
+        const results = await Promise.all(Array.from({ length: 200 }, (_, i) => b.put(`${p}c${i}`, bytes(String(i)))));
         const revisions = results.map((r) => r.revision);
         expect(new Set(revisions).size).toBe(200);
         const sorted = [...revisions].sort((x, y) => x - y);
@@ -1370,4 +1382,3 @@ export function describeBackend(name: string, make: MakeHarness, options: Harnes
     });
   });
 }
-

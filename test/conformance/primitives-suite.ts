@@ -1,7 +1,14 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Backend, LeaseId } from '../../src/core/backend.js';
 import { systemClock } from '../../src/core/clock.js';
-import { CancelledError, InvalidArgumentError, LeaseNotFoundError, LimitMismatchError, NotHolderError, TimeoutError } from '../../src/core/errors.js';
+import {
+  CancelledError,
+  InvalidArgumentError,
+  LeaseNotFoundError,
+  LimitMismatchError,
+  NotHolderError,
+  TimeoutError,
+} from '../../src/core/errors.js';
 import {
   acquireLock,
   acquireSemaphore,
@@ -236,7 +243,9 @@ export function describePrimitives(name: string, make: MakeHarness, options: Har
       it('lock-delay: refuses a delay that is negative, not finite or above 1h', async () => {
         const a = await session();
         for (const lockDelayMs of [-1, Number.POSITIVE_INFINITY, Number.NaN, 3_600_001]) {
-          await expect(acquireLock(backend, unique('lock'), a, { lockDelayMs })).rejects.toBeInstanceOf(InvalidArgumentError);
+          await expect(acquireLock(backend, unique('lock'), a, { lockDelayMs })).rejects.toBeInstanceOf(
+            InvalidArgumentError,
+          );
         }
       });
 
@@ -348,7 +357,9 @@ export function describePrimitives(name: string, make: MakeHarness, options: Har
       });
 
       it('rejects a limit below 1', async () => {
-        await expect(acquireSemaphore(backend, unique('sem'), 0, await session())).rejects.toBeInstanceOf(InvalidArgumentError);
+        await expect(acquireSemaphore(backend, unique('sem'), 0, await session())).rejects.toBeInstanceOf(
+          InvalidArgumentError,
+        );
       });
     });
 
@@ -414,7 +425,9 @@ export function describePrimitives(name: string, make: MakeHarness, options: Har
         await resign(backend, ea);
         const wonB = await eb;
         const ec = campaign(backend, election, text('c'), c);
-        await eventually(async () => expect((await backend.range({ key: layout.electionCandidates(election), prefix: true })).count).toBe(2));
+        await eventually(async () =>
+          expect((await backend.range({ key: layout.electionCandidates(election), prefix: true })).count).toBe(2),
+        );
         await backend.revokeLease(wonB.lease);
         await ec;
         await watching;
@@ -470,7 +483,9 @@ export function describePrimitives(name: string, make: MakeHarness, options: Har
         const barrier = unique('bar');
         void enterBarrier(backend, barrier, 3, 'n1', await session()).catch(() => undefined);
         await eventually(async () => expect((await barrierStatus(backend, barrier)).arrived).toBe(1));
-        await expect(enterBarrier(backend, barrier, 4, 'n2', await session())).rejects.toBeInstanceOf(LimitMismatchError);
+        await expect(enterBarrier(backend, barrier, 4, 'n2', await session())).rejects.toBeInstanceOf(
+          LimitMismatchError,
+        );
       });
 
       it('double barrier: nobody leaves until everyone has left', async () => {
@@ -540,7 +555,13 @@ export function describePrimitives(name: string, make: MakeHarness, options: Har
         const job = unique('once');
         const turn = await beginOnce(backend, job, await session(), systemClock);
         if (turn.role !== 'runner') throw new Error('expected to run');
-        const result = await completeOnce(backend, job, turn, { exitCode: 0, output: 'x'.repeat(70_000) + 'END', runner: 'a' }, systemClock);
+        const result = await completeOnce(
+          backend,
+          job,
+          turn,
+          { exitCode: 0, output: 'x'.repeat(70_000) + 'END', runner: 'a' },
+          systemClock,
+        );
         expect(result.output.endsWith('END')).toBe(true);
         expect(result.output.length).toBe(64 * 1024);
       });
@@ -555,7 +576,8 @@ export function describePrimitives(name: string, make: MakeHarness, options: Har
             if (turn.role === 'done') return turn.result.exitCode;
             runs += 1;
             await new Promise((resolve) => setTimeout(resolve, 20));
-            return (await completeOnce(backend, job, turn, { exitCode: 7, output: '', runner: s }, systemClock)).exitCode;
+            return (await completeOnce(backend, job, turn, { exitCode: 7, output: '', runner: s }, systemClock))
+              .exitCode;
           }),
         );
         expect(runs).toBe(1);

@@ -108,7 +108,15 @@ describe('the error catalogue', () => {
   test('every code the source can produce is in the catalogue', () => {
     const found = codesInSource();
     // The scan must see the codes we know are there, or it proves nothing.
-    for (const known of ['revision_conflict', 'invalid_key', 'invalid_duration', 'invalid_name', 'duplicate_key', 'method_not_allowed', 'body_too_large']) {
+    for (const known of [
+      'revision_conflict',
+      'invalid_key',
+      'invalid_duration',
+      'invalid_name',
+      'duplicate_key',
+      'method_not_allowed',
+      'body_too_large',
+    ]) {
       expect(found.has(known), known).toBe(true);
     }
     // Raised by the client about its own configuration (a bad --endpoint) and never
@@ -198,12 +206,19 @@ describe('served documents', () => {
     const res = await t.app.inject({ method: 'GET', url: '/openapi.json' });
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toMatch(/application\/json/);
-    const doc = JSON.parse(res.payload) as { openapi: string; info: { title: string }; paths: Record<string, Record<string, { summary?: string }>> };
+    const doc = JSON.parse(res.payload) as {
+      openapi: string;
+      info: { title: string };
+      paths: Record<string, Record<string, { summary?: string }>>;
+    };
     expect(doc.openapi).toMatch(/^3\./);
     expect(doc.info.title).toMatch(/muster/);
-    const documented = Object.entries(doc.paths).flatMap(([path, methods]) => Object.keys(methods).map((m) => `${m.toUpperCase()} ${path}`));
+    const documented = Object.entries(doc.paths).flatMap(([path, methods]) =>
+      Object.keys(methods).map((m) => `${m.toUpperCase()} ${path}`),
+    );
     expect(documented.sort()).toEqual([...expectedRoutes].sort());
-    for (const methods of Object.values(doc.paths)) for (const op of Object.values(methods)) expect(op.summary).toBeTruthy();
+    for (const methods of Object.values(doc.paths))
+      for (const op of Object.values(methods)) expect(op.summary).toBeTruthy();
 
     // The list above is the app's: each exists, and the app has no other (non-wildcard) route.
     for (const route of [...expectedRoutes, ...hidden]) {
@@ -224,7 +239,9 @@ describe('served documents', () => {
     await t.backend.close();
     const down = await t.app.inject({ method: 'GET', url: '/healthz' });
     expect(down.statusCode).toBe(503);
-    expect(down.json()).toMatchObject({ error: { code: 'unavailable', message: expect.stringMatching(/sqlite store does not answer/) } });
+    expect(down.json()).toMatchObject({
+      error: { code: 'unavailable', message: expect.stringMatching(/sqlite store does not answer/) },
+    });
   });
 
   test('/metrics counts requests by route, method and status', async () => {

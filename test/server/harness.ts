@@ -84,7 +84,9 @@ export function rawRequest(
     const req = request({ host: '127.0.0.1', port, method, path, headers: options.headers ?? {} }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }),
+      );
       res.on('error', reject);
     });
     req.on('error', reject);
@@ -159,15 +161,18 @@ export class SseStream {
   /** Open `path`; resolves when the response headers arrive. */
   static open(port: number, path: string, headers: Record<string, string> = {}): Promise<SseStream> {
     return new Promise((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port, method: 'GET', path, headers: { accept: 'text/event-stream', ...headers } }, (res) => {
-        const stream = new SseStream(res.statusCode ?? 0, res.headers, () => req.destroy());
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => stream.feed(chunk));
-        res.on('end', () => stream.finish());
-        res.on('close', () => stream.finish());
-        res.on('error', () => stream.finish());
-        resolve(stream);
-      });
+      const req = request(
+        { host: '127.0.0.1', port, method: 'GET', path, headers: { accept: 'text/event-stream', ...headers } },
+        (res) => {
+          const stream = new SseStream(res.statusCode ?? 0, res.headers, () => req.destroy());
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => stream.feed(chunk));
+          res.on('end', () => stream.finish());
+          res.on('close', () => stream.finish());
+          res.on('error', () => stream.finish());
+          resolve(stream);
+        },
+      );
       req.on('error', reject);
       req.end();
     });
@@ -186,7 +191,12 @@ export class SseStream {
       const field = (name: string) => lines.find((l) => l.startsWith(`${name}: `))?.slice(name.length + 2);
       const event = field('event');
       const id = field('id');
-      this.queue.push({ ...(event !== undefined ? { event } : {}), ...(id !== undefined ? { id } : {}), data: field('data') ?? '', lines });
+      this.queue.push({
+        ...(event !== undefined ? { event } : {}),
+        ...(id !== undefined ? { id } : {}),
+        data: field('data') ?? '',
+        lines,
+      });
     }
     this.wake?.();
   }

@@ -33,14 +33,34 @@ describe('keys in the path', () => {
   });
 
   test('an encoded "/" that makes an empty segment is 400 invalid_key, and nothing is written', async () => {
-    expectError(await t.app.inject({ method: 'PUT', url: '/v1/kv/a%2F%2Fb', payload: 'v' }), 400, 'invalid_key', /empty segment/);
-    expectError(await t.app.inject({ method: 'PUT', url: '/v1/kv/a%2F', payload: 'v' }), 400, 'invalid_key', /must not end with "\/"/);
+    expectError(
+      await t.app.inject({ method: 'PUT', url: '/v1/kv/a%2F%2Fb', payload: 'v' }),
+      400,
+      'invalid_key',
+      /empty segment/,
+    );
+    expectError(
+      await t.app.inject({ method: 'PUT', url: '/v1/kv/a%2F', payload: 'v' }),
+      400,
+      'invalid_key',
+      /must not end with "\/"/,
+    );
     expect(await t.backend.revision()).toBe(0);
   });
 
   test('an encoded control character is 400 invalid_key', async () => {
-    expectError(await t.app.inject({ method: 'PUT', url: '/v1/kv/a%00b', payload: 'v' }), 400, 'invalid_key', /control character/);
-    expectError(await t.app.inject({ method: 'PUT', url: '/v1/kv/a%0Ab', payload: 'v' }), 400, 'invalid_key', /control character/);
+    expectError(
+      await t.app.inject({ method: 'PUT', url: '/v1/kv/a%00b', payload: 'v' }),
+      400,
+      'invalid_key',
+      /control character/,
+    );
+    expectError(
+      await t.app.inject({ method: 'PUT', url: '/v1/kv/a%0Ab', payload: 'v' }),
+      400,
+      'invalid_key',
+      /control character/,
+    );
     expect(await t.backend.revision()).toBe(0);
   });
 });
@@ -59,7 +79,12 @@ describe('media types', () => {
 
   test('PUT of a key takes any content type as the raw value', async () => {
     for (const type of ['application/json', 'text/plain', 'image/png', 'application/x-www-form-urlencoded']) {
-      const res = await t.app.inject({ method: 'PUT', url: '/v1/kv/k', headers: { 'content-type': type }, payload: `{"not":"parsed"}` });
+      const res = await t.app.inject({
+        method: 'PUT',
+        url: '/v1/kv/k',
+        headers: { 'content-type': type },
+        payload: `{"not":"parsed"}`,
+      });
       expect(res.statusCode, type).toBe(200);
     }
     const kv = await t.backend.get('/k');
@@ -75,7 +100,12 @@ describe('long poll', () => {
   });
 
   test.each(['abc', '-1', '1.5'])('waitAfter=%s is 400 invalid_request', async (waitAfter) => {
-    expectError(await t.app.inject({ method: 'GET', url: `/v1/kv/k?waitAfter=${waitAfter}` }), 400, 'invalid_request', /waitAfter/);
+    expectError(
+      await t.app.inject({ method: 'GET', url: `/v1/kv/k?waitAfter=${waitAfter}` }),
+      400,
+      'invalid_request',
+      /waitAfter/,
+    );
   });
 
   test('a client that goes away ends the long poll and closes its backend watch', async () => {

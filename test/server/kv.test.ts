@@ -20,7 +20,13 @@ describe('PUT and GET', () => {
     const bytes = Buffer.from([0, 1, 2, 0xff, 0xfe, 0x80, 10, 13]);
     const res = await put('/v1/kv/bin/blob', bytes, { 'content-type': 'application/octet-stream' });
     expect(res.statusCode).toBe(200);
-    expect(res.json<WirePutResponse>()).toEqual({ revision: 1, key: '/bin/blob', createRevision: 1, modRevision: 1, version: 1 });
+    expect(res.json<WirePutResponse>()).toEqual({
+      revision: 1,
+      key: '/bin/blob',
+      createRevision: 1,
+      modRevision: 1,
+      version: 1,
+    });
     await put('/v1/kv/other', 'x');
     const get = await t.app.inject({ method: 'GET', url: '/v1/kv/bin/blob' });
     expect(get.statusCode).toBe(200);
@@ -66,8 +72,18 @@ describe('PUT and GET', () => {
 
   test('?meta=true gives JSON with UTF-8 text, or base64 for other bytes', async () => {
     await put('/v1/kv/text', 'héllo wörld');
-    const text = (await t.app.inject({ method: 'GET', url: '/v1/kv/text?meta=true' })).json<WireKeyValue & { revision: number }>();
-    expect(text).toEqual({ key: '/text', value: 'héllo wörld', createRevision: 1, modRevision: 1, version: 1, lease: null, revision: 1 });
+    const text = (await t.app.inject({ method: 'GET', url: '/v1/kv/text?meta=true' })).json<
+      WireKeyValue & { revision: number }
+    >();
+    expect(text).toEqual({
+      key: '/text',
+      value: 'héllo wörld',
+      createRevision: 1,
+      modRevision: 1,
+      version: 1,
+      lease: null,
+      revision: 1,
+    });
     expect(text.encoding).toBeUndefined();
     const bytes = Buffer.from([0xff, 0x00, 0xc3]);
     await put('/v1/kv/bytes', bytes);
@@ -105,7 +121,12 @@ describe('compare-and-swap with prevRevision', () => {
     await put('/v1/kv/c', 'v2');
     const ok = await put('/v1/kv/c?prevRevision=2', 'v3');
     expect(ok.json<WirePutResponse>()).toMatchObject({ revision: 3, modRevision: 3, version: 3, createRevision: 1 });
-    const err = expectError(await put('/v1/kv/c?prevRevision=2', 'stale'), 409, 'revision_conflict', /modRevision 3, not 2/);
+    const err = expectError(
+      await put('/v1/kv/c?prevRevision=2', 'stale'),
+      409,
+      'revision_conflict',
+      /modRevision 3, not 2/,
+    );
     expect(err).toMatchObject({ currentModRevision: 3, expectedModRevision: 2, key: '/c' });
     expect((await t.app.inject({ method: 'GET', url: '/v1/kv/c' })).payload).toBe('v3');
     expect(await t.backend.revision()).toBe(3);
@@ -119,7 +140,9 @@ describe('compare-and-swap with prevRevision', () => {
 
 describe('leases on put', () => {
   test('?lease binds the key; revoking the lease deletes it', async () => {
-    const lease = (await t.app.inject({ method: 'POST', url: '/v1/leases', payload: { ttl: 30 } })).json<{ id: string }>();
+    const lease = (await t.app.inject({ method: 'POST', url: '/v1/leases', payload: { ttl: 30 } })).json<{
+      id: string;
+    }>();
     expect((await put(`/v1/kv/eph?lease=${lease.id}`, 'up')).statusCode).toBe(200);
     const meta = (await t.app.inject({ method: 'GET', url: '/v1/kv/eph?meta=true' })).json<WireKeyValue>();
     expect(meta.lease).toBe(lease.id);
@@ -147,10 +170,21 @@ describe('range', () => {
   };
 
   test('a prefix without a slash matches /app/... and /apple; a trailing slash only the folder', async () => {
-    expect((await range('/v1/kv/app?prefix=true')).kvs.map((kv) => kv.key)).toEqual(['/app/a', '/app/b', '/app/c', '/apple']);
+    expect((await range('/v1/kv/app?prefix=true')).kvs.map((kv) => kv.key)).toEqual([
+      '/app/a',
+      '/app/b',
+      '/app/c',
+      '/apple',
+    ]);
     const folder = await range('/v1/kv/app/?prefix=true');
     expect(folder.kvs.map((kv) => kv.key)).toEqual(['/app/a', '/app/b', '/app/c']);
-    expect(folder.kvs[0]).toMatchObject({ value: 'v/app/a', createRevision: 1, modRevision: 1, version: 1, lease: null });
+    expect(folder.kvs[0]).toMatchObject({
+      value: 'v/app/a',
+      createRevision: 1,
+      modRevision: 1,
+      version: 1,
+      lease: null,
+    });
     expect(folder).toMatchObject({ revision: 5, more: false, count: 3 });
   });
 
@@ -198,22 +232,37 @@ describe('DELETE', () => {
 
   test('a prefix deletes the folder at one revision and nothing beside it', async () => {
     for (const k of ['/d/a', '/d/b', '/dx']) await put(`/v1/kv${k}`, 'x');
-    expect((await t.app.inject({ method: 'DELETE', url: '/v1/kv/d/?prefix=true' })).json()).toEqual({ revision: 4, deleted: 2 });
+    expect((await t.app.inject({ method: 'DELETE', url: '/v1/kv/d/?prefix=true' })).json()).toEqual({
+      revision: 4,
+      deleted: 2,
+    });
     expect((await t.app.inject({ method: 'GET', url: '/v1/kv/dx' })).statusCode).toBe(200);
   });
 
   test('prevRevision deletes only at that revision', async () => {
     await put('/v1/kv/a', '1');
     await put('/v1/kv/a', '2');
-    const err = expectError(await t.app.inject({ method: 'DELETE', url: '/v1/kv/a?prevRevision=1' }), 409, 'revision_conflict');
+    const err = expectError(
+      await t.app.inject({ method: 'DELETE', url: '/v1/kv/a?prevRevision=1' }),
+      409,
+      'revision_conflict',
+    );
     expect(err.currentModRevision).toBe(2);
     expect((await t.app.inject({ method: 'GET', url: '/v1/kv/a' })).payload).toBe('2');
-    expect((await t.app.inject({ method: 'DELETE', url: '/v1/kv/a?prevRevision=2' })).json()).toEqual({ revision: 3, deleted: 1 });
+    expect((await t.app.inject({ method: 'DELETE', url: '/v1/kv/a?prevRevision=2' })).json()).toEqual({
+      revision: 3,
+      deleted: 1,
+    });
   });
 
   test('prevRevision with prefix is refused', async () => {
     await put('/v1/kv/p/a', '1');
-    expectError(await t.app.inject({ method: 'DELETE', url: '/v1/kv/p/?prefix=true&prevRevision=1' }), 400, 'invalid_request', /prevRevision/);
+    expectError(
+      await t.app.inject({ method: 'DELETE', url: '/v1/kv/p/?prefix=true&prevRevision=1' }),
+      400,
+      'invalid_request',
+      /prevRevision/,
+    );
     expect(await t.backend.revision()).toBe(1);
   });
 });

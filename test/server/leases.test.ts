@@ -21,7 +21,8 @@ async function grant(ttl: unknown): Promise<WireLeaseGrant> {
 }
 
 const info = async (id: string) => t.app.inject({ method: 'GET', url: `/v1/leases/${id}` });
-const keyExists = async (key: string) => (await t.app.inject({ method: 'GET', url: `/v1/kv${key}` })).statusCode === 200;
+const keyExists = async (key: string) =>
+  (await t.app.inject({ method: 'GET', url: `/v1/kv${key}` })).statusCode === 200;
 
 describe('grant', () => {
   test.each([
@@ -35,7 +36,12 @@ describe('grant', () => {
     const lease = await grant(ttl);
     expect(lease.id).toMatch(/^[0-9a-f]{1,16}$/);
     expect(lease.ttl).toBe(seconds);
-    expect((await info(lease.id)).json<WireLeaseInfo>()).toEqual({ id: lease.id, ttl: seconds, grantedTtl: seconds, keys: [] });
+    expect((await info(lease.id)).json<WireLeaseInfo>()).toEqual({
+      id: lease.id,
+      ttl: seconds,
+      grantedTtl: seconds,
+      keys: [],
+    });
   });
 
   test('grants do not move the store revision, and each lease has its own id', async () => {
@@ -85,14 +91,28 @@ describe('keepalive and expiry', () => {
     expect(await keyExists('/eph/b')).toBe(false);
     expect(await t.backend.revision()).toBe(before + 1);
     expectError(await info(lease.id), 404, 'lease_not_found');
-    expectError(await t.app.inject({ method: 'POST', url: `/v1/leases/${lease.id}/keepalive` }), 404, 'lease_not_found', /expired/);
+    expectError(
+      await t.app.inject({ method: 'POST', url: `/v1/leases/${lease.id}/keepalive` }),
+      404,
+      'lease_not_found',
+      /expired/,
+    );
     expect((await t.app.inject({ method: 'GET', url: '/v1/leases' })).json<{ leases: string[] }>().leases).toEqual([]);
     // A put bound to the dead lease is refused.
-    expectError(await t.app.inject({ method: 'PUT', url: `/v1/kv/eph/a?lease=${lease.id}`, payload: '3' }), 404, 'lease_not_found');
+    expectError(
+      await t.app.inject({ method: 'PUT', url: `/v1/kv/eph/a?lease=${lease.id}`, payload: '3' }),
+      404,
+      'lease_not_found',
+    );
   });
 
   test('keepalive of an unknown lease is 404', async () => {
-    expectError(await t.app.inject({ method: 'POST', url: '/v1/leases/abc123/keepalive' }), 404, 'lease_not_found', /abc123/);
+    expectError(
+      await t.app.inject({ method: 'POST', url: '/v1/leases/abc123/keepalive' }),
+      404,
+      'lease_not_found',
+      /abc123/,
+    );
   });
 });
 
@@ -110,6 +130,8 @@ describe('revoke', () => {
     expect(await t.backend.revision()).toBe(3);
     expectError(await t.app.inject({ method: 'DELETE', url: `/v1/leases/${lease.id}` }), 404, 'lease_not_found');
     expect(await t.backend.revision()).toBe(3);
-    expect((await t.app.inject({ method: 'GET', url: '/v1/leases' })).json<{ leases: string[] }>().leases).toEqual([other.id]);
+    expect((await t.app.inject({ method: 'GET', url: '/v1/leases' })).json<{ leases: string[] }>().leases).toEqual([
+      other.id,
+    ]);
   });
 });

@@ -52,7 +52,12 @@ describe('GET /healthz', () => {
     try {
       expect((await app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
       down = true;
-      const err = expectError(await app.inject({ method: 'GET', url: '/healthz' }), 503, 'unavailable', /disk unplugged/);
+      const err = expectError(
+        await app.inject({ method: 'GET', url: '/healthz' }),
+        503,
+        'unavailable',
+        /disk unplugged/,
+      );
       expect(err.retryable).toBe(true);
       down = false;
       expect((await app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
@@ -100,7 +105,9 @@ describe('GET /metrics', () => {
       const mine = (await t.app.inject({ method: 'GET', url: '/metrics' })).payload;
       const theirs = (await other.app.inject({ method: 'GET', url: '/metrics' })).payload;
       expect(labelled(mine, 'muster_http_requests_total', { route: '/v1/kv/*', method: 'PUT' })).toBeUndefined();
-      expect(labelled(theirs, 'muster_http_requests_total', { route: '/v1/kv/*', method: 'PUT', status: '200' })).toBe(1);
+      expect(labelled(theirs, 'muster_http_requests_total', { route: '/v1/kv/*', method: 'PUT', status: '200' })).toBe(
+        1,
+      );
     } finally {
       await other.close();
     }
@@ -128,19 +135,38 @@ describe('GET /openapi.json response schemas', () => {
     expect(kv?.['204']).toBeDefined();
     const txn = doc.paths['/v1/txn']?.post?.responses['200']?.content?.['application/json']?.schema;
     const results = txn?.properties?.results as Schema | undefined;
-    expect(results?.items?.oneOf?.map((s) => (s.properties?.type as { enum: string[] }).enum[0])).toEqual(['put', 'delete', 'get']);
+    expect(results?.items?.oneOf?.map((s) => (s.properties?.type as { enum: string[] }).enum[0])).toEqual([
+      'put',
+      'delete',
+      'get',
+    ]);
   });
 
   test('what GET and txn send matches the documented shapes (the fields the schema names)', async () => {
     await t.app.inject({ method: 'PUT', url: '/v1/kv/a', payload: Buffer.from([0xff]) });
     const meta = (await t.app.inject({ method: 'GET', url: '/v1/kv/a?meta=true' })).json<Record<string, unknown>>();
-    expect(Object.keys(meta).sort()).toEqual(['createRevision', 'encoding', 'key', 'lease', 'modRevision', 'revision', 'value', 'version']);
+    expect(Object.keys(meta).sort()).toEqual([
+      'createRevision',
+      'encoding',
+      'key',
+      'lease',
+      'modRevision',
+      'revision',
+      'value',
+      'version',
+    ]);
     const range = (await t.app.inject({ method: 'GET', url: '/v1/kv/?prefix=true' })).json<Record<string, unknown>>();
     expect(Object.keys(range).sort()).toEqual(['count', 'kvs', 'more', 'revision']);
     const txn = await t.app.inject({
       method: 'POST',
       url: '/v1/txn',
-      payload: { success: [{ type: 'put', key: '/b', value: 'x' }, { type: 'get', key: '/a' }, { type: 'delete', key: '/a' }] },
+      payload: {
+        success: [
+          { type: 'put', key: '/b', value: 'x' },
+          { type: 'get', key: '/a' },
+          { type: 'delete', key: '/a' },
+        ],
+      },
     });
     expect(txn.headers['content-type']).toMatch(/^application\/json/);
     const body = txn.json<{ results: Record<string, unknown>[] }>();

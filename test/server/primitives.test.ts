@@ -27,7 +27,8 @@ interface Held {
 }
 
 describe('locks', () => {
-  const status = async (name: string) => (await call('GET', `/v1/locks/${name}`)).body as { holder: Held | null; waiting: number };
+  const status = async (name: string) =>
+    (await call('GET', `/v1/locks/${name}`)).body as { holder: Held | null; waiting: number };
 
   test('acquire, a second acquire blocks until release, and the token increases', async () => {
     const [a, b] = [await newLease(), await newLease()];
@@ -115,7 +116,9 @@ describe('locks', () => {
     clock.advance(5_000);
     const res = await waiting;
     expect(res.status).toBe(408);
-    expect(res.body).toMatchObject({ error: { code: 'timeout', message: expect.stringMatching(/lock db timed out after 5s/) } });
+    expect(res.body).toMatchObject({
+      error: { code: 'timeout', message: expect.stringMatching(/lock db timed out after 5s/) },
+    });
     expect(await keyExists(`/muster/locks/db/waiters/${b}`)).toBe(false);
     expect((await status('db')).waiting).toBe(0);
   });
@@ -123,7 +126,13 @@ describe('locks', () => {
   test('a client that disconnects mid-wait keeps its place until its lease ends; a retry finds it', async () => {
     const [a, b] = [await newLease(), await newLease()];
     const heldA = (await call('POST', '/v1/locks/db/acquire', { lease: a })).body as unknown as Held;
-    const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/v1/locks/db/acquire', headers: { 'content-type': 'application/json' } });
+    const req = request({
+      host: '127.0.0.1',
+      port,
+      method: 'POST',
+      path: '/v1/locks/db/acquire',
+      headers: { 'content-type': 'application/json' },
+    });
     req.on('error', () => undefined);
     req.end(JSON.stringify({ lease: b }));
     const waiterKey = `/muster/locks/db/waiters/${b}`;
@@ -168,7 +177,10 @@ describe('semaphores', () => {
     expect([slotA.status, slotB.status]).toEqual([200, 200]);
     expect(slotA.body).toMatchObject({ name: 'web', limit: 2, lease: a });
     const third = track(call('POST', '/v1/semaphores/web/acquire', { lease: c, limit: 2 }));
-    await waitUntil(async () => (await call('GET', '/v1/semaphores/web')).body.waiting === 1, 'the third caller queues');
+    await waitUntil(
+      async () => (await call('GET', '/v1/semaphores/web')).body.waiting === 1,
+      'the third caller queues',
+    );
     expect(third.settled()).toBe(false);
     const st = (await call('GET', '/v1/semaphores/web')).body as { limit: number; holders: Held[] };
     expect(st.limit).toBe(2);
@@ -176,7 +188,9 @@ describe('semaphores', () => {
 
     const mismatch = await call('POST', '/v1/semaphores/web/acquire', { lease: d, limit: 3 });
     expect(mismatch.status).toBe(409);
-    expect(mismatch.body).toMatchObject({ error: { code: 'limit_mismatch', message: expect.stringMatching(/limit of 2.*asked for 3/) } });
+    expect(mismatch.body).toMatchObject({
+      error: { code: 'limit_mismatch', message: expect.stringMatching(/limit of 2.*asked for 3/) },
+    });
     expect(await keyExists(`/muster/semaphores/web/${d}`)).toBe(false);
 
     const heldA = slotA.body as unknown as Held;
@@ -195,7 +209,8 @@ describe('elections', () => {
     try {
       expect(observer.status).toBe(200);
       expect(observer.headers['content-type']).toMatch(/text\/event-stream/);
-      const leaderOf = async () => JSON.parse((await observer.next()).data) as { leader: { value: string; key: string } | null };
+      const leaderOf = async () =>
+        JSON.parse((await observer.next()).data) as { leader: { value: string; key: string } | null };
       expect(await leaderOf()).toEqual({ leader: null });
 
       const wonA = await call('POST', '/v1/elections/k8s/campaign', { lease: a, value: '10.0.0.1' });
@@ -203,7 +218,9 @@ describe('elections', () => {
       const heldA = wonA.body as unknown as Held;
       expect(heldA.key).toBe(`/muster/elections/k8s/candidates/${a}`);
       expect((await leaderOf()).leader).toMatchObject({ value: '10.0.0.1', key: heldA.key });
-      expect((await call('GET', '/v1/elections/k8s/leader')).body).toMatchObject({ leader: { value: '10.0.0.1', token: heldA.token } });
+      expect((await call('GET', '/v1/elections/k8s/leader')).body).toMatchObject({
+        leader: { value: '10.0.0.1', token: heldA.token },
+      });
 
       const campaignB = track(call('POST', '/v1/elections/k8s/campaign', { lease: b, value: '10.0.0.2' }));
       await waitUntil(() => keyExists(`/muster/elections/k8s/candidates/${b}`), 'B is a candidate');
@@ -213,11 +230,17 @@ describe('elections', () => {
       const proclaimed = await call('POST', '/v1/elections/k8s/proclaim', { ...leadA, value: '10.0.0.9' });
       expect(proclaimed.status).toBe(200);
       expect((await leaderOf()).leader).toMatchObject({ value: '10.0.0.9' });
-      const stale = await call('POST', '/v1/elections/k8s/proclaim', { ...leadA, token: heldA.token + 100, value: 'x' });
+      const stale = await call('POST', '/v1/elections/k8s/proclaim', {
+        ...leadA,
+        token: heldA.token + 100,
+        value: 'x',
+      });
       expect(stale.status).toBe(409);
       expect(stale.body).toMatchObject({ error: { code: 'not_holder' } });
 
-      expect((await call('POST', '/v1/elections/k8s/resign', { key: heldA.key, token: heldA.token })).body).toEqual({ resigned: true });
+      expect((await call('POST', '/v1/elections/k8s/resign', { key: heldA.key, token: heldA.token })).body).toEqual({
+        resigned: true,
+      });
       const wonB = await campaignB.promise;
       expect(wonB.status).toBe(200);
       const heldB = wonB.body as unknown as Held;
@@ -250,7 +273,12 @@ describe('barriers', () => {
     const first = track(enter(0));
     const second = track(enter(1));
     await waitUntil(async () => (await call('GET', '/v1/barriers/hadoop')).body.arrived === 2, 'two arrived');
-    expect((await call('GET', '/v1/barriers/hadoop')).body).toEqual({ name: 'hadoop', count: 3, arrived: 2, ready: false });
+    expect((await call('GET', '/v1/barriers/hadoop')).body).toEqual({
+      name: 'hadoop',
+      count: 3,
+      arrived: 2,
+      ready: false,
+    });
     expect(first.settled() || second.settled()).toBe(false);
     const third = await enter(2);
     expect(third).toMatchObject({ status: 200, body: { ready: true, arrived: 3 } });
@@ -266,10 +294,20 @@ describe('barriers', () => {
 
     const reset = await call('DELETE', '/v1/barriers/hadoop');
     expect(reset.body).toMatchObject({ reset: true });
-    expect((await call('GET', '/v1/barriers/hadoop')).body).toEqual({ name: 'hadoop', count: null, arrived: 0, ready: false });
+    expect((await call('GET', '/v1/barriers/hadoop')).body).toEqual({
+      name: 'hadoop',
+      count: null,
+      arrived: 0,
+      ready: false,
+    });
 
     // After the reset, one arrival waits again, until its timeout.
-    const alone = call('POST', '/v1/barriers/hadoop/enter', { lease: leases[4], count: 3, id: 'node-4', timeout: '1m' });
+    const alone = call('POST', '/v1/barriers/hadoop/enter', {
+      lease: leases[4],
+      count: 3,
+      id: 'node-4',
+      timeout: '1m',
+    });
     await waitUntil(() => t.backend.openWatches === 1, 'the arrival waits');
     clock.advance(60_000);
     const res = await alone;
@@ -290,16 +328,33 @@ describe('once', () => {
     const turn = { key, token, startedAt };
 
     const waiter = track(begin(b));
-    await waitUntil(async () => (await call('GET', '/v1/once/schema-v42')).body.waiting === 1, 'the second caller waits');
+    await waitUntil(
+      async () => (await call('GET', '/v1/once/schema-v42')).body.waiting === 1,
+      'the second caller waits',
+    );
     expect(waiter.settled()).toBe(false);
-    expect((await call('GET', '/v1/once/schema-v42')).body).toMatchObject({ state: 'running', runner: { key: turn.key, token: turn.token } });
+    expect((await call('GET', '/v1/once/schema-v42')).body).toMatchObject({
+      state: 'running',
+      runner: { key: turn.key, token: turn.token },
+    });
 
-    const done = await call('POST', '/v1/once/schema-v42/complete', { ...turn, exitCode: 3, output: 'migrated', runner: 'host-a' });
+    const done = await call('POST', '/v1/once/schema-v42/complete', {
+      ...turn,
+      exitCode: 3,
+      output: 'migrated',
+      runner: 'host-a',
+    });
     expect(done.status).toBe(200);
-    expect(done.body).toMatchObject({ result: { exitCode: 3, output: 'migrated', runner: 'host-a', token: turn.token } });
+    expect(done.body).toMatchObject({
+      result: { exitCode: 3, output: 'migrated', runner: 'host-a', token: turn.token },
+    });
     expect((await waiter.promise).body).toMatchObject({ role: 'done', result: { exitCode: 3, output: 'migrated' } });
     expect((await begin(c)).body).toMatchObject({ role: 'done', result: { exitCode: 3 } });
-    expect((await call('GET', '/v1/once/schema-v42')).body).toMatchObject({ state: 'done', result: { exitCode: 3 }, runner: null });
+    expect((await call('GET', '/v1/once/schema-v42')).body).toMatchObject({
+      state: 'done',
+      result: { exitCode: 3 },
+      runner: null,
+    });
 
     // Completing twice is refused.
     expect((await call('POST', '/v1/once/schema-v42/complete', { ...turn, exitCode: 0 })).status).toBe(409);
@@ -327,7 +382,10 @@ describe('once', () => {
 
   test("complete with another once's runner key is refused and records nothing", async () => {
     const a = await newLease();
-    const { key, token } = (await call('POST', '/v1/once/one/begin', { lease: a })).body as unknown as { key: string; token: number };
+    const { key, token } = (await call('POST', '/v1/once/one/begin', { lease: a })).body as unknown as {
+      key: string;
+      token: number;
+    };
     const turn = { key, token };
     const res = await call('POST', '/v1/once/two/complete', { ...turn, exitCode: 0 });
     expect(res.status).toBe(409);
@@ -338,7 +396,8 @@ describe('once', () => {
 
 describe('wait', () => {
   const wait = (query: string) => call('GET', `/v1/wait/ephemerals/db/ready?${query}`);
-  const putValue = (value: string) => t.app.inject({ method: 'PUT', url: '/v1/kv/ephemerals/db/ready', payload: value });
+  const putValue = (value: string) =>
+    t.app.inject({ method: 'PUT', url: '/v1/kv/ephemerals/db/ready', payload: value });
 
   test('exists: returns when the key appears', async () => {
     const waiting = track(wait('exists=true'));
@@ -347,7 +406,10 @@ describe('wait', () => {
     expect(waiting.settled()).toBe(false);
     await putValue('booting');
     const res = await waiting.promise;
-    expect(res).toMatchObject({ status: 200, body: { key: '/ephemerals/db/ready', satisfied: true, revision: 2, kv: { value: 'booting' } } });
+    expect(res).toMatchObject({
+      status: 200,
+      body: { key: '/ephemerals/db/ready', satisfied: true, revision: 2, kv: { value: 'booting' } },
+    });
   });
 
   test('equals: ignores other values', async () => {
@@ -387,15 +449,22 @@ describe('wait', () => {
     clock.advance(10_000);
     const res = await waiting;
     expect(res.status).toBe(408);
-    expect(res.body).toMatchObject({ error: { code: 'timeout', message: expect.stringMatching(/timed out after 10s/) } });
+    expect(res.body).toMatchObject({
+      error: { code: 'timeout', message: expect.stringMatching(/timed out after 10s/) },
+    });
     await waitUntil(() => t.backend.openWatches === 0, 'the wait closes its watch');
   });
 
-  test.each(['', 'exists=true&equals=x', 'deleted=true&matches=x', 'exists=false'])('conditions %j: exactly one is required → 400', async (query) => {
-    const res = await wait(query);
-    expect(res.status).toBe(400);
-    expect(res.body).toMatchObject({ error: { code: 'invalid_request', message: expect.stringMatching(/exactly one condition/) } });
-  });
+  test.each(['', 'exists=true&equals=x', 'deleted=true&matches=x', 'exists=false'])(
+    'conditions %j: exactly one is required → 400',
+    async (query) => {
+      const res = await wait(query);
+      expect(res.status).toBe(400);
+      expect(res.body).toMatchObject({
+        error: { code: 'invalid_request', message: expect.stringMatching(/exactly one condition/) },
+      });
+    },
+  );
 });
 
 describe('bad names and missing leases', () => {
@@ -408,7 +477,11 @@ describe('bad names and missing leases', () => {
     ['POST', '/v1/semaphores/_x/release', { key: '/muster/semaphores/_x/abc', token: 1 }],
     ['GET', '/v1/elections/x%2Fy/leader', undefined],
     ['POST', '/v1/elections/a%20b/resign', { key: '/muster/elections/a b/candidates/abc', token: 1 }],
-    ['POST', '/v1/elections/.e/proclaim', { key: '/muster/elections/.e/candidates/abc', token: 1, lease: 'abc', value: 'v' }],
+    [
+      'POST',
+      '/v1/elections/.e/proclaim',
+      { key: '/muster/elections/.e/candidates/abc', token: 1, lease: 'abc', value: 'v' },
+    ],
     ['POST', '/v1/barriers/-b/enter', { lease: 'abc', count: 2 }],
     ['DELETE', '/v1/barriers/b%3Fc', undefined],
     ['POST', '/v1/once/.o/begin', { lease: 'abc' }],
@@ -416,7 +489,9 @@ describe('bad names and missing leases', () => {
   ] as const)('%s %s → 400 invalid_name', async (method, path, body) => {
     const res = await call(method, path, body);
     expect(res.status).toBe(400);
-    expect(res.body).toMatchObject({ error: { code: 'invalid_name', message: expect.stringMatching(/invalid [a-z]+ name/) } });
+    expect(res.body).toMatchObject({
+      error: { code: 'invalid_name', message: expect.stringMatching(/invalid [a-z]+ name/) },
+    });
     expect(await t.backend.revision()).toBe(0);
   });
 
@@ -436,7 +511,9 @@ describe('bad names and missing leases', () => {
   ])('%s without a lease → 400 naming lease', async (path, body) => {
     const res = await call('POST', path, body);
     expect(res.status).toBe(400);
-    expect(res.body).toMatchObject({ error: { code: 'invalid_request', message: expect.stringMatching(/missing field lease/) } });
+    expect(res.body).toMatchObject({
+      error: { code: 'invalid_request', message: expect.stringMatching(/missing field lease/) },
+    });
   });
 
   test.each([

@@ -92,7 +92,10 @@ describe('POST /v1/txn', () => {
     await t.app.inject({ method: 'PUT', url: '/v1/kv/x', payload: 'one' });
     await t.app.inject({ method: 'PUT', url: '/v1/kv/z', payload: 'pad' });
     await t.app.inject({ method: 'PUT', url: '/v1/kv/x', payload: 'two' });
-    const res = await txn({ compare: [{ key: '/x', target, op, value: n }], success: [{ type: 'put', key: '/flag', value: 'set' }] });
+    const res = await txn({
+      compare: [{ key: '/x', target, op, value: n }],
+      success: [{ type: 'put', key: '/flag', value: 'set' }],
+    });
     expect(res.succeeded).toBe(expected);
     expect(res.revision).toBe(expected ? 4 : 3);
     expect(await value('/flag')).toBe(expected ? 'set' : null);
@@ -101,9 +104,14 @@ describe('POST /v1/txn', () => {
   test('value compares take base64, and lease compares take an id or null', async () => {
     const lease = (await t.backend.grantLease(30)).id;
     await t.app.inject({ method: 'PUT', url: `/v1/kv/bin?lease=${lease}`, payload: Buffer.from([1, 2, 3]) });
-    const byValue = await txn({ compare: [{ key: '/bin', target: 'value', op: '=', value: 'AQID', encoding: 'base64' }] });
+    const byValue = await txn({
+      compare: [{ key: '/bin', target: 'value', op: '=', value: 'AQID', encoding: 'base64' }],
+    });
     expect(byValue.succeeded).toBe(true);
-    expect((await txn({ compare: [{ key: '/bin', target: 'value', op: '=', value: 'AQIE', encoding: 'base64' }] })).succeeded).toBe(false);
+    expect(
+      (await txn({ compare: [{ key: '/bin', target: 'value', op: '=', value: 'AQIE', encoding: 'base64' }] }))
+        .succeeded,
+    ).toBe(false);
     expect((await txn({ compare: [{ key: '/bin', target: 'lease', op: '=', value: lease }] })).succeeded).toBe(true);
     expect((await txn({ compare: [{ key: '/bin', target: 'lease', op: '=', value: null }] })).succeeded).toBe(false);
     expect((await txn({ compare: [{ key: '/missing', target: 'lease', op: '=', value: null }] })).succeeded).toBe(true);
@@ -111,7 +119,8 @@ describe('POST /v1/txn', () => {
 
   test('put with lease, delete of a prefix, and get with limit, in one transaction', async () => {
     const lease = (await t.backend.grantLease(30)).id;
-    for (const k of ['/p/1', '/p/2', '/q/1', '/q/2', '/q/3']) await t.app.inject({ method: 'PUT', url: `/v1/kv${k}`, payload: k });
+    for (const k of ['/p/1', '/p/2', '/q/1', '/q/2', '/q/3'])
+      await t.app.inject({ method: 'PUT', url: `/v1/kv${k}`, payload: k });
     const res = await txn({
       success: [
         { type: 'put', key: '/new', value: 'n', lease },
@@ -146,11 +155,18 @@ describe('POST /v1/txn', () => {
 
   test('128 ops in all are taken', async () => {
     const res = await txn({
-      compare: Array.from({ length: 28 }, (_, i) => ({ key: `/c/${i}`, target: 'version' as const, op: '=' as const, value: 0 })),
+      compare: Array.from({ length: 28 }, (_, i) => ({
+        key: `/c/${i}`,
+        target: 'version' as const,
+        op: '=' as const,
+        value: 0,
+      })),
       success: Array.from({ length: 100 }, (_, i) => ({ type: 'put' as const, key: `/t/${i}`, value: String(i) })),
     });
     expect(res.succeeded).toBe(true);
-    const range = (await t.app.inject({ method: 'GET', url: '/v1/kv/t/?prefix=true&keysOnly=true' })).json<{ count: number }>();
+    const range = (await t.app.inject({ method: 'GET', url: '/v1/kv/t/?prefix=true&keysOnly=true' })).json<{
+      count: number;
+    }>();
     expect(range.count).toBe(100);
   });
 

@@ -26,7 +26,11 @@ afterEach(() => {
 const put = (key: string, value: string) => t.app.inject({ method: 'PUT', url: `/v1/kv${key}`, payload: value });
 const del = (key: string) => t.app.inject({ method: 'DELETE', url: `/v1/kv${key}` });
 const txnPut = (...keys: string[]) =>
-  t.app.inject({ method: 'POST', url: '/v1/txn', payload: { success: keys.map((key) => ({ type: 'put', key, value: `t${key}` })) } });
+  t.app.inject({
+    method: 'POST',
+    url: '/v1/txn',
+    payload: { success: keys.map((key) => ({ type: 'put', key, value: `t${key}` })) },
+  });
 const data = (e: SseEvent) => JSON.parse(e.data) as WireWatchEvent;
 const summary = (events: SseEvent[]) => events.map((e) => [e.event, data(e).key, data(e).revision, e.id ?? null]);
 
@@ -53,8 +57,23 @@ describe('SSE framing', () => {
       ['put', '/w/d', 2, '2'],
       ['delete', '/w/a', 4, '4'],
     ]);
-    expect(data(events[0] as SseEvent)).toEqual({ type: 'put', revision: 1, key: '/w/a', value: 'A', createRevision: 1, modRevision: 1, version: 1, lease: null });
-    expect(data(events[4] as SseEvent)).toMatchObject({ type: 'delete', key: '/w/a', value: '', version: 0, modRevision: 4 });
+    expect(data(events[0] as SseEvent)).toEqual({
+      type: 'put',
+      revision: 1,
+      key: '/w/a',
+      value: 'A',
+      createRevision: 1,
+      modRevision: 1,
+      version: 1,
+      lease: null,
+    });
+    expect(data(events[4] as SseEvent)).toMatchObject({
+      type: 'delete',
+      key: '/w/a',
+      value: '',
+      version: 0,
+      modRevision: 4,
+    });
     // The fields come in the order id, event, data, one per line.
     expect(events[3]?.lines.map((l) => l.split(':')[0])).toEqual(['id', 'event', 'data']);
     expect(events[1]?.lines.map((l) => l.split(':')[0])).toEqual(['event', 'data']);
@@ -75,7 +94,12 @@ describe('SSE framing', () => {
     await put('/kk', 'sibling');
     await put('/k', 'new');
     const event = data(await stream.next());
-    expect(event).toMatchObject({ key: '/k', value: 'new', revision: 3, prevKv: { key: '/k', value: 'old', modRevision: 1 } });
+    expect(event).toMatchObject({
+      key: '/k',
+      value: 'new',
+      revision: 3,
+      prevKv: { key: '/k', value: 'old', modRevision: 1 },
+    });
   });
 });
 

@@ -3,7 +3,6 @@ import type { KeyValue, LeaseId } from '../../core/backend.js';
 import { LEASE_ID_PATTERN } from '../../core/backend.js';
 import { InvalidArgumentError } from '../../core/errors.js';
 
-
 /**
  * Where muster's keys live inside etcd: muster key `/a/b` is etcd key
  * `<base>/a/b`, where `base` is the configured prefix without its trailing slash

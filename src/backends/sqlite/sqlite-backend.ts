@@ -490,7 +490,13 @@ export class SqliteBackend implements Backend {
     }
   }
 
-  private putKey(key: string, value: Uint8Array, lease: LeaseId | null, revision: number, sub: number): KeyValue | null {
+  private putKey(
+    key: string,
+    value: Uint8Array,
+    lease: LeaseId | null,
+    revision: number,
+    sub: number,
+  ): KeyValue | null {
     if (lease !== null) this.checkLeaseForPut(lease);
     const prev = this.stmt.getKey.get(key) as KvRow | undefined;
     const createRevision = prev ? prev.create_revision : revision;
@@ -540,7 +546,10 @@ export class SqliteBackend implements Backend {
     switch (c.target) {
       case 'value':
         if (!row) return false;
-        return holds(Buffer.compare(row.value, Buffer.from(c.value.buffer, c.value.byteOffset, c.value.byteLength)), c.op);
+        return holds(
+          Buffer.compare(row.value, Buffer.from(c.value.buffer, c.value.byteOffset, c.value.byteLength)),
+          c.op,
+        );
       case 'version':
         return holds(Math.sign((row?.version ?? 0) - c.value), c.op);
       case 'createRevision':
@@ -560,7 +569,9 @@ export class SqliteBackend implements Backend {
     const prefix = request.prefix ?? false;
     let rows: KvRow[];
     if (at === 0 || at === latest) {
-      rows = (prefix ? this.stmt.keysInRange.all(request.key, prefixEnd(request.key)) : this.stmt.getKey.all(request.key)) as KvRow[];
+      rows = (
+        prefix ? this.stmt.keysInRange.all(request.key, prefixEnd(request.key)) : this.stmt.getKey.all(request.key)
+      ) as KvRow[];
     } else {
       const found = (
         prefix
@@ -612,7 +623,11 @@ export class SqliteBackend implements Backend {
     const events = rows.map((row): WatchEvent => {
       const event: WatchEvent =
         row.deleted === 0
-          ? { type: 'put', kv: rowToKv({ ...row, value: row.value ?? Buffer.alloc(0), mod_revision: row.revision }), revision: row.revision }
+          ? {
+              type: 'put',
+              kv: rowToKv({ ...row, value: row.value ?? Buffer.alloc(0), mod_revision: row.revision }),
+              revision: row.revision,
+            }
           : { type: 'delete', kv: tombstone(row.key, row.revision), revision: row.revision };
       if (!prevKv) return event;
       const prev = this.stmt.historyBefore.get(row.key, row.revision) as HistoryRow | undefined;
@@ -724,7 +739,9 @@ function prepareStatements(db: Db) {
          version = excluded.version, lease = excluded.lease`,
     ),
     deleteKey: s('DELETE FROM kv WHERE key = ?'),
-    insertHistory: s(`INSERT INTO history (${historyColumns.replace('revision,', 'revision, sub,')}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+    insertHistory: s(
+      `INSERT INTO history (${historyColumns.replace('revision,', 'revision, sub,')}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
     historyKeyAt: s(
       `SELECT ${historyColumns}, revision AS mod_revision FROM history
        WHERE key = @key AND revision <= @at ORDER BY revision DESC LIMIT 1`,
@@ -744,7 +761,9 @@ function prepareStatements(db: Db) {
       `SELECT ${historyColumns} FROM history
        WHERE revision >= @from AND revision <= @to AND key >= @lo AND key < @hi ORDER BY revision, sub LIMIT @limit`,
     ),
-    historyBefore: s(`SELECT ${historyColumns} FROM history WHERE key = ? AND revision < ? ORDER BY revision DESC LIMIT 1`),
+    historyBefore: s(
+      `SELECT ${historyColumns} FROM history WHERE key = ? AND revision < ? ORDER BY revision DESC LIMIT 1`,
+    ),
     // Below the compact revision only the latest put of each key is kept. A row is
     // dropped when it is a delete, or when a newer row of its key is below the
     // compact revision too. Rows superseded before @from went in earlier steps, so

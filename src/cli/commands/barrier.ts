@@ -2,7 +2,14 @@ import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { UsageError } from '../exit-codes.js';
 import { ttlArgument } from '../arguments.js';
-import { durationArgument, nameArgument, positiveArgument, startSession, thisHost, untilDone } from './primitive-options.js';
+import {
+  durationArgument,
+  nameArgument,
+  positiveArgument,
+  startSession,
+  thisHost,
+  untilDone,
+} from './primitive-options.js';
 
 interface BarrierFlags {
   count?: number;
@@ -21,12 +28,30 @@ export function registerBarrier(program: Command, ctx: CliContext): void {
     .command('barrier')
     .description('wait until --count participants have arrived (or --enter / --leave a double barrier)')
     .argument('<name>', 'the barrier name', nameArgument)
-    .option('--count <n>', 'how many participants make the barrier trip (every participant gives the same)', positiveArgument)
-    .option('--enter', 'double barrier: arrive, wait for the count, and stay in it after muster exits (until --leave or --ttl)')
+    .option(
+      '--count <n>',
+      'how many participants make the barrier trip (every participant gives the same)',
+      positiveArgument,
+    )
+    .option(
+      '--enter',
+      'double barrier: arrive, wait for the count, and stay in it after muster exits (until --leave or --ttl)',
+    )
     .option('--leave', 'double barrier: leave, and wait until every participant has left')
-    .option('--id <id>', 'this participant (default: the session for a plain barrier, the hostname for --enter/--leave)')
-    .option('--ttl <duration>', 'how long this participant counts if it dies (default 15s; with --enter, 1h)', ttlArgument)
-    .option('--timeout <duration>', 'give up after this long (exit 3); default: wait as long as it takes', durationArgument)
+    .option(
+      '--id <id>',
+      'this participant (default: the session for a plain barrier, the hostname for --enter/--leave)',
+    )
+    .option(
+      '--ttl <duration>',
+      'how long this participant counts if it dies (default 15s; with --enter, 1h)',
+      ttlArgument,
+    )
+    .option(
+      '--timeout <duration>',
+      'give up after this long (exit 3); default: wait as long as it takes',
+      durationArgument,
+    )
     .option('--reset', 'close a tripped barrier and forget its participants')
     .option('--status', 'print how many have arrived and whether it tripped')
     .addHelpText(
@@ -56,11 +81,16 @@ Examples:
       if (flags.status === true) {
         const status = await client.barrierStatus(name);
         if (json) ctx.printJson(status);
-        else ctx.print(`barrier ${name}: ${status.arrived} of ${status.count ?? '?'} arrived${status.ready ? ', tripped' : ''}`);
+        else
+          ctx.print(
+            `barrier ${name}: ${status.arrived} of ${status.count ?? '?'} arrived${status.ready ? ', tripped' : ''}`,
+          );
         return;
       }
       if (flags.leave === true) {
-        await untilDone(null, flags.timeout, (timeoutMs) => client.leaveBarrier(name, flags.id ?? thisHost(), { timeoutMs }));
+        await untilDone(null, flags.timeout, (timeoutMs) =>
+          client.leaveBarrier(name, flags.id ?? thisHost(), { timeoutMs }),
+        );
         if (json) ctx.printJson({ left: true });
         else ctx.print(`left barrier ${name}; everyone has left`);
         return;

@@ -12,7 +12,10 @@ export function registerElect(program: Command, ctx: CliContext): void {
       .description('campaign in an election; once leading, run a command (or hold) and resign when done')
       .argument('<name>', 'the election name', nameArgument)
       .argument('[command...]', 'the command the leader runs (after --)')
-      .requiredOption('--value <value>', "what the leader publishes (its address, say); others read it with 'muster leader'"),
+      .requiredOption(
+        '--value <value>',
+        "what the leader publishes (its address, say); others read it with 'muster leader'",
+      ),
   )
     .addHelpText(
       'after',
@@ -37,7 +40,8 @@ Examples:
         acquire: (lease, timeoutMs, signal) =>
           client.campaign(name, flags.value, lease, { timeoutMs, ...(signal ? { signal } : {}) }),
         onAcquired: (leadership) => {
-          if (argv.length > 0 && !ctx.json(command)) ctx.warn(`muster: leading election ${name} (token ${leadership.token})`);
+          if (argv.length > 0 && !ctx.json(command))
+            ctx.warn(`muster: leading election ${name} (token ${leadership.token})`);
         },
         env: (leadership, lease) => ({
           MUSTER_ELECTION_KEY: leadership.key,

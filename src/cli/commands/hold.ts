@@ -56,7 +56,9 @@ export async function holdAndRun(ctx: CliContext, options: HoldOptions): Promise
       if (lost.signal.aborted) throw lost.signal.reason instanceof Error ? lost.signal.reason : new LostError(what);
     }
     lost.dispose();
-    await options.release().catch((error: unknown) => ctx.warn(`muster: could not release ${what}: ${(error as Error).message}`));
+    await options
+      .release()
+      .catch((error: unknown) => ctx.warn(`muster: could not release ${what}: ${(error as Error).message}`));
     return exitCode;
   } finally {
     lost.dispose();
@@ -91,7 +93,9 @@ export async function acquireAndHold<H extends { readonly key: string; readonly 
   const session = await startSession(client, flags);
   let held: H;
   try {
-    held = await untilDone(session, flags.timeout, (timeoutMs, signal) => spec.acquire(session.leaseId, timeoutMs, signal));
+    held = await untilDone(session, flags.timeout, (timeoutMs, signal) =>
+      spec.acquire(session.leaseId, timeoutMs, signal),
+    );
   } catch (error) {
     await session.close().catch(() => undefined);
     throw error;

@@ -26,7 +26,8 @@ Examples:
     .action(async (name: string, flags: { watch?: boolean }, command: Command) => {
       const client = ctx.client(command);
       const json = ctx.json(command);
-      const show = (leader: LeaderInfo | null) => (json ? ctx.printJson(leader) : ctx.print(leader ? leader.value : ''));
+      const show = (leader: LeaderInfo | null) =>
+        json ? ctx.printJson(leader) : ctx.print(leader ? leader.value : '');
       if (flags.watch !== true) {
         const leader = await client.leader(name);
         if (!leader && !json) {

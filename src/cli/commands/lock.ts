@@ -49,10 +49,16 @@ Examples:
             ...(flags.lockDelay ? { lockDelayMs: flags.lockDelay } : {}),
             ...(signal ? { signal } : {}),
           }),
-        env: (handle, lease) => ({ MUSTER_LOCK_TOKEN: String(handle.token), MUSTER_LOCK_KEY: handle.key, MUSTER_LEASE: lease }),
+        env: (handle, lease) => ({
+          MUSTER_LOCK_TOKEN: String(handle.token),
+          MUSTER_LOCK_KEY: handle.key,
+          MUSTER_LEASE: lease,
+        }),
         release: (handle) => client.releaseLock(name, handle),
         heldMessage: (handle) =>
-          ctx.json(command) ? JSON.stringify(handle) : `holding lock ${name}: token ${handle.token} (key ${handle.key}); Ctrl-C releases it`,
+          ctx.json(command)
+            ? JSON.stringify(handle)
+            : `holding lock ${name}: token ${handle.token} (key ${handle.key}); Ctrl-C releases it`,
       });
     });
 }

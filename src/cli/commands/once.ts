@@ -4,7 +4,14 @@ import type { CliContext } from '../context.js';
 import { UsageError } from '../exit-codes.js';
 import { lostSignal, runChild } from '../supervise.js';
 import type { SessionFlags } from './primitive-options.js';
-import { DEFAULT_GRACE_MS, nameArgument, sessionOptions, startSession, thisHost, untilDone } from './primitive-options.js';
+import {
+  DEFAULT_GRACE_MS,
+  nameArgument,
+  sessionOptions,
+  startSession,
+  thisHost,
+  untilDone,
+} from './primitive-options.js';
 
 /** Output kept for the others, from the end (the server keeps the same). */
 const OUTPUT_TAIL = 64 * 1024;
@@ -49,7 +56,10 @@ Examples:
       if (flags.reset === true) {
         const reset = await client.resetOnce(name);
         if (json) ctx.printJson({ reset });
-        else ctx.print(reset ? `once ${name}: result forgotten; the next caller runs it` : `once ${name}: no result to forget`);
+        else
+          ctx.print(
+            reset ? `once ${name}: result forgotten; the next caller runs it` : `once ${name}: no result to forget`,
+          );
         return;
       }
       if (flags.status === true) {
@@ -61,7 +71,8 @@ Examples:
         }
         return;
       }
-      if (argv.length === 0) throw new UsageError('give the command to run after --, e.g. muster once schema-v42 -- ./migrate.sh');
+      if (argv.length === 0)
+        throw new UsageError('give the command to run after --, e.g. muster once schema-v42 -- ./migrate.sh');
       const session = await startSession(client, flags);
       try {
         const turn = await untilDone(session, flags.timeout, (timeoutMs, signal) =>

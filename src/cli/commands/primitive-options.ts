@@ -44,9 +44,21 @@ export function positiveArgument(text: string): number {
 /** Options shared by the commands that hold something under a session. */
 export function sessionOptions(command: Command, defaultTtl = '15s'): Command {
   return command
-    .option('--ttl <duration>', `session TTL: what is held is released this long after muster dies (default ${defaultTtl})`, ttlArgument)
-    .option('--timeout <duration>', 'give up waiting after this long (exit 3); default: wait as long as it takes', durationArgument)
-    .option('--grace <duration>', 'after SIGTERM, how long the command has before SIGKILL when what it runs under is lost (default 10s)', durationArgument);
+    .option(
+      '--ttl <duration>',
+      `session TTL: what is held is released this long after muster dies (default ${defaultTtl})`,
+      ttlArgument,
+    )
+    .option(
+      '--timeout <duration>',
+      'give up waiting after this long (exit 3); default: wait as long as it takes',
+      durationArgument,
+    )
+    .option(
+      '--grace <duration>',
+      'after SIGTERM, how long the command has before SIGKILL when what it runs under is lost (default 10s)',
+      durationArgument,
+    );
 }
 
 export interface SessionFlags {
@@ -59,7 +71,11 @@ export const DEFAULT_GRACE_MS = 10_000;
 
 /** This machine's name, the default participant id and runner label. */
 export function thisHost(): string {
-  return hostname().replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '') || 'host';
+  return (
+    hostname()
+      .replace(/[^A-Za-z0-9._-]/g, '-')
+      .replace(/^[^A-Za-z0-9]+/, '') || 'host'
+  );
 }
 
 /** Start the session a command holds things under. */

@@ -12,7 +12,11 @@ export function registerSemaphore(program: Command, ctx: CliContext): void {
       .description('wait for one of --limit slots, run a command in it, give it back when the command exits')
       .argument('<name>', 'the semaphore name', nameArgument)
       .argument('[command...]', 'the command to run while holding a slot (after --)')
-      .requiredOption('--limit <n>', 'how many may hold it at once (every contender must give the same)', positiveArgument),
+      .requiredOption(
+        '--limit <n>',
+        'how many may hold it at once (every contender must give the same)',
+        positiveArgument,
+      ),
   )
     .addHelpText(
       'after',
@@ -32,7 +36,11 @@ Examples:
         argv,
         acquire: (lease, timeoutMs, signal) =>
           client.acquireSemaphore(name, flags.limit, lease, { timeoutMs, ...(signal ? { signal } : {}) }),
-        env: (handle, lease) => ({ MUSTER_SEMAPHORE_TOKEN: String(handle.token), MUSTER_SEMAPHORE_KEY: handle.key, MUSTER_LEASE: lease }),
+        env: (handle, lease) => ({
+          MUSTER_SEMAPHORE_TOKEN: String(handle.token),
+          MUSTER_SEMAPHORE_KEY: handle.key,
+          MUSTER_LEASE: lease,
+        }),
         release: (handle) => client.releaseSemaphore(name, handle),
         heldMessage: (handle) =>
           ctx.json(command)

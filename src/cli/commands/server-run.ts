@@ -22,7 +22,12 @@ export async function runServer(config: ServerConfig, dutiesTtl: number, ctx: Cl
   try {
     backend = await createBackend(
       config.etcd
-        ? { kind: 'etcd', endpoints: config.etcd.endpoints, prefix: config.etcd.prefix, ...(config.etcd.tls ? { tls: config.etcd.tls } : {}) }
+        ? {
+            kind: 'etcd',
+            endpoints: config.etcd.endpoints,
+            prefix: config.etcd.prefix,
+            ...(config.etcd.tls ? { tls: config.etcd.tls } : {}),
+          }
         : { kind: 'sqlite', dataDir: config.dataDir, retention: config.retention },
     );
     app = await buildApp({ backend, maxValueBytes: config.maxValueBytes });
@@ -49,7 +54,8 @@ export async function runServer(config: ServerConfig, dutiesTtl: number, ctx: Cl
         backend,
         sessionTtl: dutiesTtl,
         serverId: `${hostname()}:${address.port}/${process.pid}`,
-        onError: (error, where) => ctx.warn(`muster: duties: ${where}: ${error instanceof Error ? error.message : String(error)}`),
+        onError: (error, where) =>
+          ctx.warn(`muster: duties: ${where}: ${error instanceof Error ? error.message : String(error)}`),
       });
       duties.register(heartbeatDuty({ intervalMs: Math.min(5000, (dutiesTtl * 1000) / 3) }));
       duties.register(compactionDuty({ retention: config.retention }));

@@ -8,7 +8,9 @@ import { resolveServerConfig, SERVER_DEFAULTS } from '../server-config.js';
 export function registerServer(program: Command, ctx: CliContext): void {
   program
     .command('server')
-    .description('run a muster server on the embedded store (SQLite in --data-dir), or in front of an etcd cluster (--etcd)')
+    .description(
+      'run a muster server on the embedded store (SQLite in --data-dir), or in front of an etcd cluster (--etcd)',
+    )
     .option('--listen <host:port>', `address to listen on; also MUSTER_LISTEN (default ${SERVER_DEFAULTS.listen})`)
     .option(
       '--data-dir <dir>',
@@ -19,13 +21,26 @@ export function registerServer(program: Command, ctx: CliContext): void {
       '--max-value-size <size>',
       `largest value accepted, such as 512KiB (default ${SERVER_DEFAULTS.maxValueSize})`,
     )
-    .option('--etcd <urls>', 'run on this etcd cluster instead of the embedded store (comma-separated client URLs); also MUSTER_ETCD')
-    .option('--etcd-prefix <prefix>', `keep every key under this etcd prefix; also MUSTER_ETCD_PREFIX (default ${SERVER_DEFAULTS.etcdPrefix})`)
+    .option(
+      '--etcd <urls>',
+      'run on this etcd cluster instead of the embedded store (comma-separated client URLs); also MUSTER_ETCD',
+    )
+    .option(
+      '--etcd-prefix <prefix>',
+      `keep every key under this etcd prefix; also MUSTER_ETCD_PREFIX (default ${SERVER_DEFAULTS.etcdPrefix})`,
+    )
     .option('--etcd-ca <file>', 'CA certificate to verify etcd with (PEM)')
     .option('--etcd-cert <file>', 'client certificate for etcd (PEM), with --etcd-key')
     .option('--etcd-key <file>', 'client key for etcd (PEM), with --etcd-cert')
-    .option('--duties-ttl <duration>', 'if the server running the duties dies, another takes them over within this (default 10s)', ttlArgument)
-    .option('--retention <revisions>', `revisions of history kept for watches; also MUSTER_RETENTION (default ${SERVER_DEFAULTS.retention})`)
+    .option(
+      '--duties-ttl <duration>',
+      'if the server running the duties dies, another takes them over within this (default 10s)',
+      ttlArgument,
+    )
+    .option(
+      '--retention <revisions>',
+      `revisions of history kept for watches; also MUSTER_RETENTION (default ${SERVER_DEFAULTS.retention})`,
+    )
     .addHelpText(
       'after',
       `

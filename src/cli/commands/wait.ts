@@ -26,7 +26,11 @@ export function registerWait(program: Command, ctx: CliContext): void {
     .option('--deleted', 'until the key does not exist')
     .option('--equals <value>', 'until the value is exactly this')
     .option('--matches <regex>', 'until the value matches this regular expression')
-    .option('--timeout <duration>', 'give up after this long (exit 3); default: wait as long as it takes', durationArgument)
+    .option(
+      '--timeout <duration>',
+      'give up after this long (exit 3); default: wait as long as it takes',
+      durationArgument,
+    )
     .addHelpText(
       'after',
       `
@@ -57,7 +61,8 @@ Examples:
           try {
             return await client.waitFor(key, condition, { timeoutMs: Math.max(1, left) });
           } catch (error) {
-            if (left === CHUNK_MS && deadline - Date.now() > 0 && (error as { code?: string }).code === 'timeout') continue;
+            if (left === CHUNK_MS && deadline - Date.now() > 0 && (error as { code?: string }).code === 'timeout')
+              continue;
             throw error;
           }
         }

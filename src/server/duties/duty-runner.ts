@@ -109,16 +109,25 @@ export class DutyRunner {
         lease = (await backend.grantLease(this.sessionTtl)).id;
         const held = lease;
         const renew = () => {
-          keepAlive = this.clock.setTimeout(() => {
-            backend.keepAlive(held).then(renew, (error: unknown) => {
-              if (error instanceof LeaseNotFoundError) lost.abort(error);
-              else renew(); // the store is briefly unreachable: keep trying until the TTL runs out
-            });
-          }, (this.sessionTtl * 1000) / 3);
+          keepAlive = this.clock.setTimeout(
+            () => {
+              backend.keepAlive(held).then(renew, (error: unknown) => {
+                if (error instanceof LeaseNotFoundError) lost.abort(error);
+                else renew(); // the store is briefly unreachable: keep trying until the TTL runs out
+              });
+            },
+            (this.sessionTtl * 1000) / 3,
+          );
         };
         renew();
         this.currentState = 'CAMPAIGNING';
-        const leadership = await campaign(backend, this.election, new TextEncoder().encode(this.options.serverId), lease, term);
+        const leadership = await campaign(
+          backend,
+          this.election,
+          new TextEncoder().encode(this.options.serverId),
+          lease,
+          term,
+        );
         this.currentState = 'LEADING';
         await this.lead(leadership, term);
         await resign(backend, leadership).catch(() => undefined);

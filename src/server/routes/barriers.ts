@@ -4,7 +4,6 @@ import { blocking, timeoutSchema } from './blocking.js';
 import type { PrimitiveRouteDeps } from './blocking.js';
 import { leaseIdSchema, nameParams } from './primitive-schemas.js';
 
-
 const idSchema = { type: 'string', minLength: 1, maxLength: 128 } as const;
 const statusSchema = {
   type: 'object',
@@ -19,11 +18,15 @@ const statusSchema = {
 /** Counting barriers and double barriers. */
 export const barrierRoutes: FastifyPluginAsync<PrimitiveRouteDeps> = async (app, deps) => {
   const { backend } = deps;
-  app.post<{ Params: { name: string }; Body: { count: number; lease: string; id?: string; timeout?: string | number } }>(
+  app.post<{
+    Params: { name: string };
+    Body: { count: number; lease: string; id?: string; timeout?: string | number };
+  }>(
     '/v1/barriers/:name/enter',
     {
       schema: {
-        summary: 'Arrive and wait until `count` participants have arrived (a tripped barrier lets late arrivals through)',
+        summary:
+          'Arrive and wait until `count` participants have arrived (a tripped barrier lets late arrivals through)',
         params: nameParams,
         body: {
           type: 'object',

@@ -7,7 +7,6 @@ import { blocking, timeoutSchema } from './blocking.js';
 import type { PrimitiveRouteDeps } from './blocking.js';
 import { heldBody, holderKeySchema, leaseIdSchema, nameParams, tokenSchema } from './primitive-schemas.js';
 
-
 const MAX_VALUE_LENGTH = 64 * 1024;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -29,7 +28,9 @@ const leaderSchema = {
 } as const;
 
 function wireLeader(l: Leader | null) {
-  return l ? { key: l.key, value: decoder.decode(l.value), token: l.token, lease: l.lease, revision: l.revision } : null;
+  return l
+    ? { key: l.key, value: decoder.decode(l.value), token: l.token, lease: l.lease, revision: l.revision }
+    : null;
 }
 
 /** First-come leader election: campaign (blocking), proclaim, resign, leader, observe (SSE). */
@@ -45,12 +46,21 @@ export const electionRoutes: FastifyPluginAsync<PrimitiveRouteDeps> = async (app
           type: 'object',
           required: ['lease', 'value'],
           additionalProperties: false,
-          properties: { lease: leaseIdSchema, value: { type: 'string', maxLength: MAX_VALUE_LENGTH }, timeout: timeoutSchema },
+          properties: {
+            lease: leaseIdSchema,
+            value: { type: 'string', maxLength: MAX_VALUE_LENGTH },
+            timeout: timeoutSchema,
+          },
         },
         response: {
           200: {
             type: 'object',
-            properties: { election: { type: 'string' }, key: { type: 'string' }, token: { type: 'integer' }, lease: { type: 'string' } },
+            properties: {
+              election: { type: 'string' },
+              key: { type: 'string' },
+              token: { type: 'integer' },
+              lease: { type: 'string' },
+            },
           },
         },
       },
@@ -83,7 +93,11 @@ export const electionRoutes: FastifyPluginAsync<PrimitiveRouteDeps> = async (app
     },
     async (request) => {
       const { key, token, lease, value } = request.body;
-      const revision = await proclaim(backend, { election: request.params.name, key, token, lease }, encoder.encode(value));
+      const revision = await proclaim(
+        backend,
+        { election: request.params.name, key, token, lease },
+        encoder.encode(value),
+      );
       return { revision };
     },
   );

@@ -21,7 +21,9 @@ export const healthRoutes: FastifyPluginAsync<{ backend: Backend }> = async (app
       try {
         return { status: 'ok', backend: backend.kind, revision: await backend.revision() };
       } catch (error) {
-        throw new BackendUnavailableError(`the ${backend.kind} store does not answer: ${(error as Error).message}`, { cause: error });
+        throw new BackendUnavailableError(`the ${backend.kind} store does not answer: ${(error as Error).message}`, {
+          cause: error,
+        });
       }
     },
   );

@@ -4,7 +4,13 @@ import type { WireDeleteResponse, WirePutResponse, WireRangeResponse } from '../
 import type { Backend, KeyValue, TxnOp, TxnOpResult } from '../../core/backend.js';
 import type { Clock } from '../../core/clock.js';
 import { parseDurationWithin } from '../../core/duration.js';
-import { CompactedError, InvalidArgumentError, KeyNotFoundError, RevisionConflictError, ValueTooLargeError } from '../../core/errors.js';
+import {
+  CompactedError,
+  InvalidArgumentError,
+  KeyNotFoundError,
+  RevisionConflictError,
+  ValueTooLargeError,
+} from '../../core/errors.js';
 import { validateKey, validatePrefix } from '../../core/key-path.js';
 import { leaseIdSchema } from './primitive-schemas.js';
 import { blockingSignal } from './blocking.js';
@@ -66,14 +72,18 @@ function sendKey(reply: FastifyReply, kv: KeyValue, revision: number, meta: bool
   reply.header('x-muster-version', kv.version);
   if (kv.lease) reply.header('x-muster-lease', kv.lease);
   if (meta) return reply.type('application/json').send(JSON.stringify({ ...toWireKeyValue(kv), revision }));
-  return reply.type('application/octet-stream').send(Buffer.from(kv.value.buffer, kv.value.byteOffset, kv.value.byteLength));
+  return reply
+    .type('application/octet-stream')
+    .send(Buffer.from(kv.value.buffer, kv.value.byteOffset, kv.value.byteLength));
 }
 
 /** Keys and values: put (with compare-and-swap), get, range, delete, long poll. */
 export const kvRoutes: FastifyPluginAsync<Deps> = async (app, { backend, clock, maxValueBytes, shutdown }) => {
   // Values are bytes whatever their content type: take every body as a Buffer.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: maxValueBytes }, (_request, body, done) => done(null, body));
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: maxValueBytes }, (_request, body, done) =>
+    done(null, body),
+  );
   // A body over the limit is a value over the limit: say so in those terms.
   app.setErrorHandler((error: unknown, request, reply) => {
     // Anything else goes on to the app's one handler (which logs internal errors).
@@ -93,7 +103,8 @@ export const kvRoutes: FastifyPluginAsync<Deps> = async (app, { backend, clock, 
     {
       bodyLimit: maxValueBytes,
       schema: {
-        summary: 'Write a key; the body is the value. prevRevision=N writes only if the key is at modRevision N (0: only if absent)',
+        summary:
+          'Write a key; the body is the value. prevRevision=N writes only if the key is at modRevision N (0: only if absent)',
         querystring: putQuery,
         response: {
           200: {
@@ -160,7 +171,8 @@ export const kvRoutes: FastifyPluginAsync<Deps> = async (app, { backend, clock, 
       const q = request.query;
       const path = keyFromPath(request.params['*']);
       if (q.prefix) {
-        if (q.waitAfter !== undefined) throw new InvalidArgumentError('waitAfter takes a single key, not a prefix', 'invalid_request');
+        if (q.waitAfter !== undefined)
+          throw new InvalidArgumentError('waitAfter takes a single key, not a prefix', 'invalid_request');
         const range = await backend.range({
           key: validatePrefix(path),
           prefix: true,
@@ -184,7 +196,8 @@ export const kvRoutes: FastifyPluginAsync<Deps> = async (app, { backend, clock, 
             : parseDurationWithin(q.timeout, 'timeout', { aboveZero: true, maxMs: LONG_POLL_MAX_MS, max: '10m' });
         return longPoll(reply, key, q.waitAfter, clock.now() + ms, q.meta);
       }
-      if (q.timeout !== undefined) throw new InvalidArgumentError('timeout takes waitAfter (a long poll)', 'invalid_request');
+      if (q.timeout !== undefined)
+        throw new InvalidArgumentError('timeout takes waitAfter (a long poll)', 'invalid_request');
       const range = await backend.range({ key, revision: q.revision ?? 0 });
       const kv = range.kvs[0];
       if (!kv) throw new KeyNotFoundError(key);
@@ -198,7 +211,9 @@ export const kvRoutes: FastifyPluginAsync<Deps> = async (app, { backend, clock, 
       schema: {
         summary: 'Delete a key, or every key under a prefix (?prefix=true); prevRevision=N deletes only if at N',
         querystring: deleteQuery,
-        response: { 200: { type: 'object', properties: { revision: { type: 'integer' }, deleted: { type: 'integer' } } } },
+        response: {
+          200: { type: 'object', properties: { revision: { type: 'integer' }, deleted: { type: 'integer' } } },
+        },
       },
     },
     async (request): Promise<WireDeleteResponse> => {
@@ -220,14 +235,19 @@ export const kvRoutes: FastifyPluginAsync<Deps> = async (app, { backend, clock, 
    * Apply `op` only if `key` is still at modRevision `expected` (0: absent);
    * RevisionConflictError with the key's current modRevision otherwise.
    */
-  async function compareAndSwap(key: string, expected: number, op: TxnOp): Promise<{ revision: number; result: TxnOpResult | undefined }> {
+  async function compareAndSwap(
+    key: string,
+    expected: number,
+    op: TxnOp,
+  ): Promise<{ revision: number; result: TxnOpResult | undefined }> {
     const txn = await backend.txn({
       compare: [{ key, target: 'modRevision', op: '=', value: expected }],
       success: [op],
       failure: [{ type: 'get', key, keysOnly: true }],
     });
     const first = txn.results[0];
-    if (!txn.succeeded) throw new RevisionConflictError(key, first?.type === 'get' ? (first.kvs[0]?.modRevision ?? 0) : 0, expected);
+    if (!txn.succeeded)
+      throw new RevisionConflictError(key, first?.type === 'get' ? (first.kvs[0]?.modRevision ?? 0) : 0, expected);
     return { revision: txn.revision, result: first };
   }
 

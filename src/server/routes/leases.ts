@@ -8,14 +8,22 @@ import { leaseIdSchema } from './primitive-schemas.js';
 /** Lease TTLs are whole seconds from 1 s to one day. */
 export const MAX_LEASE_TTL = 86_400;
 
-const idParams = { type: 'object', required: ['id'], additionalProperties: false, properties: { id: leaseIdSchema } } as const;
+const idParams = {
+  type: 'object',
+  required: ['id'],
+  additionalProperties: false,
+  properties: { id: leaseIdSchema },
+} as const;
 const grantSchema = { type: 'object', properties: { id: { type: 'string' }, ttl: { type: 'integer' } } } as const;
 
 function ttlSeconds(ttl: string | number): number {
   const ms = parseDuration(ttl, 'ttl');
   const seconds = Math.ceil(ms / 1000);
   if (seconds < 1 || seconds > MAX_LEASE_TTL) {
-    throw new InvalidArgumentError(`lease ttl must be from 1s to ${MAX_LEASE_TTL}s (one day), got ${JSON.stringify(ttl)}`, 'invalid_ttl');
+    throw new InvalidArgumentError(
+      `lease ttl must be from 1s to ${MAX_LEASE_TTL}s (one day), got ${JSON.stringify(ttl)}`,
+      'invalid_ttl',
+    );
   }
   return seconds;
 }
@@ -27,7 +35,12 @@ export const leaseRoutes: FastifyPluginAsync<{ backend: Backend }> = async (app,
     {
       schema: {
         summary: 'Grant a lease of `ttl` (seconds, or a duration such as "15s"); keys bound to it vanish when it ends',
-        body: { type: 'object', required: ['ttl'], additionalProperties: false, properties: { ttl: { type: ['string', 'number'] } } },
+        body: {
+          type: 'object',
+          required: ['ttl'],
+          additionalProperties: false,
+          properties: { ttl: { type: ['string', 'number'] } },
+        },
         response: { 200: grantSchema },
       },
     },

@@ -5,10 +5,14 @@ import { blocking, timeoutSchema } from './blocking.js';
 import type { PrimitiveRouteDeps } from './blocking.js';
 import { heldBody, holderSchema, leaseIdSchema, nameParams } from './primitive-schemas.js';
 
-
 const handleSchema = {
   type: 'object',
-  properties: { name: { type: 'string' }, key: { type: 'string' }, token: { type: 'integer' }, lease: { type: 'string' } },
+  properties: {
+    name: { type: 'string' },
+    key: { type: 'string' },
+    token: { type: 'integer' },
+    lease: { type: 'string' },
+  },
 } as const;
 
 function lockDelay(value: string | number | undefined): number {
@@ -19,7 +23,10 @@ function lockDelay(value: string | number | undefined): number {
 /** Fenced locks: acquire (blocking), release, status. */
 export const lockRoutes: FastifyPluginAsync<PrimitiveRouteDeps> = async (app, deps) => {
   const { backend } = deps;
-  app.post<{ Params: { name: string }; Body: { lease: string; timeout?: string | number; lockDelay?: string | number } }>(
+  app.post<{
+    Params: { name: string };
+    Body: { lease: string; timeout?: string | number; lockDelay?: string | number };
+  }>(
     '/v1/locks/:name/acquire',
     {
       schema: {
@@ -72,7 +79,11 @@ export const lockRoutes: FastifyPluginAsync<PrimitiveRouteDeps> = async (app, de
         response: {
           200: {
             type: 'object',
-            properties: { name: { type: 'string' }, holder: { anyOf: [holderSchema, { type: 'null' }] }, waiting: { type: 'integer' } },
+            properties: {
+              name: { type: 'string' },
+              holder: { anyOf: [holderSchema, { type: 'null' }] },
+              waiting: { type: 'integer' },
+            },
           },
         },
       },

@@ -4,7 +4,6 @@ import { blocking, timeoutSchema } from './blocking.js';
 import type { PrimitiveRouteDeps } from './blocking.js';
 import { holderKeySchema, leaseIdSchema, nameParams, tokenSchema } from './primitive-schemas.js';
 
-
 const resultSchema = {
   type: 'object',
   properties: {
@@ -24,7 +23,8 @@ export const onceRoutes: FastifyPluginAsync<PrimitiveRouteDeps> = async (app, de
     '/v1/once/:name/begin',
     {
       schema: {
-        summary: 'Join a once: `role: runner` means run the command now and complete; `role: done` carries the recorded result',
+        summary:
+          'Join a once: `role: runner` means run the command now and complete; `role: done` carries the recorded result',
         params: nameParams,
         body: {
           type: 'object',
@@ -104,7 +104,12 @@ export const onceRoutes: FastifyPluginAsync<PrimitiveRouteDeps> = async (app, de
               name: { type: 'string' },
               state: { type: 'string' },
               result: { anyOf: [resultSchema, { type: 'null' }] },
-              runner: { anyOf: [{ type: 'object', properties: { key: { type: 'string' }, token: { type: 'integer' } } }, { type: 'null' }] },
+              runner: {
+                anyOf: [
+                  { type: 'object', properties: { key: { type: 'string' }, token: { type: 'integer' } } },
+                  { type: 'null' },
+                ],
+              },
               waiting: { type: 'integer' },
             },
           },

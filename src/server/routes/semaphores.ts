@@ -4,7 +4,6 @@ import { blocking, timeoutSchema } from './blocking.js';
 import type { PrimitiveRouteDeps } from './blocking.js';
 import { heldBody, holderSchema, leaseIdSchema, nameParams } from './primitive-schemas.js';
 
-
 /** Counting semaphores: at most `limit` holders. */
 export const semaphoreRoutes: FastifyPluginAsync<PrimitiveRouteDeps> = async (app, deps) => {
   const { backend } = deps;
@@ -18,7 +17,11 @@ export const semaphoreRoutes: FastifyPluginAsync<PrimitiveRouteDeps> = async (ap
           type: 'object',
           required: ['lease', 'limit'],
           additionalProperties: false,
-          properties: { lease: leaseIdSchema, limit: { type: 'integer', minimum: 1, maximum: 10000 }, timeout: timeoutSchema },
+          properties: {
+            lease: leaseIdSchema,
+            limit: { type: 'integer', minimum: 1, maximum: 10000 },
+            timeout: timeoutSchema,
+          },
         },
         response: {
           200: {

@@ -59,7 +59,12 @@ const bodySchema = {
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 /** Decode a value, refusing text that is not strict base64 when it says it is (Buffer would silently drop it). */
-function valueOf(value: string, encoding: 'utf8' | 'base64' | undefined, at: string, maxValueBytes: number): Uint8Array {
+function valueOf(
+  value: string,
+  encoding: 'utf8' | 'base64' | undefined,
+  at: string,
+  maxValueBytes: number,
+): Uint8Array {
   if (encoding === 'base64' && !BASE64.test(value)) {
     throw new InvalidArgumentError(`${at}: value is not valid base64 (encoding "base64")`, 'invalid_encoding');
   }
@@ -72,10 +77,12 @@ function toCompare(c: WireCompare, index: number, maxValueBytes: number): Compar
   const at = `compare[${index}]`;
   const k = validateKey(c.key);
   if (c.target === 'value') {
-    if (typeof c.value !== 'string') throw new InvalidArgumentError(`${at}: a value compare takes a string value`, 'invalid_request');
+    if (typeof c.value !== 'string')
+      throw new InvalidArgumentError(`${at}: a value compare takes a string value`, 'invalid_request');
     return { key: k, target: 'value', op: c.op, value: valueOf(c.value, c.encoding, at, maxValueBytes) };
   }
-  if ('encoding' in c) throw new InvalidArgumentError(`${at}: encoding applies only to a value compare`, 'invalid_encoding');
+  if ('encoding' in c)
+    throw new InvalidArgumentError(`${at}: encoding applies only to a value compare`, 'invalid_encoding');
   if (c.target === 'lease') {
     if (c.value !== null && (typeof c.value !== 'string' || !LEASE_ID_PATTERN.test(c.value))) {
       throw new InvalidArgumentError(`${at}: a lease compare takes a hex lease id or null`, 'invalid_request');
@@ -96,24 +103,42 @@ const OP_FIELDS: Record<WireTxnOp['type'], readonly string[]> = {
 
 function toOp(o: WireTxnOp, at: string, maxValueBytes: number): TxnOp {
   const extra = Object.keys(o).filter((f) => !OP_FIELDS[o.type].includes(f));
-  if (extra.length > 0) throw new InvalidArgumentError(`${at}: a ${o.type} takes no ${extra.join(', ')}`, 'invalid_request');
+  if (extra.length > 0)
+    throw new InvalidArgumentError(`${at}: a ${o.type} takes no ${extra.join(', ')}`, 'invalid_request');
   if (o.type === 'put') {
-    if (typeof o.value !== 'string') throw new InvalidArgumentError(`${at}: a put needs a string value`, 'invalid_request');
-    return { type: 'put', key: validateKey(o.key), value: valueOf(o.value, o.encoding, at, maxValueBytes), lease: o.lease ?? null };
+    if (typeof o.value !== 'string')
+      throw new InvalidArgumentError(`${at}: a put needs a string value`, 'invalid_request');
+    return {
+      type: 'put',
+      key: validateKey(o.key),
+      value: valueOf(o.value, o.encoding, at, maxValueBytes),
+      lease: o.lease ?? null,
+    };
   }
   const k = o.prefix ? validatePrefix(o.key) : validateKey(o.key);
   if (o.type === 'delete') return { type: 'delete', key: k, prefix: o.prefix ?? false };
-  return { type: 'get', key: k, prefix: o.prefix ?? false, limit: o.limit ?? 0, revision: o.revision ?? 0, keysOnly: o.keysOnly ?? false };
+  return {
+    type: 'get',
+    key: k,
+    prefix: o.prefix ?? false,
+    limit: o.limit ?? 0,
+    revision: o.revision ?? 0,
+    keysOnly: o.keysOnly ?? false,
+  };
 }
 
 function toWireResult(r: TxnOpResult): WireTxnOpResult {
-  if (r.type === 'put') return { type: 'put', revision: r.revision, prevKv: r.prevKv ? toWireKeyValue(r.prevKv) : null };
+  if (r.type === 'put')
+    return { type: 'put', revision: r.revision, prevKv: r.prevKv ? toWireKeyValue(r.prevKv) : null };
   if (r.type === 'delete') return { type: 'delete', revision: r.revision, deleted: r.deleted };
   return { type: 'get', revision: r.revision, kvs: r.kvs.map(toWireKeyValue), more: r.more, count: r.count };
 }
 
 /** Atomic multi-key compare-and-swap. */
-export const txnRoutes: FastifyPluginAsync<{ backend: Backend; maxValueBytes: number }> = async (app, { backend, maxValueBytes }) => {
+export const txnRoutes: FastifyPluginAsync<{ backend: Backend; maxValueBytes: number }> = async (
+  app,
+  { backend, maxValueBytes },
+) => {
   app.post<{ Body: WireTxnRequest }>(
     '/v1/txn',
     {
@@ -130,10 +155,17 @@ export const txnRoutes: FastifyPluginAsync<{ backend: Backend; maxValueBytes: nu
       const success = (body.success ?? []).map((o, i) => toOp(o, `success[${i}]`, maxValueBytes));
       const failure = (body.failure ?? []).map((o, i) => toOp(o, `failure[${i}]`, maxValueBytes));
       if (compare.length + success.length + failure.length > MAX_TXN_OPS) {
-        throw new InvalidArgumentError(`a transaction takes at most ${MAX_TXN_OPS} compares and ops in all`, 'invalid_request');
+        throw new InvalidArgumentError(
+          `a transaction takes at most ${MAX_TXN_OPS} compares and ops in all`,
+          'invalid_request',
+        );
       }
       const result = await backend.txn({ compare, success, failure });
-      const answer: WireTxnResponse = { succeeded: result.succeeded, revision: result.revision, results: result.results.map(toWireResult) };
+      const answer: WireTxnResponse = {
+        succeeded: result.succeeded,
+        revision: result.revision,
+        results: result.results.map(toWireResult),
+      };
       // A string skips the response serializer, whose oneOf over result types would cost more than JSON.stringify.
       return reply.type('application/json').send(JSON.stringify(answer));
     },

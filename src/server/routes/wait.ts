@@ -7,7 +7,6 @@ import type { WaitCondition } from '../../primitives/wait.js';
 import { blocking, timeoutSchema } from './blocking.js';
 import type { PrimitiveRouteDeps } from './blocking.js';
 
-
 interface WaitQuery {
   exists?: boolean;
   deleted?: boolean;
@@ -17,7 +16,9 @@ interface WaitQuery {
 }
 
 function conditionOf(query: WaitQuery): WaitCondition {
-  const given = (['exists', 'deleted', 'equals', 'matches'] as const).filter((c) => query[c] !== undefined && query[c] !== false);
+  const given = (['exists', 'deleted', 'equals', 'matches'] as const).filter(
+    (c) => query[c] !== undefined && query[c] !== false,
+  );
   if (given.length !== 1) {
     throw new InvalidArgumentError(
       `give exactly one condition of exists=true, deleted=true, equals=VALUE, matches=REGEX (got ${given.length === 0 ? 'none' : given.join(', ')})`,

@@ -31,7 +31,10 @@ function wireEvent(event: WatchEvent): WireWatchEvent {
  * written only on the last event of each revision, so a client resuming with
  * Last-Event-ID: N restarts at N+1 and never misses part of a revision.
  */
-export const watchRoutes: FastifyPluginAsync<WatchRouteDeps> = async (app, { backend, clock, onWatchCount, shutdown }) => {
+export const watchRoutes: FastifyPluginAsync<WatchRouteDeps> = async (
+  app,
+  { backend, clock, onWatchCount, shutdown },
+) => {
   app.get<{ Params: { '*': string }; Querystring: { fromRevision?: number; prefix?: boolean; prevKv?: boolean } }>(
     '/v1/watch/*',
     {
@@ -59,7 +62,11 @@ export const watchRoutes: FastifyPluginAsync<WatchRouteDeps> = async (app, { bac
         throw new InvalidArgumentError('Last-Event-ID must be a revision number', 'invalid_request');
       }
       const fromRevision = typeof lastEventId === 'string' ? Number(lastEventId) + 1 : request.query.fromRevision;
-      const watch = backend.watch(key, { prefix, prevKv: request.query.prevKv ?? false, ...(fromRevision ? { fromRevision } : {}) });
+      const watch = backend.watch(key, {
+        prefix,
+        prevKv: request.query.prevKv ?? false,
+        ...(fromRevision ? { fromRevision } : {}),
+      });
 
       const stream = openSse(reply, { clock, shutdown, stop: () => watch.close() });
       onWatchCount?.(1);
@@ -75,7 +82,10 @@ export const watchRoutes: FastifyPluginAsync<WatchRouteDeps> = async (app, { bac
         }
       } catch (error) {
         if (error instanceof CompactedError) {
-          const data: WireCompactedEvent = { requestedRevision: error.requestedRevision, oldestRevision: error.oldestRevision };
+          const data: WireCompactedEvent = {
+            requestedRevision: error.requestedRevision,
+            oldestRevision: error.oldestRevision,
+          };
           await stream.write(sseEvent('compacted', data));
         } else {
           await stream.write(sseError(error));
