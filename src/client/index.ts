@@ -20,6 +20,24 @@ export type {
   ClientTxnResult,
 } from './txn-encoding.js';
 export { errorFromWire } from './error-from-wire.js';
+export {
+  MusterError,
+  RevisionConflictError,
+  KeyNotFoundError,
+  LeaseNotFoundError,
+  CompactedError,
+  FutureRevisionError,
+  InvalidArgumentError,
+  InvalidKeyError,
+  ValueTooLargeError,
+  TimeoutError,
+  BackendUnavailableError,
+  BackendClosedError,
+  NotHolderError,
+  LimitMismatchError,
+  CancelledError,
+} from '../core/errors.js';
+export type { KeyValue, LeaseId, LeaseInfo, RangeResult, WatchEvent, CompareOp } from '../core/backend.js';
 export { parseEndpoints } from './endpoints.js';
 export type {
   Held,
