@@ -28,6 +28,7 @@ import {
   LeaseNotFoundError,
 } from '../../src/core/errors.js';
 import type { BackendHarness, HarnessOptions, MakeHarness } from './harness.js';
+import { describeConcurrentWrites } from './concurrent-suite.js';
 import { WatchRecorder, bytes, eventually, hex, rejection, text, uniquePrefix } from './harness.js';
 
 /** Every byte value 0..255 once, in order. */
@@ -1381,4 +1382,6 @@ export function describeBackend(name: string, make: MakeHarness, options: Harnes
       });
     });
   });
+
+  describeConcurrentWrites(name, make);
 }

@@ -121,7 +121,8 @@ export class GroupCommit {
       return;
     }
     this.batches += 1;
-    this.writes += batch.length;
+    // Refused items left nothing behind: only those applied count as writes.
+    this.writes += outcomes.filter((outcome) => outcome.ok).length;
     this.hooks.afterCommit();
     const answer = (error: Error | null): void => {
       batch.forEach((pending, i) => {

@@ -71,6 +71,14 @@ interface HistoryRow {
   lease: string | null;
 }
 
+/** The staged state of a batch at one point (see stageMark). */
+interface StageMark {
+  readonly revision: number;
+  readonly compactRevision: number;
+  readonly events: number;
+  readonly leases: number;
+}
+
 interface LiveLease {
   readonly ttl: number;
   expiresAt: number;
@@ -209,7 +217,18 @@ export class SqliteBackend implements Backend {
     const item = this.db.transaction((apply: () => unknown) => apply());
     this.writer = new GroupCommit({
       transaction: (body) => commit(body),
-      item: <T>(apply: () => T): T => item(apply) as T,
+      item: <T>(apply: () => T): T => {
+        // The savepoint rolls back the item's SQL; what it staged in memory
+        // (events, revision, lease changes, compaction) must go with it, or a
+        // refused write would reach watchers through its batch's commit.
+        const mark = this.stageMark();
+        try {
+          return item(apply) as T;
+        } catch (error) {
+          this.rollbackStageTo(mark);
+          throw error;
+        }
+      },
       afterCommit: () => this.applyStaged(),
       afterRollback: () => this.dropStaged(),
       mark: () => this.currentRevision,
@@ -662,6 +681,23 @@ export class SqliteBackend implements Backend {
     this.stagedLeases = [];
     if (leasesChanged) this.scheduleExpiry();
     this.maybeCompact();
+  }
+
+  /** Where the staged state of the batch stands now, to roll an item back to. */
+  private stageMark(): StageMark {
+    return {
+      revision: this.stagedRevision,
+      compactRevision: this.stagedCompactRevision,
+      events: this.stagedEvents.length,
+      leases: this.stagedLeases.length,
+    };
+  }
+
+  private rollbackStageTo(mark: StageMark): void {
+    this.stagedRevision = mark.revision;
+    this.stagedCompactRevision = mark.compactRevision;
+    this.stagedEvents.length = mark.events;
+    this.stagedLeases.length = mark.leases;
   }
 
   private dropStaged(): void {
