@@ -25,8 +25,11 @@ Waits its turn (first come, first served), runs the command with
 MUSTER_LOCK_TOKEN (the fencing token, strictly increasing from holder to holder)
 and MUSTER_LOCK_KEY in its environment, releases the lock when it exits, and
 exits with its code. If the lock is lost (the session expired, or the server was
-unreachable for longer than --ttl), the command gets SIGTERM at once and SIGKILL
-after --grace, and muster exits 5. Without a command, it prints the token and
+unreachable for longer than --ttl, or muster can no longer tell), the command gets
+SIGTERM at once and SIGKILL after --grace, and muster exits 5. The command runs in a
+process group of its own: loss, SIGINT/SIGTERM/SIGHUP/SIGQUIT sent to muster and
+the SIGKILL reach everything it started, and a background job it leaves behind is
+stopped before the lock is released. Without a command, it prints the token and
 holds the lock until interrupted.
 
 Examples:
