@@ -2,8 +2,8 @@ import Fastify, { LogController } from 'fastify';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import swagger from '@fastify/swagger';
 import type { Backend } from '../core/backend.js';
-import type { Clock } from '../core/clock.js';
-import { systemClock } from '../core/clock.js';
+import type { Runtime } from '../core/runtime.js';
+import { systemRuntime } from '../core/runtime.js';
 import { BackendClosedError } from '../core/errors.js';
 import { errorResponse, installErrorHandling } from './error-handler.js';
 import { ServerMetrics } from './metrics.js';
@@ -20,8 +20,8 @@ export interface AppDeps {
   readonly logger?: FastifyServerOptions['logger'];
   /** The largest value a key may hold, in bytes. @default 1 MiB */
   readonly maxValueBytes?: number;
-  /** @default systemClock */
-  readonly clock?: Clock;
+  /** Time (heartbeats, timeouts, lock-delays) and randomness. @default systemRuntime */
+  readonly runtime?: Runtime;
 }
 
 export const DEFAULT_MAX_VALUE_BYTES = 1024 * 1024;
@@ -34,7 +34,7 @@ const JSON_BODY_SLACK = 512 * 1024;
  */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const maxValueBytes = deps.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
-  const clock = deps.clock ?? systemClock;
+  const clock = (deps.runtime ?? systemRuntime).clock;
   const backend = deps.backend;
   const app = Fastify({
     // `true` means warnings and errors only: a line per request would cost the hot path.

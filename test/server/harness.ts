@@ -27,7 +27,7 @@ export async function makeApp(options: TestAppOptions = {}): Promise<TestApp> {
   const backend = SqliteBackend.open({ dataDir: ':memory:', ...(options.clock ? { clock: options.clock } : {}) });
   const app = await buildApp({
     backend,
-    ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.clock ? { runtime: { clock: options.clock, random: Math.random } } : {}),
     ...(options.maxValueBytes !== undefined ? { maxValueBytes: options.maxValueBytes } : {}),
   });
   const test: TestApp = {

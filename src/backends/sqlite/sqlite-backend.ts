@@ -44,8 +44,6 @@ import { WatchHub } from './sqlite-watch.js';
 export interface SqliteBackendOptions {
   /** A folder for `muster.db`, or ":memory:" for a throwaway store. */
   readonly dataDir: string;
-  /** Revisions of history kept for watch and range-at-revision. @default 100000 */
-  readonly retention?: number;
   /** @default systemClock */
   readonly clock?: Clock;
   /** Lease ids come from here (8 random bytes by default). */
@@ -84,11 +82,6 @@ interface LiveLease {
   expiresAt: number;
 }
 
-/**
- * Compaction deletes at most this many revisions of history per transaction: a
- * step rides along with a write batch, so it must stay short.
- */
-const COMPACTION_STEP = 1_000;
 const EMPTY = new Uint8Array(0);
 
 /**
@@ -107,7 +100,6 @@ export class SqliteBackend implements Backend {
   private readonly db: Db;
   private readonly clock: Clock;
   private readonly random: (size: number) => Uint8Array;
-  private readonly retention: number;
   private readonly writer: GroupCommit;
   private readonly hub: WatchHub;
   private readonly stmt: ReturnType<typeof prepareStatements>;
@@ -135,7 +127,6 @@ export class SqliteBackend implements Backend {
   /** Leases past their expiry whose revoking write is queued. */
   private readonly expiring = new Set<LeaseId>();
   private expiryAt = Infinity;
-  private compacting = false;
   private closed = false;
   /** Set when the disk refused a sync: the store answers nothing more. */
   private failed: Error | null = null;
@@ -147,7 +138,6 @@ export class SqliteBackend implements Backend {
   private constructor(options: SqliteBackendOptions) {
     this.clock = options.clock ?? systemClock;
     this.random = options.randomBytes ?? ((size) => randomBytes(size));
-    this.retention = Math.max(1, options.retention ?? 100_000);
     const inMemory = options.dataDir === ':memory:';
     if (!inMemory) mkdirSync(options.dataDir, { recursive: true });
     const file = inMemory ? ':memory:' : join(options.dataDir, 'muster.db');
@@ -401,7 +391,6 @@ export class SqliteBackend implements Backend {
 
   async close(): Promise<void> {
     if (this.closed) return;
-    // Closed first, so that committing the last batch starts no compaction.
     this.closed = true;
     if (this.expiryTimer) this.clock.clearTimeout(this.expiryTimer);
     this.writer.flush();
@@ -680,7 +669,6 @@ export class SqliteBackend implements Backend {
     this.stagedEvents = [];
     this.stagedLeases = [];
     if (leasesChanged) this.scheduleExpiry();
-    this.maybeCompact();
   }
 
   /** Where the staged state of the batch stands now, to roll an item back to. */
@@ -740,22 +728,6 @@ export class SqliteBackend implements Backend {
         });
     }
     this.scheduleExpiry();
-  }
-
-  /** Compact in steps once history exceeds the retention by a tenth. */
-  private maybeCompact(): void {
-    if (this.closed) return;
-    const target = this.currentRevision - this.retention + 1;
-    const slack = Math.max(1, Math.floor(this.retention / 10));
-    if (this.compacting || target - this.compactRevision < slack) return;
-    this.compacting = true;
-    const step = Math.min(target, this.compactRevision + COMPACTION_STEP);
-    this.compact(step)
-      .catch(() => undefined)
-      .finally(() => {
-        this.compacting = false;
-        if (!this.closed && step < target) this.maybeCompact();
-      });
   }
 }
 

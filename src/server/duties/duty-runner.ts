@@ -1,7 +1,9 @@
-import type { Backend, Compare, LeaseId } from '../../core/backend.js';
-import type { Clock, TimerHandle } from '../../core/clock.js';
-import { sleep, systemClock } from '../../core/clock.js';
-import { LeaseNotFoundError } from '../../core/errors.js';
+import type { Backend, Compare } from '../../core/backend.js';
+import { sleep } from '../../core/clock.js';
+import { Backoff } from '../../core/backoff.js';
+import type { Runtime } from '../../core/runtime.js';
+import { systemRuntime } from '../../core/runtime.js';
+import { Session } from '../../core/session.js';
 import { campaign, resign } from '../../primitives/election.js';
 import type { Leadership } from '../../primitives/election.js';
 
@@ -31,6 +33,8 @@ export interface DutyContext {
   readonly serverId: string;
   /** The leadership's fencing token (strictly increasing across leaders). */
   readonly token: number;
+  /** The server's time and randomness (a virtual clock in tests and the simulator). */
+  readonly runtime: Runtime;
 }
 
 export type DutyRunnerState = 'IDLE' | 'CAMPAIGNING' | 'LEADING' | 'STOPPING' | 'STOPPED';
@@ -43,20 +47,24 @@ export interface DutyRunnerOptions {
   readonly sessionTtl?: number;
   /** @default "muster-duties" */
   readonly election?: string;
-  /** @default systemClock */
-  readonly clock?: Clock;
+  /** Time and randomness. @default systemRuntime */
+  readonly runtime?: Runtime;
   /** Told about failures of duties and of the session; never throws. */
   readonly onError?: (error: unknown, where: string) => void;
 }
 
 /**
  * Campaigns for the duties, runs them while leading, campaigns again with a new
- * session when its session is lost. `stop()` resolves after the running duties
- * have ended and leadership was given up.
+ * session when its session is lost. Leadership lasts only as long as the session:
+ * when no keepalive has succeeded within the TTL (counted from when the last
+ * successful one was sent), the server must assume the store has expired its lease
+ * and another server leads, so it stops its duties at once, even while the store
+ * cannot be reached to say so. `stop()` resolves after the running duties have
+ * ended and leadership was given up.
  */
 export class DutyRunner {
   private readonly duties: Duty[] = [];
-  private readonly clock: Clock;
+  private readonly runtime: Runtime;
   private readonly sessionTtl: number;
   private readonly election: string;
   private currentState: DutyRunnerState = 'IDLE';
@@ -64,7 +72,7 @@ export class DutyRunner {
   private readonly stopping = new AbortController();
 
   constructor(private readonly options: DutyRunnerOptions) {
-    this.clock = options.clock ?? systemClock;
+    this.runtime = options.runtime ?? systemRuntime;
     this.sessionTtl = options.sessionTtl ?? 10;
     this.election = options.election ?? 'muster-duties';
   }
@@ -100,47 +108,31 @@ export class DutyRunner {
 
   private async run(): Promise<void> {
     const { backend } = this.options;
+    const retry = new Backoff(this.runtime, { initialMs: 500, maxMs: 10_000 });
     while (!this.stopping.signal.aborted) {
-      let lease: LeaseId | null = null;
-      const lost = new AbortController();
-      const term = AbortSignal.any([this.stopping.signal, lost.signal]);
-      let keepAlive: TimerHandle | null = null;
+      let session: Session | null = null;
       try {
-        lease = (await backend.grantLease(this.sessionTtl)).id;
-        const held = lease;
-        const renew = () => {
-          keepAlive = this.clock.setTimeout(
-            () => {
-              backend.keepAlive(held).then(renew, (error: unknown) => {
-                if (error instanceof LeaseNotFoundError) lost.abort(error);
-                else renew(); // the store is briefly unreachable: keep trying until the TTL runs out
-              });
-            },
-            (this.sessionTtl * 1000) / 3,
-          );
-        };
-        renew();
+        session = await Session.start(backend, {
+          ttlSeconds: this.sessionTtl,
+          clock: this.runtime.clock,
+          onLost: (reason) => this.report(reason, 'session lost, duties stopped'),
+        });
+        const term = AbortSignal.any([this.stopping.signal, session.lost]);
         this.currentState = 'CAMPAIGNING';
-        const leadership = await campaign(
-          backend,
-          this.election,
-          new TextEncoder().encode(this.options.serverId),
-          lease,
-          term,
-        );
+        const value = new TextEncoder().encode(this.options.serverId);
+        const leadership = await campaign(backend, this.election, value, session.leaseId, term);
         this.currentState = 'LEADING';
+        retry.reset();
         await this.lead(leadership, term);
-        await resign(backend, leadership).catch(() => undefined);
+        if (!session.lost.aborted) await resign(backend, leadership).catch(() => undefined);
       } catch (error) {
-        if (!term.aborted) {
-          this.report(error, 'campaign');
-          await sleep(this.clock, 1000, this.stopping.signal).catch(() => undefined);
-        }
+        if (!this.stopping.signal.aborted && !session?.lost.aborted) this.report(error, 'campaign');
       } finally {
-        if (keepAlive) this.clock.clearTimeout(keepAlive);
-        if (lease) await backend.revokeLease(lease).catch(() => undefined);
+        // Revokes the lease if the session is still alive; a lost one expires by itself.
+        if (session) await session.close().catch(() => undefined);
         if (this.currentState !== 'STOPPING') this.currentState = 'IDLE';
       }
+      if (!this.stopping.signal.aborted) await retry.wait(this.stopping.signal).catch(() => undefined);
     }
   }
 
@@ -152,6 +144,7 @@ export class DutyRunner {
       fence: { key: leadership.key, target: 'createRevision', op: '=', value: leadership.token },
       serverId: this.options.serverId,
       token: leadership.token,
+      runtime: this.runtime,
     };
     await Promise.all(
       this.duties.map(async (duty) => {
@@ -161,9 +154,11 @@ export class DutyRunner {
           } catch (error) {
             if (!term.aborted) this.report(error, `duty ${duty.name}`);
           }
-          await sleep(this.clock, duty.intervalMs, term).catch(() => undefined);
+          await sleep(this.runtime.clock, duty.intervalMs, term).catch(() => undefined);
         }
       }),
     );
+    // Leadership is held until lost or given up, with duties or none.
+    if (!term.aborted) await new Promise((resolve) => term.addEventListener('abort', resolve, { once: true }));
   }
 }

@@ -1,5 +1,3 @@
-import type { Clock } from '../../core/clock.js';
-import { systemClock } from '../../core/clock.js';
 import type { Duty } from './duty-runner.js';
 
 /** Where the server running the duties says so, and when it last did. */
@@ -11,13 +9,12 @@ export const DUTIES_LEADER_KEY = '/muster/duties/leader';
  * leadership: a deposed leader's late write is refused. Operators read it to see
  * who leads; a stale `at` means the duties are stuck.
  */
-export function heartbeatDuty(options: { intervalMs?: number; clock?: Clock } = {}): Duty {
-  const clock = options.clock ?? systemClock;
+export function heartbeatDuty(options: { intervalMs?: number } = {}): Duty {
   return {
     name: 'heartbeat',
     intervalMs: options.intervalMs ?? 5_000,
-    async run({ backend, fence, serverId, token }) {
-      const value = JSON.stringify({ server: serverId, token, at: new Date(clock.now()).toISOString() });
+    async run({ backend, fence, serverId, token, runtime }) {
+      const value = JSON.stringify({ server: serverId, token, at: new Date(runtime.clock.now()).toISOString() });
       await backend.txn({
         compare: [fence],
         success: [{ type: 'put', key: DUTIES_LEADER_KEY, value: new TextEncoder().encode(value) }],

@@ -1,0 +1,188 @@
+import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
+import type { FastifyInstance, FastifyServerOptions } from 'fastify';
+import type { BackendConfig } from '../backends/create-backend.js';
+import { createBackend } from '../backends/create-backend.js';
+import type { Backend } from '../core/backend.js';
+import type { Runtime } from '../core/runtime.js';
+import { systemRuntime } from '../core/runtime.js';
+import { buildApp } from './build-app.js';
+import type { Duty } from './duties/index.js';
+import { DutyRunner, compactionDuty, heartbeatDuty } from './duties/index.js';
+
+/**
+ * Where a server is in its life:
+ * - STARTING: opening the store, building the app, binding the port;
+ * - RUNNING: serving requests; the duties run (on the server that leads them);
+ * - DRAINING: no new connections; running requests finish, streams are cut after
+ *   `drainMs`, the duties stop and give up their leadership;
+ * - STOPPED: the store is closed.
+ */
+export type ServerState = 'STARTING' | 'RUNNING' | 'DRAINING' | 'STOPPED';
+
+export interface MusterServerOptions {
+  /** The store: `{ kind: 'sqlite', dataDir }` (":memory:" for a throwaway one) or `{ kind: 'etcd', endpoints, prefix }`. */
+  readonly store: BackendConfig;
+  /** @default "127.0.0.1" */
+  readonly host?: string;
+  /** 0 picks a free port. @default 4100 */
+  readonly port?: number;
+  /** Time and randomness for the store, the app and the duties. @default systemRuntime */
+  readonly runtime?: Runtime;
+  /** pino options, or false for none. @default warnings and errors to stdout */
+  readonly logger?: FastifyServerOptions['logger'];
+  /** @default 1 MiB */
+  readonly maxValueBytes?: number;
+  /** Revisions of history kept (older ones are compacted by a duty). @default 100000 */
+  readonly retention?: number;
+  /** The duties' session TTL, in seconds: a dead leader is replaced within it. @default 10 */
+  readonly dutiesTtl?: number;
+  /** How often the compaction duty looks at the history, in ms. @default 10000 */
+  readonly compactionIntervalMs?: number;
+  /** More duties to run (webhook delivery, job scheduling, plan steps register here). */
+  readonly duties?: readonly Duty[];
+  /** How long running requests get on stop before open streams are cut, in ms. @default 3000 */
+  readonly drainMs?: number;
+  /** This server's name among several (the duties' election value). @default "<hostname>:<port>/<pid>" */
+  readonly serverId?: string;
+  /** Told about the duties' failures (logged by default). */
+  readonly onDutyError?: (error: unknown, where: string) => void;
+}
+
+/**
+ * One muster server: the store, the HTTP app and the duties, with a documented
+ * life (ServerState). The CLI's `muster server`, the tests and the simulator all
+ * start one the same way: `await MusterServer.start(options)`, then `stop()`.
+ * The duties run on both stores: on etcd the servers in front of one cluster hold
+ * an election and only its winner runs them; on the embedded store the one server
+ * wins it.
+ */
+export class MusterServer {
+  private currentState: ServerState = 'STARTING';
+  private readonly listeners = new Set<(state: ServerState) => void>();
+  private stopping: Promise<void> | null = null;
+
+  private constructor(
+    readonly backend: Backend,
+    readonly app: FastifyInstance,
+    readonly duties: DutyRunner,
+    /** Where it listens, such as `http://127.0.0.1:4100`. */
+    readonly url: string,
+    private readonly drainMs: number,
+  ) {}
+
+  /** Open the store, build the app, listen, start the duties; resolves once RUNNING. */
+  static async start(options: MusterServerOptions): Promise<MusterServer> {
+    const runtime = options.runtime ?? systemRuntime;
+    const store: BackendConfig =
+      options.store.kind === 'sqlite' ? { clock: runtime.clock, ...options.store } : options.store;
+    const backend = await createBackend(store);
+    let app: FastifyInstance | null = null;
+    try {
+      app = await buildApp({
+        backend,
+        runtime,
+        ...(options.logger !== undefined ? { logger: options.logger } : {}),
+        ...(options.maxValueBytes !== undefined ? { maxValueBytes: options.maxValueBytes } : {}),
+      });
+      await listen(app, options.host ?? '127.0.0.1', options.port ?? 4100);
+      const address = app.server.address() as AddressInfo;
+      const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+      const url = `http://${host}:${address.port}`;
+      const log = app.log;
+      const duties = new DutyRunner({
+        backend,
+        runtime,
+        sessionTtl: options.dutiesTtl ?? 10,
+        serverId: options.serverId ?? `${hostname()}:${address.port}/${process.pid}`,
+        onError:
+          options.onDutyError ??
+          ((error, where) => log.warn(`duties: ${where}: ${error instanceof Error ? error.message : String(error)}`)),
+      });
+      // Which of several servers leads, and when it last ran the duties: only a
+      // shared store has several (on the embedded one it would be a write every few seconds for nobody).
+      if (options.store.kind === 'etcd') {
+        duties.register(heartbeatDuty({ intervalMs: Math.min(5000, ((options.dutiesTtl ?? 10) * 1000) / 3) }));
+      }
+      duties.register(
+        compactionDuty({
+          retention: options.retention ?? 100_000,
+          ...(options.compactionIntervalMs !== undefined ? { intervalMs: options.compactionIntervalMs } : {}),
+        }),
+      );
+      for (const duty of options.duties ?? []) duties.register(duty);
+      const server = new MusterServer(backend, app, duties, url, options.drainMs ?? 3000);
+      duties.start();
+      server.moveTo('RUNNING');
+      return server;
+    } catch (error) {
+      if (app !== null) await app.close().catch(() => undefined);
+      await backend.close().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  get state(): ServerState {
+    return this.currentState;
+  }
+
+  /** Called on every change of state; returns a function that stops the calls. */
+  onStateChange(listener: (state: ServerState) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Drain and stop: stop accepting connections, let running requests finish (open
+   * streams such as watches never finish on their own: they are cut after
+   * `drainMs`, and their clients resume elsewhere), stop the duties and give up
+   * their leadership, close the store. Resolves once STOPPED; calling it again
+   * waits for the same stop.
+   */
+  stop(): Promise<void> {
+    this.stopping ??= this.drain();
+    return this.stopping;
+  }
+
+  private async drain(): Promise<void> {
+    this.moveTo('DRAINING');
+    try {
+      const closing = this.app.close();
+      const timer = setTimeout(() => this.app.server.closeAllConnections(), this.drainMs);
+      try {
+        await closing;
+      } finally {
+        clearTimeout(timer);
+      }
+    } finally {
+      await this.duties.stop();
+      await this.backend.close();
+      this.moveTo('STOPPED');
+    }
+  }
+
+  private moveTo(state: ServerState): void {
+    this.currentState = state;
+    for (const listener of [...this.listeners]) {
+      try {
+        listener(state);
+      } catch {
+        // A listener's failure must not stop the server's own life.
+      }
+    }
+  }
+}
+
+async function listen(app: FastifyInstance, host: string, port: number): Promise<void> {
+  await app.listen({ host, port }).catch((error: unknown) => {
+    const code = (error as { code?: unknown }).code;
+    if (code !== 'EADDRINUSE' && code !== 'EADDRNOTAVAIL' && code !== 'EACCES') throw error;
+    const why =
+      code === 'EADDRINUSE'
+        ? 'the address is in use (another server?)'
+        : code === 'EACCES'
+          ? 'permission denied'
+          : 'no such address here';
+    throw new Error(`cannot listen on ${host}:${port}: ${why}`, { cause: error });
+  });
+}
