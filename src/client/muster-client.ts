@@ -1,6 +1,5 @@
 import type { KeyValue, LeaseId, LeaseInfo, RangeResult, WatchEvent } from '../core/backend.js';
 import { BackendUnavailableError, InvalidArgumentError } from '../core/errors.js';
-import { createParser } from 'eventsource-parser';
 import { validateKey, validatePrefix } from '../core/key-path.js';
 import type {
   WireDeleteResponse,
@@ -39,6 +38,10 @@ import type {
   WaitOutcome,
 } from './coordination-types.js';
 import { watchEvents } from './watch-stream.js';
+import { readSse } from './sse-reader.js';
+import { Backoff } from '../core/backoff.js';
+import type { Runtime } from '../core/runtime.js';
+import { systemRuntime } from '../core/runtime.js';
 
 export interface MusterClientOptions {
   /** One URL, a comma-separated list, or a list; the first one is tried first. */
@@ -47,6 +50,8 @@ export interface MusterClientOptions {
   readonly fetch?: FetchFunction;
   /** How long a request may take before it counts as unanswered. @default 30000 */
   readonly requestTimeoutMs?: number;
+  /** Time and randomness for retries (backoff with jitter). @default systemRuntime */
+  readonly runtime?: Runtime;
 }
 
 /** A key with its metadata, and the store revision the read was served at. */
@@ -104,8 +109,10 @@ const LONG_POLL_GRACE_MS = 10_000;
  */
 export class MusterClient {
   private readonly transport: HttpTransport;
+  private readonly runtime: Runtime;
 
   constructor(options: MusterClientOptions) {
+    this.runtime = options.runtime ?? systemRuntime;
     const fetchFn: FetchFunction = options.fetch ?? ((input, init) => fetch(input, init));
     this.transport = new HttpTransport(parseEndpoints(options.endpoints), fetchFn, options.requestTimeoutMs ?? 30_000);
   }
@@ -329,7 +336,7 @@ export class MusterClient {
     else validatePrefix(prefix);
     return {
       [Symbol.asyncIterator]: () =>
-        watchEvents(this.transport, prefix, options, async () => {
+        watchEvents(this.transport, prefix, options, this.runtime, async () => {
           const range = await this.listWire(prefix, {
             limit: 1,
             keysOnly: true,
@@ -411,6 +418,7 @@ export class MusterClient {
    */
   async *observeLeader(name: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<LeaderInfo | null> {
     let last: string | undefined;
+    const backoff = new Backoff(this.runtime, { initialMs: 200, maxMs: 5000 });
     while (!options.signal?.aborted) {
       try {
         const response = await this.transport.send({
@@ -424,6 +432,7 @@ export class MusterClient {
         for await (const data of sseData(response, 'leader')) {
           const leader = (JSON.parse(data) as { leader: LeaderInfo | null }).leader;
           const id = leader ? `${leader.key}@${leader.token}:${leader.value}` : '';
+          backoff.reset();
           if (id === last) continue;
           last = id;
           yield leader;
@@ -432,7 +441,7 @@ export class MusterClient {
         if (options.signal?.aborted) return;
         if (!(error instanceof BackendUnavailableError) && !isNetworkError(error)) throw error;
       }
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      await backoff.wait(options.signal).catch(() => undefined);
     }
   }
 
@@ -568,20 +577,13 @@ function isNetworkError(error: unknown): boolean {
   return error instanceof TypeError || (error instanceof Error && error.name === 'AbortError');
 }
 
-/** The `data:` of each SSE event named `event` in a response body. */
+/** The `data:` of each SSE event named `event` in a response body (an `error` event fails the stream). */
 async function* sseData(response: Response, event: string): AsyncGenerator<string> {
   if (!response.body) return;
-  const queue: string[] = [];
-  const parser = createParser({
-    onEvent: (message) => {
-      if (message.event === event) queue.push(message.data);
-      else if (message.event === 'error') throw new BackendUnavailableError(`the stream failed: ${message.data}`);
-    },
-  });
-  const decoder = new TextDecoder();
-  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-    parser.feed(decoder.decode(chunk, { stream: true }));
-    while (queue.length > 0) yield queue.shift() as string;
+  for await (const item of readSse(response.body)) {
+    if (item.type !== 'event') continue;
+    if (item.event === event) yield item.data;
+    else if (item.event === 'error') throw new BackendUnavailableError(`the stream failed: ${item.data}`);
   }
 }
 

@@ -1,12 +1,14 @@
-import { createParser } from 'eventsource-parser';
-import type { EventSourceMessage } from 'eventsource-parser';
 import type { WatchEvent } from '../core/backend.js';
-import { sleep, systemClock } from '../core/clock.js';
+import { Backoff } from '../core/backoff.js';
+import type { TimerHandle } from '../core/clock.js';
+import type { Runtime } from '../core/runtime.js';
 import { BackendUnavailableError, CompactedError } from '../core/errors.js';
 import type { WireCompactedEvent, WireWatchEvent } from '../api/wire.js';
 import { fromWireKeyValue } from '../api/wire.js';
 import type { HttpTransport } from './http-transport.js';
 import { keyPath, queryString } from './key-url.js';
+import type { SseItem } from './sse-reader.js';
+import { readSse } from './sse-reader.js';
 
 /** What a watch reports about its connection, for callers that want to tell a person. */
 export type WatchStatus =
@@ -47,13 +49,13 @@ export async function* watchEvents(
   transport: HttpTransport,
   key: string,
   options: ClientWatchOptions,
+  runtime: Runtime,
   currentRevision: () => Promise<number>,
 ): AsyncGenerator<WatchEvent, void, undefined> {
   const signal = options.signal;
-  const maxDelay = options.maxRetryDelayMs ?? 5000;
   const idleTimeoutMs = options.idleTimeoutMs ?? 45_000;
+  const backoff = new Backoff(runtime, { initialMs: FIRST_RETRY_DELAY_MS, maxMs: options.maxRetryDelayMs ?? 5000 });
   let next: number | undefined = options.fromRevision;
-  let failures = 0;
 
   while (!signal?.aborted) {
     let response: Response | null = null;
@@ -61,10 +63,14 @@ export async function* watchEvents(
     // Aborted by the idle timer to drop a silent connection; the watch itself goes on.
     const connection = new AbortController();
     const connectionSignal = signal ? AbortSignal.any([signal, connection.signal]) : connection.signal;
-    let idle: NodeJS.Timeout | undefined;
+    let idle: TimerHandle | null = null;
+    const clearIdle = (): void => {
+      if (idle) runtime.clock.clearTimeout(idle);
+      idle = null;
+    };
     const resetIdle = (): void => {
-      clearTimeout(idle);
-      idle = setTimeout(
+      clearIdle();
+      idle = runtime.clock.setTimeout(
         () => connection.abort(new BackendUnavailableError(`no answer from the server for ${idleTimeoutMs} ms`)),
         idleTimeoutMs,
       );
@@ -83,7 +89,7 @@ export async function* watchEvents(
         context: { subject: key },
       });
     } catch (error) {
-      clearTimeout(idle);
+      clearIdle();
       if (signal?.aborted) return;
       if (!(error instanceof BackendUnavailableError)) throw error;
       lost = error;
@@ -94,22 +100,22 @@ export async function* watchEvents(
       const stream = new RevisionStream();
       const body = response.body;
       if (body === null) throw new BackendUnavailableError('the watch response has no body');
-      const reader = body.pipeThrough(new TextDecoderStream()).getReader();
       try {
-        for (;;) {
-          resetIdle();
-          const { value, done } = await reader.read();
-          if (done) break;
-          stream.feed(value);
+        for await (const item of readSse(body)) {
+          stream.take(item);
           // The consumer's time with an event is not the server's silence.
-          clearTimeout(idle);
+          clearIdle();
           for (const revision of stream.takeComplete()) {
             for (const event of revision) yield event;
             next = (revision[0]?.revision ?? next - 1) + 1;
-            failures = 0;
+            backoff.reset();
           }
+          // The server has delivered everything up to here: resume after it, even on a quiet prefix.
+          const progress = stream.takeProgress();
+          if (progress !== null && progress + 1 > next) next = progress + 1;
           if (stream.compacted) throw stream.compacted;
           if (stream.failure) throw stream.failure;
+          resetIdle();
         }
         lost = new BackendUnavailableError('the server ended the watch stream');
       } catch (error) {
@@ -120,21 +126,17 @@ export async function* watchEvents(
           `the watch connection was lost: ${reason instanceof Error ? reason.message : String(reason)}`,
           { cause: reason },
         );
-      } finally {
-        clearTimeout(idle);
-        reader.cancel().catch(() => undefined);
       }
     }
 
-    clearTimeout(idle);
-    const delay = Math.min(maxDelay, FIRST_RETRY_DELAY_MS * 2 ** Math.min(failures, 10));
-    failures++;
+    clearIdle();
+    const delay = backoff.next();
     options.onStatus?.({
       type: 'disconnected',
       error: lost ?? new BackendUnavailableError('the watch connection was lost'),
-      retryInMs: delay,
+      retryInMs: Math.round(delay),
     });
-    await sleep(systemClock, delay, signal).catch(() => undefined);
+    await backoff.wait(signal, delay).catch(() => undefined);
   }
 }
 
@@ -149,10 +151,17 @@ class RevisionStream {
   failure: Error | null = null;
   private pending: WatchEvent[] = [];
   private complete: WatchEvent[][] = [];
-  private readonly parser = createParser({ onEvent: (message) => this.onMessage(message) });
+  private progress: number | null = null;
 
-  feed(chunk: string): void {
-    this.parser.feed(chunk);
+  take(item: SseItem): void {
+    if (item.type === 'event') this.onMessage(item);
+  }
+
+  /** The revision of the last `event: progress` since the last call, or null. */
+  takeProgress(): number | null {
+    const progress = this.progress;
+    this.progress = null;
+    return progress;
   }
 
   takeComplete(): WatchEvent[][] {
@@ -161,7 +170,13 @@ class RevisionStream {
     return complete;
   }
 
-  private onMessage(message: EventSourceMessage): void {
+  private onMessage(message: { readonly event: string; readonly data: string; readonly id: string | undefined }): void {
+    if (message.event === 'progress') {
+      // Whole revisions only: a progress mark comes after the last event of its revision.
+      this.flush();
+      this.progress = (JSON.parse(message.data) as { revision: number }).revision;
+      return;
+    }
     if (message.event === 'compacted') {
       const data = JSON.parse(message.data) as WireCompactedEvent;
       this.compacted = new CompactedError(data.requestedRevision, data.oldestRevision);

@@ -176,6 +176,12 @@ export interface WatchEvent {
  */
 export interface WatchBatch {
   readonly events: WatchEvent[];
+  /**
+   * Set on a progress batch (no events), the answer to `requestProgress()`: every
+   * event of this watch up to this revision has been delivered, so a consumer may
+   * resume from the next one even on a prefix where nothing happened.
+   */
+  readonly progress?: number;
 }
 
 /**
@@ -185,6 +191,12 @@ export interface WatchBatch {
  */
 export interface Watch extends AsyncIterable<WatchBatch> {
   close(): void;
+  /**
+   * Ask for a progress batch, delivered in order after the events before it. A
+   * watch still catching up on history may let the request pass unanswered (ask
+   * again later): a progress revision is never ahead of what was delivered.
+   */
+  requestProgress(): void;
 }
 
 export interface Backend {

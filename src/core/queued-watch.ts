@@ -20,6 +20,8 @@ export abstract class QueuedWatch implements Watch {
     waiter?.resolve({ value: undefined, done: true });
   }
 
+  abstract requestProgress(): void;
+
   /** End the watch with `error`: the consumer's next read throws it. */
   fail(error: Error): void {
     if (this.ended) return;

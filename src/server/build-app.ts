@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import Fastify, { LogController } from 'fastify';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import swagger from '@fastify/swagger';
@@ -74,6 +75,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // On close, end watch streams and blocked calls (they answer 503 closed) so
   // that close() only waits for ordinary requests to finish.
   const closing = new AbortController();
+  // Every open stream and blocked call listens for shutdown (and stops listening when
+  // it ends): as many listeners as open requests is expected, not a leak.
+  setMaxListeners(0, closing.signal);
   app.addHook('preClose', async () => closing.abort(new BackendClosedError()));
   const shutdown = closing.signal;
   await app.register(swagger, {

@@ -31,9 +31,15 @@ export interface SseStream {
  */
 export function openSse(
   reply: FastifyReply,
-  deps: { clock: Clock; shutdown?: AbortSignal | undefined; stop: () => void },
+  deps: {
+    clock: Clock;
+    shutdown?: AbortSignal | undefined;
+    stop: () => void;
+    /** Runs at each heartbeat (the watch route asks its watch for progress here). */
+    onBeat?: () => void;
+  },
 ): SseStream {
-  const { clock, shutdown, stop } = deps;
+  const { clock, shutdown, stop, onBeat } = deps;
   reply.hijack();
   const out = reply.raw;
   out.writeHead(200, {
@@ -47,6 +53,7 @@ export function openSse(
   const beat = () => {
     if (out.writableEnded || out.destroyed) return;
     out.write(': keep-alive\n\n');
+    onBeat?.();
     heartbeat = clock.setTimeout(beat, HEARTBEAT_MS);
   };
   heartbeat = clock.setTimeout(beat, HEARTBEAT_MS);
@@ -58,15 +65,23 @@ export function openSse(
     },
     async write(chunk) {
       if (out.write(chunk) || out.destroyed) return;
-      await new Promise((resolve) => {
-        out.once('drain', resolve);
-        out.once('close', resolve);
+      // Wait for whichever comes first, and leave no listener behind: a slow reader
+      // meets backpressure on every write, for as long as the stream lives.
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          out.off('drain', done);
+          out.off('close', done);
+          resolve();
+        };
+        out.on('drain', done);
+        out.on('close', done);
       });
     },
     end() {
       if (heartbeat) clock.clearTimeout(heartbeat);
       heartbeat = null;
       shutdown?.removeEventListener('abort', stop);
+      out.off('close', stop);
       out.end();
     },
   };

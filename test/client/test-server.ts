@@ -29,6 +29,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     options.backend ?? SqliteBackend.open({ dataDir: ':memory:', ...(options.clock ? { clock: options.clock } : {}) });
   const app = await buildApp({
     backend,
+    ...(options.clock ? { runtime: { clock: options.clock, random: Math.random } } : {}),
     ...(options.maxValueBytes !== undefined ? { maxValueBytes: options.maxValueBytes } : {}),
   });
   await app.listen({ host: '127.0.0.1', port: 0 });

@@ -1,4 +1,5 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { ManualClock } from '../../src/core/clock.js';
 import type { WatchEvent } from '../../src/core/backend.js';
 import { MusterClient } from '../../src/client/muster-client.js';
 import type { WatchStatus } from '../../src/client/watch-stream.js';
@@ -103,6 +104,36 @@ describe('MusterClient.watch', () => {
     const pending = iterator.next();
     controller.abort();
     expect(await pending).toEqual({ done: true, value: undefined });
+  });
+
+  it('a quiet watch resumes after a cut from the server progress mark, even once its start is compacted', async () => {
+    const clock = new ManualClock();
+    const server = await startTestServer({ clock });
+    cleanups.push(() => server.close());
+    const proxy = await TcpProxy.start(server.port);
+    cleanups.push(() => proxy.close());
+    const direct = new MusterClient({ endpoints: server.url });
+    const client = new MusterClient({ endpoints: proxy.url });
+    const statuses: WatchStatus[] = [];
+    const start = (await direct.put('/noise/0', 'x')).revision + 1;
+    const iterator = client
+      .watch('/quiet/', { fromRevision: start, onStatus: (s) => statuses.push(s) })
+      [Symbol.asyncIterator]();
+    cleanups.push(async () => void (await iterator.return?.()));
+    const pending = iterator.next();
+    await vi.waitFor(() => expect(statuses.some((s) => s.type === 'connected')).toBe(true));
+    // Much happens elsewhere, and the history the watch started from is compacted away.
+    for (let i = 1; i <= 20; i++) await direct.put(`/noise/${i}`, 'x');
+    const compactTo = (await direct.put('/noise/last', 'x')).revision;
+    await server.backend.compact(compactTo);
+    // A heartbeat: the server says the watch has everything up to now.
+    clock.advance(15_000);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    proxy.cutAll();
+    const written = await direct.put('/quiet/a', 'seen');
+    const [event] = [await pending];
+    expect(event.done).toBe(false);
+    expect(event.value).toMatchObject({ revision: written.revision, kv: { key: '/quiet/a' } });
   });
 
   it('resumes after a cut in the middle of a revision: nothing missed, nothing repeated', async () => {

@@ -43,6 +43,7 @@ export class EtcdWatch extends QueuedWatch {
   private attempts = 0;
   private retryTimer: NodeJS.Timeout | null = null;
   private markCreated: () => void = () => undefined;
+  private progressRequested = false;
 
   constructor(
     private readonly deps: WatchDeps,
@@ -103,6 +104,17 @@ export class EtcdWatch extends QueuedWatch {
     });
   }
 
+  /**
+   * etcd answers a progress request on this watch's own stream once the watch is
+   * synced, with the store's revision in the header: every event up to it was sent
+   * before the answer.
+   */
+  requestProgress(): void {
+    if (this.ended || this.stream === null || this.next === null) return;
+    this.progressRequested = true;
+    this.stream.write({ progress_request: {} });
+  }
+
   private receive(response: IWatchResponse): void {
     if (this.ended) return;
     const compactRevision = Number(response.compact_revision);
@@ -124,7 +136,15 @@ export class EtcdWatch extends QueuedWatch {
       );
       return;
     }
-    if (response.events.length === 0) return;
+    if (response.events.length === 0) {
+      const revision = Number(response.header?.revision ?? 0);
+      if (!response.created && this.progressRequested && this.next !== null && revision >= this.next - 1) {
+        this.progressRequested = false;
+        this.next = revision + 1;
+        this.deliver({ events: [], progress: revision });
+      }
+      return;
+    }
     const events = response.events.map((event) => this.event(event));
     const last = events[events.length - 1];
     if (last) this.next = last.revision + 1;

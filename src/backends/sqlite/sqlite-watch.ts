@@ -95,10 +95,16 @@ class SqliteWatch extends QueuedWatch {
     this.deliver({ events: this.withPrevKv ? matched : matched.map(({ prevKv: _prevKv, ...rest }) => rest) });
   }
 
+  /** Caught up with the store: everything before `next` is queued or delivered. Behind: ask again later. */
+  requestProgress(): void {
+    if (this.ended || this.next <= this.source.currentRevision()) return;
+    this.deliver({ events: [], progress: this.next - 1 });
+  }
+
   protected override queued(): void {
     if (this.queue.length > MAX_QUEUED_BATCHES) {
       // A slow consumer: forget what is queued and read it again from history.
-      this.next = this.queue[0]?.events[0]?.revision ?? this.next;
+      this.next = this.queue.find((batch) => batch.events.length > 0)?.events[0]?.revision ?? this.next;
       this.queue.length = 0;
     }
   }

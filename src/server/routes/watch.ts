@@ -29,7 +29,11 @@ function wireEvent(event: WatchEvent): WireWatchEvent {
 /**
  * Server-Sent Events of every change under a prefix. `id:` (the revision) is
  * written only on the last event of each revision, so a client resuming with
- * Last-Event-ID: N restarts at N+1 and never misses part of a revision.
+ * Last-Event-ID: N restarts at N+1 and never misses part of a revision. Every
+ * heartbeat (15 s) is followed, once the store has delivered everything up to its
+ * current revision R, by `id: R` + `event: progress` (`data: {"revision": R}`), so a
+ * watch of a quiet prefix resumes after a reconnection from where it was, not from
+ * "now".
  */
 export const watchRoutes: FastifyPluginAsync<WatchRouteDeps> = async (
   app,
@@ -40,7 +44,7 @@ export const watchRoutes: FastifyPluginAsync<WatchRouteDeps> = async (
     {
       schema: {
         summary:
-          'Stream changes as Server-Sent Events (event: put|delete, id: revision); ?fromRevision=N replays history first; Last-Event-ID resumes',
+          'Stream changes as Server-Sent Events (event: put|delete, id: revision; event: progress with id: the revision delivered so far, after heartbeats); ?fromRevision=N replays history first; Last-Event-ID resumes after that revision',
         querystring: {
           type: 'object',
           additionalProperties: false,
@@ -68,10 +72,21 @@ export const watchRoutes: FastifyPluginAsync<WatchRouteDeps> = async (
         ...(fromRevision ? { fromRevision } : {}),
       });
 
-      const stream = openSse(reply, { clock, shutdown, stop: () => watch.close() });
+      const stream = openSse(reply, {
+        clock,
+        shutdown,
+        stop: () => watch.close(),
+        onBeat: () => watch.requestProgress(),
+      });
       onWatchCount?.(1);
       try {
         for await (const batch of watch) {
+          if (batch.progress !== undefined && batch.events.length === 0) {
+            // Everything up to this revision has been sent: a client (a browser's
+            // EventSource too) that reconnects with Last-Event-ID resumes after it.
+            await stream.write(sseEvent('progress', { revision: batch.progress }, batch.progress));
+            continue;
+          }
           let chunk = '';
           batch.events.forEach((event, i) => {
             const lastOfRevision = batch.events[i + 1]?.revision !== event.revision;
