@@ -4,6 +4,7 @@ import { InvalidArgumentError, InvalidKeyError } from './errors.js';
 export const MAX_KEY_BYTES = 1024;
 
 const CONTROL = /[\u0000-\u001f\u007f]/;
+const LONE_SURROGATE = /\p{Cs}/u;
 
 /**
  * Check a key: it starts with `/`, has no empty segment (`//`, or a trailing
@@ -37,6 +38,8 @@ function checkCommon(key: string): void {
     throw new InvalidKeyError(key, `it is longer than ${MAX_KEY_BYTES} bytes`);
   }
   if (CONTROL.test(key)) throw new InvalidKeyError(key, 'it contains a control character');
+  // A lone UTF-16 surrogate has no UTF-8 form: stored, it could never be named again.
+  if (LONE_SURROGATE.test(key)) throw new InvalidKeyError(key, 'it is not valid Unicode (a lone surrogate)');
 }
 
 function checkSegments(key: string, segments: string[]): void {

@@ -1,4 +1,4 @@
-import type { Backend, LeaseId } from '../core/backend.js';
+import type { Backend, KeyValue, LeaseId } from '../core/backend.js';
 import { InvalidArgumentError, LimitMismatchError, NotHolderError } from '../core/errors.js';
 import { layout, validateName } from './layout.js';
 import { checkWaiterKey, joinQueue, leaveQueue, queueOf, waitForTurn, withQueueCleanup } from './waiter-queue.js';
@@ -40,14 +40,24 @@ export async function acquireSemaphore(
     );
   }
   const prefix = layout.semaphoreWaiters(validateName(name, 'semaphore name'));
-  const waiter = await joinQueue(backend, prefix, lease, new TextEncoder().encode(String(limit)));
-  const { waiters } = await queueOf(backend, prefix);
-  for (const other of waiters) {
-    const theirs = Number(new TextDecoder().decode(other.value));
-    if (other.key !== waiter.key && theirs !== limit) {
-      if (waiter.created) await leaveQueue(backend, waiter.key, waiter.token);
-      throw new LimitMismatchError(name, limit, theirs);
+  const mine = prefix + lease;
+  const mismatch = (waiters: readonly KeyValue[]): number | null => {
+    for (const other of waiters) {
+      const theirs = Number(new TextDecoder().decode(other.value));
+      if (other.key !== mine && theirs !== limit) return theirs;
     }
+    return null;
+  };
+  // Refused before joining: a contender that disagrees on the size writes nothing.
+  const before = mismatch((await queueOf(backend, prefix)).waiters);
+  if (before !== null) throw new LimitMismatchError(name, limit, before);
+  const waiter = await joinQueue(backend, prefix, lease, new TextEncoder().encode(String(limit)));
+  // Two contenders that disagree and arrive at an empty semaphore at once both get
+  // past the check: the one that finds the other in the queue leaves again.
+  const after = mismatch((await queueOf(backend, prefix)).waiters);
+  if (after !== null) {
+    if (waiter.created) await leaveQueue(backend, waiter.key, waiter.token);
+    throw new LimitMismatchError(name, limit, after);
   }
   await withQueueCleanup(backend, waiter, () => waitForTurn(backend, prefix, waiter, limit, lease, signal));
   return { name, key: waiter.key, token: waiter.token, lease, limit };

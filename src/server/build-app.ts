@@ -5,7 +5,8 @@ import swagger from '@fastify/swagger';
 import type { Backend } from '../core/backend.js';
 import type { Runtime } from '../core/runtime.js';
 import { systemRuntime } from '../core/runtime.js';
-import { BackendClosedError } from '../core/errors.js';
+import { BackendClosedError, InvalidArgumentError } from '../core/errors.js';
+import { answerClientError } from './client-errors.js';
 import { errorResponse, installErrorHandling } from './error-handler.js';
 import { ServerMetrics } from './metrics.js';
 import { healthRoutes } from './routes/health.js';
@@ -58,8 +59,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         useDefaults: true,
         allErrors: false,
         allowUnionTypes: true,
+        // "1e309" is Infinity: not a revision, a limit or a TTL.
+        strictNumbers: true,
       },
     },
+    // Node answers a request without Host with an empty 400 of its own; the hook below
+    // answers it with the catalogue's body instead.
+    http: { requireHostHeader: false },
+    clientErrorHandler: answerClientError,
     // A URL the router cannot decode (`%ZZ`) gets the same error body as every other bad request.
     frameworkErrors: (error, _request, reply) => {
       const { status, body } = errorResponse(error);
@@ -69,6 +76,21 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
   });
   installErrorHandling(app);
+  // Ajv coerces a query string "1e309" to Infinity and passes it as an integer
+  // (strictNumbers covers bodies, not coerced values): refuse it here, for every route.
+  app.addHook('preHandler', async (request) => {
+    const query = request.query as Record<string, unknown> | undefined;
+    for (const [name, value] of Object.entries(query ?? {})) {
+      if (typeof value === 'number' && !Number.isFinite(value)) {
+        throw new InvalidArgumentError(`invalid querystring: ${name} must be a finite number`, 'invalid_request');
+      }
+    }
+  });
+  app.addHook('onRequest', async (request) => {
+    if (request.raw.httpVersion === '1.1' && !request.headers.host) {
+      throw new InvalidArgumentError('an HTTP/1.1 request must have a Host header', 'invalid_request');
+    }
+  });
   // Routes other than /v1/kv take JSON only: a text/plain body is 415
   // unsupported_media_type, not a string that then fails the body schema.
   app.removeContentTypeParser('text/plain');

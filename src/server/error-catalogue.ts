@@ -72,6 +72,12 @@ export const errorCatalogue = {
   },
   value_too_large: { status: 413, description: 'The value exceeds the configured maximum value size.' },
   body_too_large: { status: 413, description: 'The request body exceeds the maximum body size.' },
+  uri_too_long: {
+    status: 414,
+    description:
+      'The request path is too long (a name, key or lease id far over its limit); the message names the limit.',
+  },
+  headers_too_large: { status: 431, description: 'The request line and headers together exceed 16 KiB.' },
   unsupported_media_type: { status: 415, description: 'The body has a content type this route does not take.' },
   unavailable: {
     status: 503,

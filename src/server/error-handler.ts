@@ -50,8 +50,15 @@ export function errorResponse(error: unknown): { status: number; body: WireError
   if (error instanceof SyntaxError)
     return { status: 400, body: { error: { code: 'invalid_json', message: error.message } } };
   const status = fastifyError.statusCode ?? fastifyError.status;
+  if (status === 414) {
+    const message = 'the request path is too long: names are at most 128 characters, lease ids 16, keys 1 KiB';
+    return { status, body: { error: { code: 'uri_too_long', message } } };
+  }
   if (status && status >= 400 && status < 500) {
-    return { status, body: { error: { code: 'invalid_request', message: fastifyError.message ?? 'bad request' } } };
+    return {
+      status: 400,
+      body: { error: { code: 'invalid_request', message: fastifyError.message ?? 'bad request' } },
+    };
   }
   return { status: 500, body: { error: { code: 'internal', message: 'internal error: see the server log' } } };
 }

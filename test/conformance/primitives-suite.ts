@@ -350,10 +350,13 @@ export function describePrimitives(name: string, make: MakeHarness, options: Har
         const sem = unique('sem');
         const [a, b] = [await session(), await session()];
         await acquireSemaphore(backend, sem, 2, a);
+        const revision = await backend.revision();
         const err = await acquireSemaphore(backend, sem, 3, b).catch((e: unknown) => e);
         expect(err).toBeInstanceOf(LimitMismatchError);
         expect((err as LimitMismatchError).existing).toBe(2);
         expect(await backend.get(layout.semaphoreWaiters(sem) + b)).toBeNull();
+        // Refused, it wrote nothing at all: not even a key it then deleted.
+        expect(await backend.revision()).toBe(revision);
       });
 
       it('rejects a limit below 1', async () => {

@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { expectError, makeApp, rawRequest } from './harness.js';
 import type { TestApp } from './harness.js';
@@ -805,6 +806,65 @@ const cases: Case[] = [
     code: 'invalid_duration',
     message: /at most 24h/,
   },
+  {
+    name: 'a revision of 1e309 (Infinity)',
+    method: 'GET',
+    url: '/v1/kv/k?revision=1e309',
+    status: 400,
+    code: 'invalid_request',
+    message: /revision must be a finite number/,
+  },
+  {
+    name: 'a limit of 1e309 (Infinity)',
+    method: 'GET',
+    url: '/v1/kv/k/?prefix=true&limit=1e309',
+    status: 400,
+    code: 'invalid_request',
+    message: /limit must be a finite number/,
+  },
+  {
+    name: 'a txn get at revision 1e309',
+    method: 'POST',
+    url: '/v1/txn',
+    body: '{"success":[{"type":"get","key":"/k","revision":1e309}]}',
+    status: 400,
+    code: 'invalid_request',
+    message: /revision must be integer/,
+  },
+  {
+    name: 'a txn key with a lone surrogate',
+    method: 'POST',
+    url: '/v1/txn',
+    body: '{"success":[{"type":"put","key":"/k/\\ud800","value":"x"}]}',
+    status: 400,
+    code: 'invalid_key',
+    message: /lone surrogate/,
+  },
+  {
+    name: 'a txn compare on a key with a lone surrogate',
+    method: 'POST',
+    url: '/v1/txn',
+    body: '{"compare":[{"key":"/k\\udc00","target":"version","op":"=","value":0}],"success":[]}',
+    status: 400,
+    code: 'invalid_key',
+    message: /lone surrogate/,
+  },
+  {
+    name: 'a lock name far over the limit',
+    method: 'GET',
+    url: `/v1/locks/${'n'.repeat(2000)}`,
+    status: 414,
+    code: 'uri_too_long',
+    message: /too long/,
+  },
+  {
+    name: 'a lease id far over the limit',
+    method: 'GET',
+    url: `/v1/leases/${'a'.repeat(2000)}`,
+    status: 414,
+    code: 'uri_too_long',
+    message: /too long/,
+  },
 ];
 
 describe('every bad input: a 4xx naming the problem, and nothing changes', () => {
@@ -919,6 +979,35 @@ describe('raw paths (sent as is over a socket)', () => {
     await expectUnchanged();
   });
 
+  test.each([
+    ['an unknown method', 'FOO /v1/kv/a HTTP/1.1\r\nHost: x\r\n\r\n', 400, 'invalid_request', /unknown method/],
+    [
+      'a 20 KB query string',
+      `GET /v1/kv/a?x=${'a'.repeat(20_000)} HTTP/1.1\r\nHost: x\r\n\r\n`,
+      431,
+      'headers_too_large',
+      /16 KiB/,
+    ],
+    ['no Host header', 'PUT /v1/kv/a HTTP/1.1\r\ncontent-length: 1\r\n\r\nx', 400, 'invalid_request', /Host/],
+    ['garbage', 'GARBAGE\u0000\r\n\r\n', 400, 'invalid_request', /malformed HTTP/],
+  ] as const)('malformed HTTP (%s) gets the catalogue body', async (_what, request, status, code, message) => {
+    const answer = await rawExchange(t.port, request);
+    const [head, body] = splitResponse(answer);
+    expect(head).toMatch(new RegExp(`^HTTP/1.1 ${status} `));
+    expect(JSON.parse(body)).toMatchObject({ error: { code, message: expect.stringMatching(message) } });
+    await expectUnchanged();
+  });
+
+  test('garbage after a request: the request gets its answer, then the garbage its 400', async () => {
+    const answer = await rawExchange(t.port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGARBAGE\u0000\r\n\r\n');
+    expect(answer).toMatch(/^HTTP\/1.1 200 [\s\S]*"status":"ok"[\s\S]*HTTP\/1.1 400 [\s\S]*"code":"invalid_request"/);
+  });
+
+  test('garbage after a watch request: the watch still streams', async () => {
+    const answer = await rawExchange(t.port, 'GET /v1/watch/a/ HTTP/1.1\r\nHost: x\r\n\r\nGARBAGE\u0000\r\n\r\n', 500);
+    expect(answer).toMatch(/^HTTP\/1.1 200 [\s\S]*text\/event-stream[\s\S]*: watching/);
+  });
+
   test.each(['/v1/kv/a%ZZ', '/v1/kv/k%'])(
     'an undecodable URL %s is 400 invalid_request in the usual body',
     async (path) => {
@@ -929,3 +1018,30 @@ describe('raw paths (sent as is over a socket)', () => {
     },
   );
 });
+
+/** Send `request` as raw bytes; everything the server sent back within `ms` (or until it closed). */
+function rawExchange(port: number, request: string, ms = 2000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(request, 'latin1'));
+    let answer = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve(answer);
+    }, ms);
+    socket.on('data', (chunk: Buffer) => (answer += chunk.toString('utf8')));
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(answer);
+    });
+    socket.on('error', (error) => {
+      clearTimeout(timer);
+      if (answer) resolve(answer);
+      else reject(error);
+    });
+  });
+}
+
+function splitResponse(answer: string): [string, string] {
+  const at = answer.indexOf('\r\n\r\n');
+  return [answer.slice(0, at), answer.slice(at + 4)];
+}

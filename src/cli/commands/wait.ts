@@ -25,7 +25,10 @@ export function registerWait(program: Command, ctx: CliContext): void {
     .option('--exists', 'until the key exists (the default)')
     .option('--deleted', 'until the key does not exist')
     .option('--equals <value>', 'until the value is exactly this')
-    .option('--matches <regex>', 'until the value matches this regular expression')
+    .option(
+      '--matches <regex>',
+      'until the value matches this regular expression (RE2 syntax: no backreferences or lookaround; anchor with ^ and $)',
+    )
     .option(
       '--timeout <duration>',
       'give up after this long (exit 3); default: wait as long as it takes',

@@ -29,7 +29,7 @@ interface KeyParams {
   '*': string;
 }
 
-const revisionSchema = { type: 'integer', minimum: 0 } as const;
+const revisionSchema = { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER } as const;
 const LONG_POLL_DEFAULT_MS = 30_000;
 const LONG_POLL_MAX_MS = 600_000;
 
@@ -45,7 +45,7 @@ const getQuery = {
   properties: {
     meta: { type: 'boolean' },
     prefix: { type: 'boolean' },
-    limit: { type: 'integer', minimum: 0 },
+    limit: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
     revision: revisionSchema,
     keysOnly: { type: 'boolean' },
     waitAfter: revisionSchema,

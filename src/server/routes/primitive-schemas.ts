@@ -9,7 +9,7 @@ export const nameParams = {
 } as const;
 
 export const leaseIdSchema = { type: 'string', pattern: LEASE_ID_PATTERN.source } as const;
-export const tokenSchema = { type: 'integer', minimum: 1 } as const;
+export const tokenSchema = { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER } as const;
 export const holderKeySchema = { type: 'string', minLength: 2, maxLength: 1024, pattern: '^/muster/' } as const;
 
 /** `{key, token}`: what release, resign and complete take to prove they hold something. */

@@ -40,8 +40,8 @@ const opSchema = {
     encoding,
     lease,
     prefix: { type: 'boolean' },
-    limit: { type: 'integer', minimum: 0 },
-    revision: { type: 'integer', minimum: 0 },
+    limit: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
+    revision: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
     keysOnly: { type: 'boolean' },
   },
 } as const;

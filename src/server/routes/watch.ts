@@ -49,7 +49,7 @@ export const watchRoutes: FastifyPluginAsync<WatchRouteDeps> = async (
           type: 'object',
           additionalProperties: false,
           properties: {
-            fromRevision: { type: 'integer', minimum: 1 },
+            fromRevision: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER },
             prefix: { type: 'boolean' },
             prevKv: { type: 'boolean' },
           },
