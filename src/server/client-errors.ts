@@ -36,6 +36,12 @@ export function answerClientError(error: Error & { code?: string }, socket: Sock
     `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
     `connection: close\r\n\r\n${body}`;
   const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (inFlight && !inFlight.writableFinished && !inFlight.req.complete && !inFlight.headersSent) {
+    // The error is in this request's own body (bad chunking, say): it will never
+    // be whole, so this is its answer.
+    socket.end(raw);
+    return;
+  }
   if (inFlight && !inFlight.writableFinished) {
     inFlight.once('finish', () => (socket.writable ? socket.end(raw) : socket.destroy()));
     inFlight.once('close', () => socket.destroy());
