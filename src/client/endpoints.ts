@@ -13,7 +13,7 @@ export function parseEndpoints(endpoints: string | readonly string[]): string[] 
   if (items.length === 0)
     throw new InvalidArgumentError(
       'no endpoint given (expected a URL such as http://127.0.0.1:4100)',
-      'invalid_endpoint',
+      'invalid_argument',
     );
   return items.map((item) => {
     const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(item) ? item : `http://${item}`;
@@ -21,12 +21,12 @@ export function parseEndpoints(endpoints: string | readonly string[]): string[] 
     try {
       url = new URL(withScheme);
     } catch {
-      throw new InvalidArgumentError(`invalid endpoint ${JSON.stringify(item)}: not a URL`, 'invalid_endpoint');
+      throw new InvalidArgumentError(`invalid endpoint ${JSON.stringify(item)}: not a URL`, 'invalid_argument');
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
       throw new InvalidArgumentError(
         `invalid endpoint ${JSON.stringify(item)}: use http:// or https://`,
-        'invalid_endpoint',
+        'invalid_argument',
       );
     }
     return url.toString().replace(/\/+$/, '');

@@ -1,3 +1,4 @@
+import { isCatalogued } from '../core/error-catalogue.js';
 import type { MusterError } from '../core/errors.js';
 import {
   BackendUnavailableError,
@@ -66,8 +67,11 @@ export function errorFromWire(status: number, body: unknown, context: ErrorConte
     default:
       if (status === 503 || status >= 500) return new BackendUnavailableError(`${message} (HTTP ${status})`);
       // Every other 4xx (invalid_key, invalid_request, invalid_json, body_too_large, …)
-      // is a bad argument; the server's code is kept so callers can branch on it.
-      return new InvalidArgumentError(message, code);
+      // is a bad argument; the server's code is kept so callers can branch on it. A
+      // code this client's catalogue does not know (a newer server) is named in the message.
+      return isCatalogued(code)
+        ? new InvalidArgumentError(message, code)
+        : new InvalidArgumentError(`${message} (${code})`, 'invalid_argument');
   }
 }
 

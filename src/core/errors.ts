@@ -1,12 +1,14 @@
 /**
  * Every domain error of muster, in one file. Both backends raise the same class for
- * the same condition; server/error-catalogue.ts maps each `code` to an HTTP status
- * once; the client turns an error body back into the same class.
+ * the same condition; core/error-catalogue.ts gives each `code` its HTTP status
+ * once, for the server's error handler and the client's decoding alike; the client
+ * turns an error body back into the same class.
  */
+import type { ErrorCode } from './error-catalogue.js';
 
 export abstract class MusterError extends Error {
-  /** A stable, machine-readable code: the `code` of the API's error body. */
-  abstract readonly code: string;
+  /** A stable, machine-readable code from the catalogue: the `code` of the API's error body. */
+  abstract readonly code: ErrorCode;
   /** True when the same request may succeed if simply tried again later. */
   readonly retryable: boolean = false;
 }
@@ -82,7 +84,7 @@ export class FutureRevisionError extends MusterError {
 export class InvalidArgumentError extends MusterError {
   constructor(
     message: string,
-    readonly code: string = 'invalid_argument',
+    readonly code: ErrorCode = 'invalid_argument',
     options?: ErrorOptions,
   ) {
     super(message, options);

@@ -1,8 +1,8 @@
 import { STATUS_CODES } from 'node:http';
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { ErrorCode } from './error-catalogue.js';
-import { errorCatalogue } from './error-catalogue.js';
+import type { ErrorCode } from '../core/error-catalogue.js';
+import { errorCatalogue } from '../core/error-catalogue.js';
 
 /** What Node's HTTP parser found wrong, as the catalogue says it. */
 function classify(error: Error & { code?: string }): { code: ErrorCode; message: string } {

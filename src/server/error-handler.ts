@@ -1,8 +1,8 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { WireErrorBody } from '../api/wire.js';
 import { MusterError } from '../core/errors.js';
-import type { ErrorCode } from './error-catalogue.js';
-import { errorCatalogue, isCatalogued } from './error-catalogue.js';
+import type { ErrorCode } from '../core/error-catalogue.js';
+import { errorCatalogue, isCatalogued } from '../core/error-catalogue.js';
 
 /** Fastify's own error codes, mapped to ours. */
 const FASTIFY_CODES: Record<string, ErrorCode> = {

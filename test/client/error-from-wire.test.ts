@@ -50,6 +50,7 @@ describe('errorFromWire', () => {
     expect(errorFromWire(503, null)).toBeInstanceOf(BackendUnavailableError);
     expect(errorFromWire(502, '<html>')).toBeInstanceOf(BackendUnavailableError);
     const odd = errorFromWire(418, { nope: true });
-    expect(odd.code).toBe('http_418');
+    expect(odd.code).toBe('invalid_argument');
+    expect(odd.message).toMatch(/HTTP 418/);
   });
 });

@@ -1,7 +1,8 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { errorCatalogue } from '../../src/server/error-catalogue.js';
+import { errorFromWire } from '../../src/client/error-from-wire.js';
+import { errorCatalogue } from '../../src/core/error-catalogue.js';
 import { makeApp, metricValue } from './harness.js';
 import type { TestApp } from './harness.js';
 
@@ -121,17 +122,19 @@ describe('the error catalogue', () => {
     ]) {
       expect(found.has(known), known).toBe(true);
     }
-    // Raised by the client about its own configuration (a bad --endpoint) and never
-    // sent over HTTP; allowed only while no server-side file raises it.
-    const clientOnly = new Set(['invalid_endpoint']);
-    for (const code of clientOnly) {
-      const file = found.get(code);
-      if (file !== undefined) expect(file, code).toMatch(/^src\/(client|cli)\//);
-    }
-    const missing = [...found]
-      .filter(([code]) => !(code in errorCatalogue) && !clientOnly.has(code))
-      .map(([code, file]) => `${code} (${file})`);
+    const missing = [...found].filter(([code]) => !(code in errorCatalogue)).map(([code, file]) => `${code} (${file})`);
     expect(missing).toEqual([]);
+  });
+
+  test('the client decodes every 4xx code of the catalogue back to an error carrying that code', () => {
+    for (const [code, entry] of Object.entries(errorCatalogue)) {
+      if (entry.status >= 500) continue;
+      const error = errorFromWire(entry.status, { error: { code, message: 'm' } });
+      expect(error.code, code).toBe(code);
+    }
+    // A code from a newer server is kept in the message, never dropped.
+    const unknown = errorFromWire(400, { error: { code: 'from_the_future', message: 'm' } });
+    expect(unknown.message).toContain('from_the_future');
   });
 
   test('the scanner reads multi-line calls and nested template literals', () => {

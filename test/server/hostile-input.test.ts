@@ -2,7 +2,7 @@ import { connect } from 'node:net';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import { seededRandom } from '../../src/core/runtime.js';
-import { errorCatalogue } from '../../src/server/error-catalogue.js';
+import { errorCatalogue } from '../../src/core/error-catalogue.js';
 import type { TestApp } from './harness.js';
 import { makeApp } from './harness.js';
 
