@@ -60,7 +60,10 @@ export class GroupCommit {
   /** Callbacks covered by the sync in flight, or null when none runs. */
   private syncing: ((error: Error | null) => void)[] | null = null;
   private failure: Error | null = null;
-  /** Number of batches committed and the writes in them, and syncs done, for metrics. */
+  /**
+   * Number of batches committed and the writes accepted in them (a refused write
+   * rolled back leaves no trace, here either), and syncs done, for metrics.
+   */
   batches = 0;
   writes = 0;
   syncs = 0;
@@ -121,7 +124,6 @@ export class GroupCommit {
       return;
     }
     this.batches += 1;
-    // Refused items left nothing behind: only those applied count as writes.
     this.writes += outcomes.filter((outcome) => outcome.ok).length;
     this.hooks.afterCommit();
     const answer = (error: Error | null): void => {

@@ -1,11 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fdatasync, fsyncSync, mkdirSync, openSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import type { Database as Db, Statement } from 'better-sqlite3';
+import type { Database as Db } from 'better-sqlite3';
 import type {
   Backend,
-  Compare,
   DeleteRequest,
   DeleteResult,
   KeyValue,
@@ -16,7 +15,6 @@ import type {
   PutResult,
   RangeRequest,
   RangeResult,
-  TxnOp,
   TxnOpResult,
   TxnRequest,
   TxnResult,
@@ -30,15 +28,18 @@ import { systemClock } from '../../core/clock.js';
 import {
   BackendClosedError,
   BackendUnavailableError,
-  CompactedError,
   FutureRevisionError,
-  InvalidArgumentError,
   LeaseNotFoundError,
 } from '../../core/errors.js';
-import { prefixEnd } from '../../core/key-path.js';
+import { compactHistory } from './compaction.js';
 import { GroupCommit } from './group-commit.js';
+import { readHistory, readRange } from './history-reads.js';
+import { checkDistinctWrites, compare, deleteKeys, putKey } from './key-writes.js';
 import { createSchema } from './schema.js';
-import type { KeyFilter } from './sqlite-watch.js';
+import { StagedBatch } from './staged-batch.js';
+import type { Statements } from './statements.js';
+import { WalSync } from './wal-sync.js';
+import { prepareStatements } from './statements.js';
 import { WatchHub } from './sqlite-watch.js';
 
 export interface SqliteBackendOptions {
@@ -50,39 +51,10 @@ export interface SqliteBackendOptions {
   readonly randomBytes?: (size: number) => Uint8Array;
 }
 
-interface KvRow {
-  key: string;
-  value: Buffer;
-  create_revision: number;
-  mod_revision: number;
-  version: number;
-  lease: string | null;
-}
-
-interface HistoryRow {
-  revision: number;
-  key: string;
-  deleted: number;
-  value: Buffer | null;
-  create_revision: number;
-  version: number;
-  lease: string | null;
-}
-
-/** The staged state of a batch at one point (see stageMark). */
-interface StageMark {
-  readonly revision: number;
-  readonly compactRevision: number;
-  readonly events: number;
-  readonly leases: number;
-}
-
 interface LiveLease {
   readonly ttl: number;
   expiresAt: number;
 }
-
-const EMPTY = new Uint8Array(0);
 
 /**
  * The embedded backend: one SQLite file (WAL) in the data folder, written by one
@@ -102,7 +74,7 @@ export class SqliteBackend implements Backend {
   private readonly random: (size: number) => Uint8Array;
   private readonly writer: GroupCommit;
   private readonly hub: WatchHub;
-  private readonly stmt: ReturnType<typeof prepareStatements>;
+  private readonly stmt: Statements;
 
   /** Committed state. */
   private currentRevision: number;
@@ -112,16 +84,12 @@ export class SqliteBackend implements Backend {
   private undurableEvents: WatchEvent[] = [];
   /** The WAL file, for fdatasync (file mode only). */
   private readonly walPath: string | null;
-  private readonly dataDir: string;
-  private walFd: number | null = null;
+  private readonly wal: WalSync | null;
   private compactRevision: number;
   private readonly leases = new Map<LeaseId, LiveLease>();
 
   /** What the batch being written has staged; applied on commit, dropped on rollback. */
-  private stagedRevision: number;
-  private stagedEvents: WatchEvent[] = [];
-  private stagedLeases: { id: LeaseId; ttl: number | null }[] = [];
-  private stagedCompactRevision: number;
+  private readonly staged: StagedBatch;
 
   private expiryTimer: TimerHandle | null = null;
   /** Leases past their expiry whose revoking write is queued. */
@@ -142,7 +110,8 @@ export class SqliteBackend implements Backend {
     if (!inMemory) mkdirSync(options.dataDir, { recursive: true });
     const file = inMemory ? ':memory:' : join(options.dataDir, 'muster.db');
     this.walPath = inMemory ? null : `${file}-wal`;
-    this.dataDir = options.dataDir;
+    const wal = this.walPath === null ? null : new WalSync(this.walPath, options.dataDir);
+    this.wal = wal;
     this.db = new Database(file);
     try {
       if (!inMemory) {
@@ -180,8 +149,7 @@ export class SqliteBackend implements Backend {
     this.currentRevision = this.readMeta('revision');
     this.compactRevision = this.readMeta('compact_revision');
     this.durableRevision = this.currentRevision;
-    this.stagedRevision = this.currentRevision;
-    this.stagedCompactRevision = this.compactRevision;
+    this.staged = new StagedBatch(this.currentRevision, this.compactRevision);
 
     const now = this.clock.now();
     for (const row of this.stmt.allLeases.all() as { id: string; ttl: number }[]) {
@@ -192,14 +160,14 @@ export class SqliteBackend implements Backend {
     this.hub = new WatchHub({
       currentRevision: () => this.durableRevision,
       oldestRevision: () => this.oldestAvailable(),
-      readHistory: (filter, from, to, max, prevKv) => this.readHistory(filter, from, to, max, prevKv),
+      readHistory: (filter, from, to, max, prevKv) => readHistory(this.stmt, filter, from, to, max, prevKv),
     });
 
     const commit = this.db.transaction((body: () => void) => {
       body();
-      if (this.stagedRevision !== this.currentRevision) this.stmt.setMeta.run('revision', this.stagedRevision);
-      if (this.stagedCompactRevision !== this.compactRevision) {
-        this.stmt.setMeta.run('compact_revision', this.stagedCompactRevision);
+      if (this.staged.revision !== this.currentRevision) this.stmt.setMeta.run('revision', this.staged.revision);
+      if (this.staged.compactRevision !== this.compactRevision) {
+        this.stmt.setMeta.run('compact_revision', this.staged.compactRevision);
       }
     });
     // Nested inside `commit`, better-sqlite3 runs this as a savepoint: an item
@@ -207,23 +175,13 @@ export class SqliteBackend implements Backend {
     const item = this.db.transaction((apply: () => unknown) => apply());
     this.writer = new GroupCommit({
       transaction: (body) => commit(body),
-      item: <T>(apply: () => T): T => {
-        // The savepoint rolls back the item's SQL; what it staged in memory
-        // (events, revision, lease changes, compaction) must go with it, or a
-        // refused write would reach watchers through its batch's commit.
-        const mark = this.stageMark();
-        try {
-          return item(apply) as T;
-        } catch (error) {
-          this.rollbackStageTo(mark);
-          throw error;
-        }
-      },
+      // The savepoint and the staged memory state roll back together.
+      item: <T>(apply: () => T): T => this.staged.atomically(() => item(apply) as T),
       afterCommit: () => this.applyStaged(),
       afterRollback: () => this.dropStaged(),
       mark: () => this.currentRevision,
       afterDurable: (upTo) => this.publishDurable(upTo),
-      ...(this.walPath === null ? {} : { sync: () => this.syncWal() }),
+      ...(wal === null ? {} : { sync: () => wal.sync() }),
       syncFailed: (error) => {
         // What was committed may not be on disk: refuse everything from now on
         // rather than answer from a state a restart could contradict.
@@ -247,11 +205,15 @@ export class SqliteBackend implements Backend {
   }
 
   get(key: string, options: { revision?: number } = {}): Promise<KeyValue | null> {
-    return this.read(() => this.rangeNow({ key, revision: options.revision }).kvs[0] ?? null);
+    return this.read(
+      () =>
+        readRange(this.stmt, { key, revision: options.revision }, this.currentRevision, this.compactRevision).kvs[0] ??
+        null,
+    );
   }
 
   range(request: RangeRequest): Promise<RangeResult> {
-    return this.read(() => this.rangeNow(request));
+    return this.read(() => readRange(this.stmt, request, this.currentRevision, this.compactRevision));
   }
 
   oldestRevision(): Promise<number> {
@@ -262,19 +224,19 @@ export class SqliteBackend implements Backend {
 
   put(key: string, value: Uint8Array, options: PutOptions = {}): Promise<PutResult> {
     return this.write(() => {
-      const revision = this.stagedRevision + 1;
-      const prevKv = this.putKey(key, value, options.lease ?? null, revision, 0);
-      this.stagedRevision = revision;
+      const revision = this.staged.revision + 1;
+      const prevKv = putKey(this.stmt, this.staged, this.checkLease, key, value, options.lease ?? null, revision, 0);
+      this.staged.revision = revision;
       return { revision, prevKv };
     });
   }
 
   delete(request: DeleteRequest): Promise<DeleteResult> {
     return this.write(() => {
-      const revision = this.stagedRevision + 1;
-      const prevKvs = this.deleteKeys(request.key, request.prefix ?? false, revision, 0);
-      if (prevKvs.length > 0) this.stagedRevision = revision;
-      return { revision: this.stagedRevision, deleted: prevKvs.length, prevKvs };
+      const revision = this.staged.revision + 1;
+      const prevKvs = deleteKeys(this.stmt, this.staged, request.key, request.prefix ?? false, revision, 0);
+      if (prevKvs.length > 0) this.staged.revision = revision;
+      return { revision: this.staged.revision, deleted: prevKvs.length, prevKvs };
     });
   }
 
@@ -286,29 +248,41 @@ export class SqliteBackend implements Backend {
       return Promise.reject(error);
     }
     return this.write(() => {
-      const succeeded = request.compare.every((c) => this.compare(c));
+      const succeeded = request.compare.every((c) => compare(this.stmt, c));
       const ops = succeeded ? request.success : request.failure;
-      const revision = this.stagedRevision + 1;
+      const revision = this.staged.revision + 1;
       let sub = 0;
       let wrote = false;
       const results: TxnOpResult[] = [];
       for (const op of ops) {
         if (op.type === 'put') {
-          const prevKv = this.putKey(op.key, op.value, op.lease ?? null, revision, sub++);
+          const prevKv = putKey(
+            this.stmt,
+            this.staged,
+            this.checkLease,
+            op.key,
+            op.value,
+            op.lease ?? null,
+            revision,
+            sub++,
+          );
           wrote = true;
           results.push({ type: 'put', revision, prevKv });
         } else if (op.type === 'delete') {
-          const prevKvs = this.deleteKeys(op.key, op.prefix ?? false, revision, sub);
+          const prevKvs = deleteKeys(this.stmt, this.staged, op.key, op.prefix ?? false, revision, sub);
           sub += prevKvs.length;
           if (prevKvs.length > 0) wrote = true;
           results.push({ type: 'delete', revision, deleted: prevKvs.length, prevKvs });
         } else {
           // A get inside a txn sees the txn's own earlier writes, as in etcd.
-          results.push({ type: 'get', ...this.rangeNow(op, wrote ? revision : this.stagedRevision) });
+          results.push({
+            type: 'get',
+            ...readRange(this.stmt, op, wrote ? revision : this.staged.revision, this.compactRevision),
+          });
         }
       }
-      if (wrote) this.stagedRevision = revision;
-      const final = this.stagedRevision;
+      if (wrote) this.staged.revision = revision;
+      const final = this.staged.revision;
       return {
         succeeded,
         revision: final,
@@ -326,7 +300,7 @@ export class SqliteBackend implements Backend {
       do id = this.newLeaseId();
       while (this.leases.has(id) || this.stmt.getLease.get(id));
       this.stmt.insertLease.run(id, ttl);
-      this.stagedLeases.push({ id, ttl });
+      this.staged.leases.push({ id, ttl });
       return { id, ttl };
     });
   }
@@ -378,27 +352,23 @@ export class SqliteBackend implements Backend {
   compact(revision: number): Promise<void> {
     return this.write(() => {
       backendArguments.compactRevision(revision);
-      if (revision > this.stagedRevision) throw new FutureRevisionError(revision, this.stagedRevision);
-      if (revision <= this.stagedCompactRevision) return;
-      const rows = this.stmt.compactable.all({ from: this.stagedCompactRevision, below: revision }) as {
-        revision: number;
-        sub: number;
-      }[];
-      for (const row of rows) this.stmt.deleteHistoryRow.run(row.revision, row.sub);
-      this.stagedCompactRevision = revision;
+      if (revision > this.staged.revision) throw new FutureRevisionError(revision, this.staged.revision);
+      if (revision <= this.staged.compactRevision) return;
+      compactHistory(this.stmt, this.staged.compactRevision, revision);
+      this.staged.compactRevision = revision;
     });
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
+    // Closed first: no lease expiry is queued behind the last batch.
     this.closed = true;
     if (this.expiryTimer) this.clock.clearTimeout(this.expiryTimer);
     this.writer.flush();
     // Callers of the last batches are answered (or told of a failed sync) first.
     while (this.writer.pending && !this.failed) await this.writer.durable().catch(() => undefined);
     this.hub.closeAll(new BackendClosedError());
-    if (this.walFd !== null) closeSync(this.walFd);
-    this.walFd = null;
+    this.wal?.close();
     this.db.close();
   }
 
@@ -427,30 +397,6 @@ export class SqliteBackend implements Backend {
     if (this.failed) return Promise.reject(this.failed);
     if (this.closed) return Promise.reject(new BackendClosedError());
     return this.writer.submit(body);
-  }
-
-  /** fdatasync the WAL on libuv's thread pool; the event loop goes on meanwhile. */
-  private syncWal(): Promise<void> {
-    const path = this.walPath;
-    if (path === null) return Promise.resolve();
-    try {
-      // SQLite keeps one WAL file (the same inode, truncated and rewritten) for as
-      // long as it holds the exclusive lock, so one descriptor serves every sync.
-      if (this.walFd === null) {
-        this.walFd = openSync(path, 'r+');
-        // The WAL's directory entry must be durable too, once.
-        const dir = openSync(this.dataDir, 'r');
-        try {
-          fsyncSync(dir);
-        } finally {
-          closeSync(dir);
-        }
-      }
-    } catch (error) {
-      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
-    }
-    const fd = this.walFd;
-    return new Promise((resolve, reject) => fdatasync(fd, (error) => (error ? reject(error) : resolve())));
   }
 
   /** Revisions up to `upTo` are durable: watches may see them now. */
@@ -489,210 +435,50 @@ export class SqliteBackend implements Backend {
   }
 
   /** Inside a write: may a key be bound to this lease now? */
-  private checkLeaseForPut(id: LeaseId): void {
+  private readonly checkLease = (id: LeaseId): void => {
     const live = this.leases.get(id);
-    const grantedInThisBatch = this.stagedLeases.some((l) => l.id === id && l.ttl !== null);
-    const endedInThisBatch = this.stagedLeases.some((l) => l.id === id && l.ttl === null);
+    const grantedInThisBatch = this.staged.granted(id);
+    const endedInThisBatch = this.staged.ended(id);
     if (endedInThisBatch || (!grantedInThisBatch && (!live || live.expiresAt <= this.clock.now()))) {
       throw new LeaseNotFoundError(id);
     }
-  }
-
-  private putKey(
-    key: string,
-    value: Uint8Array,
-    lease: LeaseId | null,
-    revision: number,
-    sub: number,
-  ): KeyValue | null {
-    if (lease !== null) this.checkLeaseForPut(lease);
-    const prev = this.stmt.getKey.get(key) as KvRow | undefined;
-    const createRevision = prev ? prev.create_revision : revision;
-    const version = prev ? prev.version + 1 : 1;
-    const buffer = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
-    this.stmt.upsertKey.run(key, buffer, createRevision, revision, version, lease);
-    this.stmt.insertHistory.run(revision, sub, key, 0, buffer, createRevision, version, lease);
-    const prevKv = prev ? rowToKv(prev) : null;
-    this.stagedEvents.push({
-      type: 'put',
-      kv: { key, value: new Uint8Array(buffer), createRevision, modRevision: revision, version, lease },
-      prevKv,
-      revision,
-    });
-    return prevKv;
-  }
-
-  private deleteKeys(key: string, prefix: boolean, revision: number, firstSub: number): KeyValue[] {
-    const rows = (prefix ? this.stmt.keysInRange.all(key, prefixEnd(key)) : this.stmt.getKey.all(key)) as KvRow[];
-    let sub = firstSub;
-    const prevKvs: KeyValue[] = [];
-    for (const row of rows) {
-      this.stmt.deleteKey.run(row.key);
-      this.stmt.insertHistory.run(revision, sub++, row.key, 1, null, 0, 0, null);
-      const prevKv = rowToKv(row);
-      prevKvs.push(prevKv);
-      this.stagedEvents.push({ type: 'delete', kv: tombstone(row.key, revision), prevKv, revision });
-    }
-    return prevKvs;
-  }
+  };
 
   /** Ends a lease inside a write: deletes its keys (one revision) and the lease. */
   private endLease(id: LeaseId): void {
     const keys = this.stmt.keysOfLease.all(id) as { key: string }[];
     if (keys.length > 0) {
-      const revision = this.stagedRevision + 1;
+      const revision = this.staged.revision + 1;
       let sub = 0;
-      for (const { key } of keys) sub += this.deleteKeys(key, false, revision, sub).length;
-      this.stagedRevision = revision;
+      for (const { key } of keys) sub += deleteKeys(this.stmt, this.staged, key, false, revision, sub).length;
+      this.staged.revision = revision;
     }
     this.stmt.deleteLease.run(id);
-    this.stagedLeases.push({ id, ttl: null });
-  }
-
-  private compare(c: Compare): boolean {
-    const row = this.stmt.getKey.get(c.key) as KvRow | undefined;
-    switch (c.target) {
-      case 'value':
-        if (!row) return false;
-        return holds(
-          Buffer.compare(row.value, Buffer.from(c.value.buffer, c.value.byteOffset, c.value.byteLength)),
-          c.op,
-        );
-      case 'version':
-        return holds(Math.sign((row?.version ?? 0) - c.value), c.op);
-      case 'createRevision':
-        return holds(Math.sign((row?.create_revision ?? 0) - c.value), c.op);
-      case 'modRevision':
-        return holds(Math.sign((row?.mod_revision ?? 0) - c.value), c.op);
-      case 'lease':
-        return holds(compareLeaseIds(row?.lease ?? null, c.value), c.op);
-    }
-  }
-
-  /** Range as of `request.revision`, or as of `latest` (the state the caller sees). */
-  private rangeNow(request: RangeRequest, latest = this.currentRevision): RangeResult {
-    const at = request.revision && request.revision > 0 ? request.revision : 0;
-    if (at > latest) throw new FutureRevisionError(at, latest);
-    if (at > 0 && at < this.compactRevision) throw new CompactedError(at, this.oldestAvailable());
-    const prefix = request.prefix ?? false;
-    let rows: KvRow[];
-    if (at === 0 || at === latest) {
-      rows = (
-        prefix ? this.stmt.keysInRange.all(request.key, prefixEnd(request.key)) : this.stmt.getKey.all(request.key)
-      ) as KvRow[];
-    } else {
-      const found = (
-        prefix
-          ? this.stmt.historyRangeAt.all({ from: request.key, to: prefixEnd(request.key), at })
-          : this.stmt.historyKeyAt.all({ key: request.key, at })
-      ) as (HistoryRow & { mod_revision: number })[];
-      rows = found.filter((r) => r.deleted === 0).map((r) => ({ ...r, value: r.value ?? Buffer.alloc(0) }));
-    }
-    const limit = request.limit && request.limit > 0 ? request.limit : Infinity;
-    const kept = rows.length > limit ? rows.slice(0, limit) : rows;
-    return {
-      revision: latest,
-      kvs: kept.map((r) => (request.keysOnly ? { ...rowToKv(r), value: EMPTY } : rowToKv(r))),
-      more: rows.length > kept.length,
-      count: rows.length,
-    };
-  }
-
-  private readHistory(
-    filter: KeyFilter,
-    from: number,
-    to: number,
-    maxEvents: number,
-    prevKv: boolean,
-  ): { events: WatchEvent[]; next: number } {
-    const args = filter.prefix
-      ? { from, to, lo: filter.key, hi: prefixEnd(filter.key), limit: maxEvents + 1 }
-      : { from, to, key: filter.key, limit: maxEvents + 1 };
-    let rows = (filter.prefix ? this.stmt.historyEventsPrefix : this.stmt.historyEventsKey).all(args) as HistoryRow[];
-    let next = to + 1;
-    if (rows.length > maxEvents) {
-      // Never split a revision: stop before the last one read, or if a single
-      // revision is larger than a page, read all of it.
-      const last = rows[rows.length - 1]?.revision ?? to;
-      const whole = rows.filter((r) => r.revision < last);
-      if (whole.length > 0) {
-        rows = whole;
-        next = last;
-      } else {
-        rows = (filter.prefix ? this.stmt.historyEventsPrefix : this.stmt.historyEventsKey).all({
-          ...args,
-          from: last,
-          to: last,
-          limit: -1,
-        }) as HistoryRow[];
-        next = last + 1;
-      }
-    }
-    const events = rows.map((row): WatchEvent => {
-      const event: WatchEvent =
-        row.deleted === 0
-          ? {
-              type: 'put',
-              kv: rowToKv({ ...row, value: row.value ?? Buffer.alloc(0), mod_revision: row.revision }),
-              revision: row.revision,
-            }
-          : { type: 'delete', kv: tombstone(row.key, row.revision), revision: row.revision };
-      if (!prevKv) return event;
-      const prev = this.stmt.historyBefore.get(row.key, row.revision) as HistoryRow | undefined;
-      return {
-        ...event,
-        prevKv:
-          prev && prev.deleted === 0
-            ? rowToKv({ ...prev, value: prev.value ?? Buffer.alloc(0), mod_revision: prev.revision })
-            : null,
-      };
-    });
-    return { events, next };
+    this.staged.leases.push({ id, ttl: null });
   }
 
   // ---- batch bookkeeping ---------------------------------------------------
 
   private applyStaged(): void {
     const first = this.currentRevision + 1;
-    this.currentRevision = this.stagedRevision;
-    this.compactRevision = this.stagedCompactRevision;
+    this.currentRevision = this.staged.revision;
+    this.compactRevision = this.staged.compactRevision;
     const now = this.clock.now();
-    for (const change of this.stagedLeases) {
+    for (const change of this.staged.leases) {
       if (change.ttl === null) this.leases.delete(change.id);
       else this.leases.set(change.id, { ttl: change.ttl, expiresAt: now + change.ttl * 1000 });
     }
-    const leasesChanged = this.stagedLeases.length > 0;
+    const leasesChanged = this.staged.leases.length > 0;
     if (this.currentRevision >= first) {
-      if (this.undurableEvents.length === 0) this.undurableEvents = this.stagedEvents;
-      else for (const event of this.stagedEvents) this.undurableEvents.push(event);
+      if (this.undurableEvents.length === 0) this.undurableEvents = this.staged.events;
+      else for (const event of this.staged.events) this.undurableEvents.push(event);
     }
-    this.stagedEvents = [];
-    this.stagedLeases = [];
+    this.staged.reset(this.currentRevision, this.compactRevision);
     if (leasesChanged) this.scheduleExpiry();
   }
 
-  /** Where the staged state of the batch stands now, to roll an item back to. */
-  private stageMark(): StageMark {
-    return {
-      revision: this.stagedRevision,
-      compactRevision: this.stagedCompactRevision,
-      events: this.stagedEvents.length,
-      leases: this.stagedLeases.length,
-    };
-  }
-
-  private rollbackStageTo(mark: StageMark): void {
-    this.stagedRevision = mark.revision;
-    this.stagedCompactRevision = mark.compactRevision;
-    this.stagedEvents.length = mark.events;
-    this.stagedLeases.length = mark.leases;
-  }
-
   private dropStaged(): void {
-    this.stagedRevision = this.currentRevision;
-    this.stagedCompactRevision = this.compactRevision;
-    this.stagedEvents = [];
-    this.stagedLeases = [];
+    this.staged.reset(this.currentRevision, this.compactRevision);
   }
 
   /** Keep the timer set for the earliest lease expiry. */
@@ -729,128 +515,4 @@ export class SqliteBackend implements Backend {
     }
     this.scheduleExpiry();
   }
-}
-
-function prepareStatements(db: Db) {
-  const kvColumns = 'key, value, create_revision, mod_revision, version, lease';
-  const historyColumns = 'revision, key, deleted, value, create_revision, version, lease';
-  const s = (sql: string): Statement => db.prepare(sql);
-  return {
-    getMeta: s('SELECT value FROM meta WHERE name = ?'),
-    setMeta: s('INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value'),
-    getKey: s(`SELECT ${kvColumns} FROM kv WHERE key = ?`),
-    keysInRange: s(`SELECT ${kvColumns} FROM kv WHERE key >= ? AND key < ? ORDER BY key`),
-    keysOfLease: s('SELECT key FROM kv WHERE lease = ? ORDER BY key'),
-    upsertKey: s(
-      `INSERT INTO kv (${kvColumns}) VALUES (?, ?, ?, ?, ?, ?)
-       ON CONFLICT (key) DO UPDATE SET value = excluded.value, mod_revision = excluded.mod_revision,
-         version = excluded.version, lease = excluded.lease`,
-    ),
-    deleteKey: s('DELETE FROM kv WHERE key = ?'),
-    insertHistory: s(
-      `INSERT INTO history (${historyColumns.replace('revision,', 'revision, sub,')}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-    ),
-    historyKeyAt: s(
-      `SELECT ${historyColumns}, revision AS mod_revision FROM history
-       WHERE key = @key AND revision <= @at ORDER BY revision DESC LIMIT 1`,
-    ),
-    historyRangeAt: s(
-      `SELECT h.revision, h.key, h.deleted, h.value, h.create_revision, h.version, h.lease, h.revision AS mod_revision
-       FROM history h
-       WHERE h.key >= @from AND h.key < @to AND h.revision <= @at
-         AND h.revision = (SELECT MAX(h2.revision) FROM history h2 WHERE h2.key = h.key AND h2.revision <= @at)
-       ORDER BY h.key`,
-    ),
-    historyEventsKey: s(
-      `SELECT ${historyColumns} FROM history
-       WHERE revision >= @from AND revision <= @to AND key = @key ORDER BY revision, sub LIMIT @limit`,
-    ),
-    historyEventsPrefix: s(
-      `SELECT ${historyColumns} FROM history
-       WHERE revision >= @from AND revision <= @to AND key >= @lo AND key < @hi ORDER BY revision, sub LIMIT @limit`,
-    ),
-    historyBefore: s(
-      `SELECT ${historyColumns} FROM history WHERE key = ? AND revision < ? ORDER BY revision DESC LIMIT 1`,
-    ),
-    // Below the compact revision only the latest put of each key is kept. A row is
-    // dropped when it is a delete, or when a newer row of its key is below the
-    // compact revision too. Rows superseded before @from went in earlier steps, so
-    // only the keys written in [@from, @below) need looking at: for each, every
-    // row older than its latest write in the step (through history_by_key). The
-    // cost follows the step, not the size of the history.
-    // (Selected, then deleted by primary key: a DELETE … WHERE (revision, sub) IN
-    // (…) makes SQLite scan the whole table.)
-    compactable: s(
-      `SELECT h.revision, h.sub
-       FROM (SELECT key, MAX(revision) AS latest FROM history
-             WHERE revision >= @from AND revision < @below GROUP BY key) AS t
-       JOIN history AS h ON h.key = t.key AND h.revision < t.latest
-       UNION ALL
-       SELECT revision, sub FROM history WHERE deleted = 1 AND revision >= @from AND revision < @below`,
-    ),
-    deleteHistoryRow: s('DELETE FROM history WHERE revision = ? AND sub = ?'),
-    allLeases: s('SELECT id, ttl FROM leases'),
-    getLease: s('SELECT id FROM leases WHERE id = ?'),
-    insertLease: s('INSERT INTO leases (id, ttl) VALUES (?, ?)'),
-    deleteLease: s('DELETE FROM leases WHERE id = ?'),
-  };
-}
-
-function rowToKv(row: KvRow): KeyValue {
-  return {
-    key: row.key,
-    value: new Uint8Array(row.value.buffer, row.value.byteOffset, row.value.byteLength),
-    createRevision: row.create_revision,
-    modRevision: row.mod_revision,
-    version: row.version,
-    lease: row.lease,
-  };
-}
-
-function tombstone(key: string, revision: number): KeyValue {
-  return { key, value: EMPTY, createRevision: 0, modRevision: revision, version: 0, lease: null };
-}
-
-function holds(sign: number, op: Compare['op']): boolean {
-  switch (op) {
-    case '=':
-      return sign === 0;
-    case '!=':
-      return sign !== 0;
-    case '<':
-      return sign < 0;
-    case '>':
-      return sign > 0;
-  }
-}
-
-/** Lease ids compare as numbers; no lease is 0. */
-function compareLeaseIds(a: LeaseId | null, b: LeaseId | null): number {
-  const x = BigInt('0x' + (a ?? '0'));
-  const y = BigInt('0x' + (b ?? '0'));
-  return x === y ? 0 : x < y ? -1 : 1;
-}
-
-/**
- * etcd refuses a txn whose branch puts one key twice, or puts a key that a delete
- * in the same branch covers (either order); deleting a key twice is allowed. Both
- * branches are checked, taken or not, as etcd does.
- */
-function checkDistinctWrites(ops: readonly TxnOp[]): void {
-  const puts = new Set<string>();
-  for (const op of ops) {
-    if (op.type !== 'put') continue;
-    if (puts.has(op.key)) throw duplicateKey(op.key);
-    puts.add(op.key);
-  }
-  for (const op of ops) {
-    if (op.type !== 'delete') continue;
-    for (const key of puts) {
-      if (op.prefix ? key.startsWith(op.key) : key === op.key) throw duplicateKey(key);
-    }
-  }
-}
-
-function duplicateKey(key: string): InvalidArgumentError {
-  return new InvalidArgumentError(`key ${key} is written more than once in one transaction branch`, 'duplicate_key');
 }
