@@ -13,7 +13,7 @@ import { MusterError } from '../src/core/errors.js';
 import { eventually } from './conformance/harness.js';
 import { startEtcd, type EtcdCluster } from './support/etcd-server.js';
 
-const WRITERS = 4;
+const WRITERS = 8;
 const WRITES_BEFORE_KILL = 120;
 const WRITES_WHILE_DOWN = 120;
 
@@ -21,7 +21,12 @@ interface Acked {
   readonly key: string;
   readonly value: string;
   readonly revision: number;
+  /** When the write was acknowledged (ms). */
+  readonly at: number;
 }
+
+/** Writes must go on within this long after the etcd leader dies (etcd elects a new one in about 2 s). */
+const MAX_WRITE_GAP_MS = 3000;
 
 const text = (bytes: Uint8Array): string => new TextDecoder().decode(bytes);
 
@@ -59,7 +64,7 @@ describe('EtcdBackend on a 3-member etcd cluster', () => {
           const value = `v${i}`;
           try {
             const { revision } = await backend.put(key, new TextEncoder().encode(value));
-            acked.push({ key, value, revision });
+            acked.push({ key, value, revision, at: Date.now() });
           } catch (error) {
             // An unacknowledged write may or may not have landed; only acked ones are checked.
             // Every failure must be one of muster's typed errors, never a raw gRPC one.
@@ -72,11 +77,18 @@ describe('EtcdBackend on a 3-member etcd cluster', () => {
 
       await eventually(() => expect(acked.length).toBeGreaterThanOrEqual(WRITES_BEFORE_KILL), 30_000);
       const victim = await etcd.leaderIndex();
+      const killedAt = Date.now();
       await etcd.kill(victim);
       const ackedAtKill = acked.length;
 
       await eventually(() => expect(acked.length).toBeGreaterThanOrEqual(ackedAtKill + WRITES_WHILE_DOWN), 30_000);
       expect(etcd.isRunning(victim)).toBe(false);
+      // How long writes stalled around the loss of the leader: the longest pause between
+      // two acknowledgements from just before the kill until writing went on.
+      const times = [killedAt, ...acked.slice(ackedAtKill).map((a) => a.at)].sort((x, y) => x - y);
+      const gap = Math.max(...times.slice(1).map((t, i) => t - (times[i] as number)));
+      console.log(`etcd leader killed: writes through muster paused for at most ${gap} ms`);
+      expect(gap).toBeLessThan(MAX_WRITE_GAP_MS);
 
       await etcd.restart(victim);
       const ackedAtRestart = acked.length;

@@ -53,6 +53,14 @@ export interface EtcdBackendOptions {
   readonly tls?: { readonly ca?: string; readonly cert?: string; readonly key?: string };
   /** Deadline of one call, retries included, before BackendUnavailableError. @default 5000 */
   readonly requestTimeoutMs?: number;
+  /**
+   * Deadline of one attempt of a call. An attempt that a dead or leaderless member
+   * holds ends after this, so the call can go to a live member (reads, and writes
+   * that etcd certainly did not apply) or fail fast enough for its caller to try
+   * again (a write that may have been applied is never retried blindly). Keep it
+   * above etcd's election timeout and a slow disk's fsync. @default 1000
+   */
+  readonly attemptTimeoutMs?: number;
 }
 
 /** gRPC call options (deadline), as etcd3's clients take them. */
@@ -99,6 +107,7 @@ export class EtcdBackend implements Backend {
     private readonly client: Etcd3,
     private readonly keyspace: EtcdKeyspace,
     private readonly requestTimeoutMs: number,
+    private readonly attemptTimeoutMs: number,
   ) {}
 
   /** Connect to etcd and check that it answers; throws BackendUnavailableError if it does not. */
@@ -118,7 +127,12 @@ export class EtcdBackend implements Backend {
         'grpc.keepalive_permit_without_calls': 0,
       },
     });
-    const backend = new EtcdBackend(client, keyspace, options.requestTimeoutMs ?? 5_000);
+    const backend = new EtcdBackend(
+      client,
+      keyspace,
+      options.requestTimeoutMs ?? 5_000,
+      options.attemptTimeoutMs ?? 1_000,
+    );
     try {
       await backend.revision();
     } catch (error) {
@@ -334,7 +348,9 @@ export class EtcdBackend implements Backend {
     const deadline = Date.now() + this.requestTimeoutMs;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await rpc({ deadline });
+        // Each attempt gets a short deadline of its own: a call stuck on a member that
+        // died (or lost its leader) must not hold its caller for the whole deadline.
+        return await rpc({ deadline: Math.min(deadline, Date.now() + this.attemptTimeoutMs) });
       } catch (error) {
         const retry =
           !this.closed &&

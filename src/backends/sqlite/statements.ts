@@ -1,4 +1,4 @@
-import type { Database as Db, Statement } from 'better-sqlite3';
+import type { Database as Db } from 'better-sqlite3';
 
 import type { KeyValue } from '../../core/backend.js';
 
@@ -25,13 +25,20 @@ export interface HistoryRow {
 
 export const EMPTY = new Uint8Array(0);
 
+/** What the store does with a prepared statement (an interface of its own, so that declaration files can name it). */
+export interface SqlStatement {
+  run(...params: unknown[]): unknown;
+  get(...params: unknown[]): unknown;
+  all(...params: unknown[]): unknown[];
+}
+
 /** The store's prepared statements: the whole of its SQL, in one place. */
 export type Statements = ReturnType<typeof prepareStatements>;
 
 export function prepareStatements(db: Db) {
   const kvColumns = 'key, value, create_revision, mod_revision, version, lease';
   const historyColumns = 'revision, key, deleted, value, create_revision, version, lease';
-  const s = (sql: string): Statement => db.prepare(sql);
+  const s = (sql: string): SqlStatement => db.prepare(sql);
   return {
     getMeta: s('SELECT value FROM meta WHERE name = ?'),
     setMeta: s('INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value'),
