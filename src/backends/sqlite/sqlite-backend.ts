@@ -16,6 +16,7 @@ import type {
   PutResult,
   RangeRequest,
   RangeResult,
+  SnapshotStream,
   TxnOp,
   TxnOpResult,
   TxnRequest,
@@ -38,6 +39,7 @@ import {
 import { prefixEnd } from '../../core/key-path.js';
 import { GroupCommit } from './group-commit.js';
 import { createSchema } from './schema.js';
+import { takeSnapshot } from './snapshot.js';
 import type { KeyFilter } from './sqlite-watch.js';
 import { WatchHub } from './sqlite-watch.js';
 
@@ -378,6 +380,11 @@ export class SqliteBackend implements Backend {
       for (const row of rows) this.stmt.deleteHistoryRow.run(row.revision, row.sub);
       this.stagedCompactRevision = revision;
     });
+  }
+
+  /** A copy of the store at the committed revision, handed out once that revision is durable. */
+  snapshot(): Promise<SnapshotStream> {
+    return this.read(() => takeSnapshot(this.db, this.currentRevision));
   }
 
   async close(): Promise<void> {
