@@ -87,6 +87,11 @@ export const errorCatalogue = {
     status: 500,
     description: 'The configured etcd key prefix does not start with "/" (reported when the server starts).',
   },
+  invalid_snapshot: {
+    status: 400,
+    description:
+      'A snapshot file is corrupt, truncated or not a muster snapshot, or its target folder is in use (muster snapshot restore).',
+  },
   snapshot_unsupported: {
     status: 501,
     description: 'The store has no muster snapshot (etcd): back it up with `etcdctl snapshot save FILE`.',
