@@ -524,6 +524,8 @@ export class MusterClient {
       method: 'GET',
       path: '/v1/snapshot',
       idempotent: true,
+      // The timeout covers reading the body too; a large store takes a while to stream.
+      timeoutMs: 600_000,
       ...(signal ? { signal } : {}),
     });
     const body = response.body as unknown as AsyncIterable<Uint8Array> | null;
