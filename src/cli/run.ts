@@ -8,6 +8,7 @@ import { registerLease } from './commands/lease.js';
 import { registerLs } from './commands/ls.js';
 import { registerPut } from './commands/put.js';
 import { registerServer } from './commands/server.js';
+import { registerSnapshot } from './commands/snapshot.js';
 import { registerTxn } from './commands/txn.js';
 import { registerWatch } from './commands/watch.js';
 import { registerBarrier } from './commands/barrier.js';
@@ -76,6 +77,7 @@ ${EXIT_CODES_HELP}
 Every command has --help with an example. Reference: docs/cli.md`,
     );
   registerServer(program, ctx);
+  registerSnapshot(program, ctx);
   registerGet(program, ctx);
   registerPut(program, ctx);
   registerDel(program, ctx);

@@ -106,7 +106,10 @@ export function runChild(options: RunOptions): Promise<ChildOutcome> {
       if (message) options.io.stderr.write(message + '\n');
       // What the command started may outlive it: stop the rest of its group too.
       if (group !== undefined && groupAlive(group)) {
-        stopGroup();
+        // Whatever was sent before (a forwarded SIGINT that background jobs ignore),
+        // the rest of the group now gets SIGTERM, and SIGKILL after the grace.
+        signalGroup(group, 'SIGTERM');
+        killAfterGrace();
         while (groupAlive(group)) await new Promise((r) => setTimeout(r, GROUP_POLL_MS));
       }
       options.lost.removeEventListener('abort', onLost);

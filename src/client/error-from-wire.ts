@@ -10,6 +10,7 @@ import {
   LimitMismatchError,
   NotHolderError,
   RevisionConflictError,
+  SnapshotUnsupportedError,
   TimeoutError,
   ValueTooLargeError,
 } from '../core/errors.js';
@@ -64,6 +65,8 @@ export function errorFromWire(status: number, body: unknown, context: ErrorConte
       return new LimitMismatchError(str('primitive', context.subject ?? ''), num('requested', 0), num('existing', 0));
     case 'unavailable':
       return new BackendUnavailableError(message);
+    case 'snapshot_unsupported':
+      return new SnapshotUnsupportedError(message);
     default:
       if (status === 503 || status >= 500) return new BackendUnavailableError(`${message} (HTTP ${status})`);
       // Every other 4xx (invalid_key, invalid_request, invalid_json, body_too_large, …)

@@ -1,4 +1,4 @@
-import type { KeyValue, LeaseId, LeaseInfo, RangeResult, WatchEvent } from '../core/backend.js';
+import type { KeyValue, LeaseId, LeaseInfo, RangeResult, SnapshotStream, WatchEvent } from '../core/backend.js';
 import { BackendUnavailableError, InvalidArgumentError } from '../core/errors.js';
 import { validateKey, validatePrefix } from '../core/key-path.js';
 import type {
@@ -521,6 +521,30 @@ export class MusterClient {
       revision: body.revision,
       value: kv ? Buffer.from(kv.value).toString('utf8') : null,
       modRevision: kv ? kv.modRevision : null,
+    };
+  }
+
+  /**
+   * A consistent snapshot of the server's embedded store, as bytes to write to a
+   * file (`muster snapshot save`). SnapshotUnsupportedError on etcd.
+   */
+  async snapshot(signal?: AbortSignal): Promise<SnapshotStream> {
+    const response = await this.transport.send({
+      method: 'GET',
+      path: '/v1/snapshot',
+      idempotent: true,
+      // The timeout covers reading the body too; a large store takes a while to stream.
+      timeoutMs: 600_000,
+      ...(signal ? { signal } : {}),
+    });
+    const body = response.body as unknown as AsyncIterable<Uint8Array> | null;
+    async function* chunks(): AsyncGenerator<Uint8Array> {
+      if (body) yield* body;
+    }
+    return {
+      revision: Number(response.headers.get('x-muster-revision') ?? 0),
+      size: Number(response.headers.get('content-length') ?? 0),
+      chunks: chunks(),
     };
   }
 

@@ -229,8 +229,22 @@ export interface Backend {
   /** The oldest revision still available to range and watch. */
   oldestRevision(): Promise<number>;
 
+  /**
+   * Optional: a consistent copy of the whole store at one acknowledged revision,
+   * as a self-checking byte stream (the embedded store has it; on etcd use
+   * `etcdctl snapshot save`).
+   */
+  snapshot?(): Promise<SnapshotStream>;
+
   /** Release resources; pending calls fail with BackendClosedError. */
   close(): Promise<void>;
+}
+
+/** A snapshot being read: its revision, its length in bytes and its bytes. */
+export interface SnapshotStream {
+  readonly revision: number;
+  readonly size: number;
+  readonly chunks: AsyncIterable<Uint8Array>;
 }
 
 /** The argument rules every backend applies alike (InvalidArgumentError otherwise). */

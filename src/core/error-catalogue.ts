@@ -93,6 +93,15 @@ export const errorCatalogue = {
     status: 500,
     description: 'The configured etcd key prefix does not start with "/" (reported when the server starts).',
   },
+  invalid_snapshot: {
+    status: 400,
+    description:
+      'A snapshot file is corrupt, truncated or not a muster snapshot, or its target folder is in use (muster snapshot restore).',
+  },
+  snapshot_unsupported: {
+    status: 501,
+    description: 'The store has no muster snapshot (etcd): back it up with `etcdctl snapshot save FILE`.',
+  },
   internal: { status: 500, description: 'A bug: the server failed unexpectedly. The message is logged on the server.' },
 } as const satisfies Record<string, CatalogueEntry>;
 

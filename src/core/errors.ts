@@ -173,3 +173,19 @@ export class CancelledError extends MusterError {
     super(message, options);
   }
 }
+
+/** The store cannot take a snapshot (etcd: use `etcdctl snapshot save`). */
+export class SnapshotUnsupportedError extends MusterError {
+  readonly code = 'snapshot_unsupported';
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
+/** A snapshot file is corrupt, truncated or not a muster snapshot; nothing was restored. */
+export class InvalidSnapshotError extends MusterError {
+  readonly code = 'invalid_snapshot';
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}

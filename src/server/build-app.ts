@@ -13,6 +13,7 @@ import { healthRoutes } from './routes/health.js';
 import { kvRoutes } from './routes/kv.js';
 import { leaseRoutes } from './routes/leases.js';
 import { primitiveRoutes } from './routes/primitives.js';
+import { snapshotRoutes } from './routes/snapshot.js';
 import { txnRoutes } from './routes/txn.js';
 import { watchRoutes } from './routes/watch.js';
 
@@ -116,6 +117,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   metrics.install(app);
 
   await app.register(healthRoutes, { backend });
+  await app.register(snapshotRoutes, { backend });
   await app.register(kvRoutes, { backend, clock, maxValueBytes, shutdown });
   await app.register(txnRoutes, { backend, maxValueBytes });
   await app.register(leaseRoutes, { backend });

@@ -155,6 +155,7 @@ describe('served documents', () => {
   /** Every route of the app, as OpenAPI names them. Hidden: /metrics and /openapi.json. */
   const expectedRoutes = [
     'GET /healthz',
+    'GET /v1/snapshot',
     'PUT /v1/kv/{*}',
     'GET /v1/kv/{*}',
     'DELETE /v1/kv/{*}',

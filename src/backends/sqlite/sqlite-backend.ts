@@ -15,6 +15,7 @@ import type {
   PutResult,
   RangeRequest,
   RangeResult,
+  SnapshotStream,
   TxnOpResult,
   TxnRequest,
   TxnResult,
@@ -36,6 +37,7 @@ import { GroupCommit } from './group-commit.js';
 import { readHistory, readRange } from './history-reads.js';
 import { checkDistinctWrites, compare, deleteKeys, putKey } from './key-writes.js';
 import { createSchema } from './schema.js';
+import { takeSnapshot } from './snapshot.js';
 import { StagedBatch } from './staged-batch.js';
 import type { Statements } from './statements.js';
 import { WalSync } from './wal-sync.js';
@@ -357,6 +359,11 @@ export class SqliteBackend implements Backend {
       compactHistory(this.stmt, this.staged.compactRevision, revision);
       this.staged.compactRevision = revision;
     });
+  }
+
+  /** A copy of the store at the committed revision, handed out once that revision is durable. */
+  snapshot(): Promise<SnapshotStream> {
+    return this.read(() => takeSnapshot(this.db, this.currentRevision));
   }
 
   async close(): Promise<void> {
