@@ -54,6 +54,17 @@ export function runChild(options: RunOptions): Promise<ChildOutcome> {
       stream.write(chunk);
       if (options.captureTail) output = (output + chunk.toString('utf8')).slice(-options.captureTail);
     };
+    // Signals are caught before the command starts: under load, muster may be
+    // descheduled right after the fork, while the command already runs and someone
+    // signals muster. Node runs the handlers on a later turn of the loop, once
+    // `group` is known.
+    let group: number | undefined = undefined;
+    const pending: NodeJS.Signals[] = [];
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (group === undefined) pending.push(signal);
+      else forward(signal);
+    };
+    for (const signal of FORWARDED) process.on(signal, onSignal);
     const child = spawn(command ?? '', args, {
       stdio: [
         stdinIsTty ? 'pipe' : 'inherit',
@@ -69,7 +80,7 @@ export function runChild(options: RunOptions): Promise<ChildOutcome> {
     }
     child.stdout?.on('data', (chunk: Buffer) => keep(chunk, options.io.stdout));
     child.stderr?.on('data', (chunk: Buffer) => keep(chunk, options.io.stderr));
-    const group = child.pid;
+    group = child.pid;
     let lostReason: Error | null = null;
     let killTimer: NodeJS.Timeout | null = null;
     /** SIGKILL to the group once the grace period has passed (armed once). */
@@ -94,7 +105,7 @@ export function runChild(options: RunOptions): Promise<ChildOutcome> {
     };
     if (options.lost.aborted) onLost();
     else options.lost.addEventListener('abort', onLost, { once: true });
-    for (const signal of FORWARDED) process.on(signal, forward);
+    for (const signal of pending.splice(0)) forward(signal);
     let finished = false;
     const finish = async (exitCode: number, message?: string) => {
       if (finished) return;
@@ -113,7 +124,7 @@ export function runChild(options: RunOptions): Promise<ChildOutcome> {
         while (groupAlive(group)) await new Promise((r) => setTimeout(r, GROUP_POLL_MS));
       }
       options.lost.removeEventListener('abort', onLost);
-      for (const signal of FORWARDED) process.off(signal, forward);
+      for (const signal of FORWARDED) process.off(signal, onSignal);
       if (killTimer) clearTimeout(killTimer);
       resolve({ exitCode, lost: lostReason, output });
     };
