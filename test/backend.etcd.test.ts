@@ -20,7 +20,7 @@ import { startEtcd } from './support/etcd-server.js';
 const etcd = etcdForFile();
 const testPrefix = uniquePrefix;
 
-describeBackend('etcd', etcd.harness, { minLeaseTtl: 2 });
+describeBackend('etcd', etcd.harness, { minLeaseTtl: 2, progress: false });
 
 describe('EtcdBackend, what only etcd has', () => {
   let raw: Etcd3;

@@ -1383,5 +1383,5 @@ export function describeBackend(name: string, make: MakeHarness, options: Harnes
     });
   });
 
-  describeConcurrentWrites(name, make);
+  describeConcurrentWrites(name, make, { progress: options.progress ?? true });
 }

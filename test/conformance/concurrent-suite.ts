@@ -32,7 +32,7 @@ interface AckedPut {
  *
  * `MUSTER_CONCURRENT_SEED` replays a run; the seed is in every failure message.
  */
-export function describeConcurrentWrites(name: string, make: MakeHarness): void {
+export function describeConcurrentWrites(name: string, make: MakeHarness, options: { progress: boolean }): void {
   describe(`What a watcher sees: ${name}`, () => {
     it('a watcher sees exactly what was committed: no phantom, none missed, replay equal, state equal', async () => {
       const seed = Number(process.env.MUSTER_CONCURRENT_SEED ?? Math.floor(Math.random() * 2 ** 31));
@@ -45,35 +45,38 @@ export function describeConcurrentWrites(name: string, make: MakeHarness): void 
       }
     }, 60_000);
 
-    it('a quiet watch answers requestProgress with a revision it has delivered everything up to, in order', async () => {
-      const harness = await make();
-      const b = harness.backend;
-      try {
-        const p = uniquePrefix();
-        const watch = new WatchRecorder(
-          b.watch(`${p}quiet/`, { prefix: true, fromRevision: (await b.revision()) + 1 }),
-        );
-        const put = await b.put(`${p}quiet/a`, bytes('1'));
-        for (let i = 0; i < 5; i++) await b.put(`${p}loud/${i}`, bytes('x'));
-        const now = await b.revision();
-        // A watch may let a request pass while it is still catching up: ask until answered.
-        const deadline = Date.now() + 10_000;
-        while (!live(watch).some((batch) => (batch.progress ?? 0) >= now)) {
-          if (Date.now() > deadline) throw new Error(`no progress mark reached ${now}`);
-          watch.watch.requestProgress();
-          await new Promise((resolve) => setTimeout(resolve, 50));
+    it.skipIf(!options.progress)(
+      'a quiet watch answers requestProgress with a revision it has delivered everything up to, in order',
+      async () => {
+        const harness = await make();
+        const b = harness.backend;
+        try {
+          const p = uniquePrefix();
+          const watch = new WatchRecorder(
+            b.watch(`${p}quiet/`, { prefix: true, fromRevision: (await b.revision()) + 1 }),
+          );
+          const put = await b.put(`${p}quiet/a`, bytes('1'));
+          for (let i = 0; i < 5; i++) await b.put(`${p}loud/${i}`, bytes('x'));
+          const now = await b.revision();
+          // A watch may let a request pass while it is still catching up: ask until answered.
+          const deadline = Date.now() + 10_000;
+          while (!live(watch).some((batch) => (batch.progress ?? 0) >= now)) {
+            if (Date.now() > deadline) throw new Error(`no progress mark reached ${now}`);
+            watch.watch.requestProgress();
+            await new Promise((resolve) => setTimeout(resolve, 50));
+          }
+          const batches = live(watch);
+          const eventAt = batches.findIndex((batch) => batch.events.some((e) => e.revision === put.revision));
+          const markAt = batches.findIndex((batch) => (batch.progress ?? 0) >= put.revision);
+          expect(eventAt).toBeGreaterThanOrEqual(0);
+          expect(markAt).toBeGreaterThan(eventAt);
+          expect(batches.every((batch) => batch.progress === undefined || batch.events.length === 0)).toBe(true);
+          watch.close();
+        } finally {
+          await harness.close();
         }
-        const batches = live(watch);
-        const eventAt = batches.findIndex((batch) => batch.events.some((e) => e.revision === put.revision));
-        const markAt = batches.findIndex((batch) => (batch.progress ?? 0) >= put.revision);
-        expect(eventAt).toBeGreaterThanOrEqual(0);
-        expect(markAt).toBeGreaterThan(eventAt);
-        expect(batches.every((batch) => batch.progress === undefined || batch.events.length === 0)).toBe(true);
-        watch.close();
-      } finally {
-        await harness.close();
-      }
-    });
+      },
+    );
   });
 }
 

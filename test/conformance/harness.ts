@@ -20,6 +20,8 @@ export interface BackendHarness {
 export interface HarnessOptions {
   /** The shortest lease TTL (seconds) the backend honours exactly; etcd rounds short TTLs up. */
   readonly minLeaseTtl: number;
+  /** Whether watches answer requestProgress (etcd's do not: see EtcdWatch). @default true */
+  readonly progress?: boolean;
 }
 
 export type MakeHarness = () => Promise<BackendHarness>;

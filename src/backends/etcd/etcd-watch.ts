@@ -43,7 +43,6 @@ export class EtcdWatch extends QueuedWatch {
   private attempts = 0;
   private retryTimer: NodeJS.Timeout | null = null;
   private markCreated: () => void = () => undefined;
-  private progressRequested = false;
 
   constructor(
     private readonly deps: WatchDeps,
@@ -105,15 +104,13 @@ export class EtcdWatch extends QueuedWatch {
   }
 
   /**
-   * etcd answers a progress request on this watch's own stream once the watch is
-   * synced, with the store's revision in the header: every event up to it was sent
-   * before the answer.
+   * Not answered on etcd: etcd 3.4 may answer a progress request with its current
+   * revision while this watch is still catching up (events below that revision still
+   * to come), and a progress mark ahead of an event would let a client resume past
+   * it. Heartbeats on etcd therefore carry no progress; a watch resumes from the
+   * last event it delivered.
    */
-  requestProgress(): void {
-    if (this.ended || this.stream === null || this.next === null) return;
-    this.progressRequested = true;
-    this.stream.write({ progress_request: {} });
-  }
+  requestProgress(): void {}
 
   private receive(response: IWatchResponse): void {
     if (this.ended) return;
@@ -136,15 +133,7 @@ export class EtcdWatch extends QueuedWatch {
       );
       return;
     }
-    if (response.events.length === 0) {
-      const revision = Number(response.header?.revision ?? 0);
-      if (!response.created && this.progressRequested && this.next !== null && revision >= this.next - 1) {
-        this.progressRequested = false;
-        this.next = revision + 1;
-        this.deliver({ events: [], progress: revision });
-      }
-      return;
-    }
+    if (response.events.length === 0) return;
     const events = response.events.map((event) => this.event(event));
     const last = events[events.length - 1];
     if (last) this.next = last.revision + 1;

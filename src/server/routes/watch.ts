@@ -33,7 +33,8 @@ function wireEvent(event: WatchEvent): WireWatchEvent {
  * heartbeat (15 s) is followed, once the store has delivered everything up to its
  * current revision R, by `id: R` + `event: progress` (`data: {"revision": R}`), so a
  * watch of a quiet prefix resumes after a reconnection from where it was, not from
- * "now".
+ * "now". On etcd no progress is sent (etcd 3.4 may answer a progress request ahead
+ * of events still due to a catching-up watch): a resume starts after the last event.
  */
 export const watchRoutes: FastifyPluginAsync<WatchRouteDeps> = async (
   app,
