@@ -9,6 +9,7 @@
  * first). A failure prints the seed; `CRASH_SEED=<seed>` replays the same kill
  * moments and values.
  */
+import { seededRandom } from '../src/core/runtime.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,18 +30,6 @@ const REQUEST_TIMEOUT_MS = 10_000;
 const READ_CONCURRENCY = 8;
 
 const SEED = process.env['CRASH_SEED'] !== undefined ? Number(process.env['CRASH_SEED']) : Date.now() % 2 ** 31;
-
-/** A small seeded generator (mulberry32): the kill moments and filler can be replayed from the seed. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 /** A write the server answered with a 2xx. */
 interface Ack {
