@@ -1,5 +1,5 @@
 import type { KeyValue, WatchEvent } from '../core/backend.js';
-import { toWireKeyValue } from '../api/wire.js';
+import { toWireKeyValue } from '../api/values.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 

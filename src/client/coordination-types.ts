@@ -2,7 +2,6 @@
  * What the coordination routes answer (issue 3), as the client returns them.
  * Election values and once output travel as UTF-8 text.
  */
-import type { LeaseId } from '../core/backend.js';
 
 /** A held lock, semaphore slot or leadership: `key` and `token` prove it. */
 export interface Held {
@@ -26,13 +25,8 @@ export type {
   OnceStatus as OnceState,
 } from '../primitives/index.js';
 
-export interface LeaderInfo {
-  readonly key: string;
-  readonly value: string;
-  readonly token: number;
-  readonly lease: LeaseId | null;
-  readonly revision: number;
-}
+/** An election's leader: its value as text. */
+export type { WireLeader as LeaderInfo } from '../api/wire.js';
 
 /** What `waitFor` waits for: exactly one condition. */
 export type WaitCondition = { exists: true } | { deleted: true } | { equals: string } | { matches: string };

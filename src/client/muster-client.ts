@@ -2,8 +2,15 @@ import type { KeyValue, LeaseId, LeaseInfo, RangeResult, SnapshotStream, WatchEv
 import { BackendUnavailableError, InvalidArgumentError } from '../core/errors.js';
 import { validateKey, validatePrefix } from '../core/key-path.js';
 import type {
+  WireBarrierReset,
   WireDeleteResponse,
   WireKeyValue,
+  WireLeaderAnswer,
+  WireLeaseList,
+  WireOnceCompleted,
+  WireOnceReset,
+  WireProclaimed,
+  WireWaitAnswer,
   WireLeaseGrant,
   WireLeaseInfo,
   WirePutResponse,
@@ -11,7 +18,7 @@ import type {
   WireTxnRequest,
   WireTxnResponse,
 } from '../api/wire.js';
-import { fromWireKeyValue } from '../api/wire.js';
+import { fromWireKeyValue } from '../api/values.js';
 import { parseEndpoints } from './endpoints.js';
 import { errorFromWire } from './error-from-wire.js';
 import type { FetchFunction } from './http-transport.js';
@@ -277,7 +284,7 @@ export class MusterClient {
       idempotent: true,
       ...callOptions(options),
     });
-    return ((await response.json()) as { leases: LeaseId[] }).leases;
+    return ((await response.json()) as WireLeaseList).leases;
   }
 
   /**
@@ -394,7 +401,7 @@ export class MusterClient {
   /** Change the leader's value; NotHolderError if the caller no longer leads. */
   async proclaim(name: string, leadership: Leadership, value: string, options: CallOptions = {}): Promise<number> {
     const { key, token, lease } = leadership;
-    const body = await this.postJson<{ revision: number }>(
+    const body = await this.postJson<WireProclaimed>(
       `/v1/elections/${seg(name)}/proclaim`,
       { key, token, lease, value },
       options,
@@ -409,7 +416,7 @@ export class MusterClient {
 
   /** The current leader of election `name`, or null. */
   async leader(name: string, options: CallOptions = {}): Promise<LeaderInfo | null> {
-    return (await this.getJson<{ leader: LeaderInfo | null }>(`/v1/elections/${seg(name)}/leader`, options)).leader;
+    return (await this.getJson<WireLeaderAnswer>(`/v1/elections/${seg(name)}/leader`, options)).leader;
   }
 
   /**
@@ -430,7 +437,7 @@ export class MusterClient {
           ...(options.signal ? { signal: options.signal } : {}),
         });
         for await (const data of sseData(response, 'leader')) {
-          const leader = (JSON.parse(data) as { leader: LeaderInfo | null }).leader;
+          const leader = (JSON.parse(data) as WireLeaderAnswer).leader;
           const id = leader ? `${leader.key}@${leader.token}:${leader.value}` : '';
           backoff.reset();
           if (id === last) continue;
@@ -467,7 +474,7 @@ export class MusterClient {
 
   /** Close a tripped barrier and forget its participants. */
   async resetBarrier(name: string, options: CallOptions = {}): Promise<number> {
-    return (await this.deleteJson<{ deleted: number }>(`/v1/barriers/${seg(name)}`, options)).deleted;
+    return (await this.deleteJson<WireBarrierReset>(`/v1/barriers/${seg(name)}`, options)).deleted;
   }
 
   /** Join `once NAME`: run the command if `role` is "runner", else use the recorded result. */
@@ -488,8 +495,7 @@ export class MusterClient {
       ...(turn.startedAt ? { startedAt: turn.startedAt } : {}),
       ...outcome,
     };
-    return (await this.postJson<{ result: OnceResult }>(`/v1/once/${seg(name)}/complete`, body, options, turn.key))
-      .result;
+    return (await this.postJson<WireOnceCompleted>(`/v1/once/${seg(name)}/complete`, body, options, turn.key)).result;
   }
 
   async onceStatus(name: string, options: CallOptions = {}): Promise<OnceState> {
@@ -498,7 +504,7 @@ export class MusterClient {
 
   /** Forget the recorded result so the next caller runs the command again; false if there was none. */
   async resetOnce(name: string, options: CallOptions = {}): Promise<boolean> {
-    return (await this.deleteJson<{ reset: boolean }>(`/v1/once/${seg(name)}`, options)).reset;
+    return (await this.deleteJson<WireOnceReset>(`/v1/once/${seg(name)}`, options)).reset;
   }
 
   /** Block until `key` satisfies `condition` (Noah's noah_block). Throws TimeoutError. */
@@ -514,7 +520,7 @@ export class MusterClient {
       context: { subject: key },
       ...(options.signal ? { signal: options.signal } : {}),
     });
-    const body = (await response.json()) as { key: string; revision: number; kv: WireKeyValue | null };
+    const body = (await response.json()) as WireWaitAnswer;
     const kv = body.kv ? fromWireKeyValue(body.kv) : null;
     return {
       key: body.key,

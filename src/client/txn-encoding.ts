@@ -7,7 +7,7 @@ import type {
   WireTxnResponse,
   WireValue,
 } from '../api/wire.js';
-import { encodeValue, fromWireKeyValue } from '../api/wire.js';
+import { encodeValue, fromWireKeyValue } from '../api/values.js';
 
 /** A value as a caller gives it: text (sent as UTF-8) or bytes. */
 export type ClientValue = string | Uint8Array;

@@ -3,8 +3,8 @@ import { Backoff } from '../core/backoff.js';
 import type { TimerHandle } from '../core/clock.js';
 import type { Runtime } from '../core/runtime.js';
 import { BackendUnavailableError, CompactedError } from '../core/errors.js';
-import type { WireCompactedEvent, WireWatchEvent } from '../api/wire.js';
-import { fromWireKeyValue } from '../api/wire.js';
+import type { WireCompactedEvent, WireProgressEvent, WireWatchEvent } from '../api/wire.js';
+import { fromWireKeyValue } from '../api/values.js';
 import type { HttpTransport } from './http-transport.js';
 import { keyPath, queryString } from './key-url.js';
 import type { SseItem } from './sse-reader.js';
@@ -174,7 +174,7 @@ class RevisionStream {
     if (message.event === 'progress') {
       // Whole revisions only: a progress mark comes after the last event of its revision.
       this.flush();
-      this.progress = (JSON.parse(message.data) as { revision: number }).revision;
+      this.progress = (JSON.parse(message.data) as WireProgressEvent).revision;
       return;
     }
     if (message.event === 'compacted') {

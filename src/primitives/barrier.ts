@@ -2,15 +2,7 @@ import type { Backend, LeaseId } from '../core/backend.js';
 import { InvalidArgumentError, LimitMismatchError } from '../core/errors.js';
 import { layout, validateName } from './layout.js';
 import { waitForAnyDelete, waitForEvent } from './wait-for-event.js';
-
-export interface BarrierStatus {
-  readonly name: string;
-  /** The count the participants asked for, or null when nobody is there. */
-  readonly count: number | null;
-  readonly arrived: number;
-  /** True once the barrier has tripped (until it is reset, or the last participant leaves). */
-  readonly ready: boolean;
-}
+import type { BarrierStatus } from './result-schemas.js';
 
 const MAX_COUNT = 100_000;
 const decoder = new TextDecoder();
@@ -139,3 +131,5 @@ export async function resetBarrier(backend: Backend, name: string): Promise<numb
   const result = await backend.delete({ key: `/muster/barriers/${name}/`, prefix: true });
   return result.deleted;
 }
+
+export type { BarrierStatus };

@@ -2,15 +2,7 @@ import type { Backend, KeyValue, LeaseId } from '../core/backend.js';
 import { NotHolderError } from '../core/errors.js';
 import { layout, validateName } from './layout.js';
 import { checkWaiterKey, joinQueue, leaveQueue, queueOf, waitForTurn, withQueueCleanup } from './waiter-queue.js';
-
-export interface Leadership {
-  readonly election: string;
-  /** The candidate key, `/muster/elections/<name>/candidates/<lease>`. */
-  readonly key: string;
-  /** The candidate key's createRevision: strictly increasing from leader to leader. */
-  readonly token: number;
-  readonly lease: LeaseId;
-}
+import type { Leadership } from './result-schemas.js';
 
 export interface Leader {
   readonly key: string;
@@ -114,3 +106,5 @@ function sameLeader(a: Leader | null, b: Leader | null): boolean {
   if (a === null || b === null) return a === b;
   return a.key === b.key && a.token === b.token && Buffer.compare(Buffer.from(a.value), Buffer.from(b.value)) === 0;
 }
+
+export type { Leadership };

@@ -4,26 +4,7 @@ import { sleep, systemClock } from '../core/clock.js';
 import { InvalidArgumentError, LeaseNotFoundError, NotHolderError } from '../core/errors.js';
 import { layout, validateName } from './layout.js';
 import { checkWaiterKey, joinQueue, queueOf, waitForTurn, withQueueCleanup } from './waiter-queue.js';
-
-export interface LockHandle {
-  readonly name: string;
-  /** The holder key, `/muster/locks/<name>/waiters/<lease>`. */
-  readonly key: string;
-  /**
-   * The fencing token: the holder key's createRevision, strictly increasing from
-   * one holder to the next. Guard writes with it (a txn comparing it) so a holder
-   * that lost the lock can never overwrite a newer holder's work.
-   */
-  readonly token: number;
-  readonly lease: LeaseId;
-}
-
-export interface LockStatus {
-  readonly name: string;
-  readonly holder: { key: string; token: number; lease: LeaseId | null } | null;
-  /** Waiters behind the holder. */
-  readonly waiting: number;
-}
+import type { LockHandle, LockStatus } from './result-schemas.js';
 
 export interface AcquireLockOptions {
   /** Aborts the wait (TimeoutError for a timeout: the caller's place is given up). */
@@ -180,3 +161,5 @@ function decodeRecord(kv: KeyValue): DelayRecord {
     return { delayMs: 0, lostAt: 0 };
   }
 }
+
+export type { LockHandle, LockStatus };

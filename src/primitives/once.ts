@@ -5,31 +5,7 @@ import { layout, validateName } from './layout.js';
 import { waitForAnyDelete, waitForEvent, throwIfAborted } from './wait-for-event.js';
 import { checkWaiterKey, joinQueue, leaveQueue, queueOf, withQueueCleanup } from './waiter-queue.js';
 import type { Waiter } from './waiter-queue.js';
-
-/** What the one run of `once NAME` left behind. */
-export interface OnceResult {
-  readonly exitCode: number;
-  /** The tail of the command's output (stdout and stderr interleaved). */
-  readonly output: string;
-  /** Who ran it (a hostname or any label the runner gave). */
-  readonly runner: string;
-  readonly token: number;
-  readonly startedAt: string;
-  readonly finishedAt: string;
-}
-
-/** Either the caller must run the command now, or someone already has. */
-export type OnceTurn =
-  | { readonly role: 'runner'; readonly key: string; readonly token: number; readonly startedAt: string }
-  | { readonly role: 'done'; readonly result: OnceResult };
-
-export interface OnceStatus {
-  readonly name: string;
-  readonly state: 'idle' | 'running' | 'done';
-  readonly result: OnceResult | null;
-  readonly runner: { key: string; token: number } | null;
-  readonly waiting: number;
-}
+import type { OnceResult, OnceTurn, OnceStatus } from './result-schemas.js';
 
 /** Output kept in the result, from the end. */
 export const ONCE_OUTPUT_LIMIT = 64 * 1024;
@@ -164,3 +140,5 @@ async function readResult(backend: Backend, key: string): Promise<OnceResult | n
     };
   }
 }
+
+export type { OnceResult, OnceTurn, OnceStatus };

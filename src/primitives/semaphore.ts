@@ -2,22 +2,7 @@ import type { Backend, KeyValue, LeaseId } from '../core/backend.js';
 import { InvalidArgumentError, LimitMismatchError, NotHolderError } from '../core/errors.js';
 import { layout, validateName } from './layout.js';
 import { checkWaiterKey, joinQueue, leaveQueue, queueOf, waitForTurn, withQueueCleanup } from './waiter-queue.js';
-
-export interface SemaphoreHandle {
-  readonly name: string;
-  readonly key: string;
-  /** The slot key's createRevision. */
-  readonly token: number;
-  readonly lease: LeaseId;
-  readonly limit: number;
-}
-
-export interface SemaphoreStatus {
-  readonly name: string;
-  readonly limit: number | null;
-  readonly holders: { key: string; token: number; lease: LeaseId | null }[];
-  readonly waiting: number;
-}
+import type { SemaphoreHandle, SemaphoreStatus } from './result-schemas.js';
 
 const MAX_LIMIT = 10_000;
 
@@ -81,3 +66,5 @@ export async function semaphoreStatus(backend: Backend, name: string): Promise<S
   const holders = waiters.slice(0, limit ?? 0).map((w) => ({ key: w.key, token: w.createRevision, lease: w.lease }));
   return { name, limit, holders, waiting: waiters.length - holders.length };
 }
+
+export type { SemaphoreHandle, SemaphoreStatus };

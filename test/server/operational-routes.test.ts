@@ -117,7 +117,7 @@ describe('GET /metrics', () => {
 describe('GET /openapi.json response schemas', () => {
   interface Schema {
     properties?: Record<string, unknown>;
-    oneOf?: Schema[];
+    anyOf?: Schema[];
     items?: Schema;
     required?: string[];
   }
@@ -130,12 +130,12 @@ describe('GET /openapi.json response schemas', () => {
     const doc = (await t.app.inject({ method: 'GET', url: '/openapi.json' })).json<Doc>();
     const kv = doc.paths['/v1/kv/{*}']?.get?.responses;
     expect(Object.keys(kv?.['200']?.content ?? {}).sort()).toEqual(['application/json', 'application/octet-stream']);
-    const shapes = kv?.['200']?.content?.['application/json']?.schema.oneOf ?? [];
+    const shapes = kv?.['200']?.content?.['application/json']?.schema.anyOf ?? [];
     expect(shapes.map((s) => s.required?.includes('kvs'))).toEqual([false, true]);
     expect(kv?.['204']).toBeDefined();
     const txn = doc.paths['/v1/txn']?.post?.responses['200']?.content?.['application/json']?.schema;
     const results = txn?.properties?.results as Schema | undefined;
-    expect(results?.items?.oneOf?.map((s) => (s.properties?.type as { enum: string[] }).enum[0])).toEqual([
+    expect(results?.items?.anyOf?.map((s) => (s.properties?.type as { enum: string[] }).enum[0])).toEqual([
       'put',
       'delete',
       'get',

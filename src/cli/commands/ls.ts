@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { countArgument, prefixArgument } from '../arguments.js';
 import type { CliContext } from '../context.js';
 import { displayValue, formatTable } from '../format.js';
-import { fromWireKeyValue } from '../../api/wire.js';
+import { fromWireKeyValue } from '../../api/values.js';
 
 interface LsFlags {
   limit?: number;

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import type { WireTxnOpResult, WireTxnRequest } from '../../api/wire.js';
-import { fromWireKeyValue } from '../../api/wire.js';
+import { fromWireKeyValue } from '../../api/values.js';
 import type { CliContext } from '../context.js';
 import { ExitCode, UsageError } from '../exit-codes.js';
 import { displayValue } from '../format.js';

@@ -1,45 +1,34 @@
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import Type from 'typebox';
+import { WireBarrierReset } from '../../api/wire.js';
 import { barrierStatus, enterBarrier, leaveBarrier, resetBarrier } from '../../primitives/barrier.js';
+import { BarrierStatus } from '../../primitives/result-schemas.js';
 import { blocking, timeoutSchema } from './blocking.js';
 import type { PrimitiveRouteDeps } from './blocking.js';
 import { leaseIdSchema, nameParams } from './primitive-schemas.js';
 
-const idSchema = { type: 'string', minLength: 1, maxLength: 128 } as const;
-const statusSchema = {
-  type: 'object',
-  properties: {
-    name: { type: 'string' },
-    count: { type: ['integer', 'null'] },
-    arrived: { type: 'integer' },
-    ready: { type: 'boolean' },
-  },
-} as const;
+const idSchema = Type.String({ minLength: 1, maxLength: 128 });
 
 /** Counting barriers and double barriers. */
-export const barrierRoutes: FastifyPluginAsync<PrimitiveRouteDeps> = async (app, deps) => {
+export const barrierRoutes: FastifyPluginAsyncTypebox<PrimitiveRouteDeps> = async (app, deps) => {
   const { backend } = deps;
-  app.post<{
-    Params: { name: string };
-    Body: { count: number; lease: string; id?: string; timeout?: string | number };
-  }>(
+  app.post(
     '/v1/barriers/:name/enter',
     {
       schema: {
         summary:
           'Arrive and wait until `count` participants have arrived (a tripped barrier lets late arrivals through)',
         params: nameParams,
-        body: {
-          type: 'object',
-          required: ['count', 'lease'],
-          additionalProperties: false,
-          properties: {
-            count: { type: 'integer', minimum: 1, maximum: 100000 },
+        body: Type.Object(
+          {
+            count: Type.Integer({ minimum: 1, maximum: 100000 }),
             lease: leaseIdSchema,
-            id: idSchema,
-            timeout: timeoutSchema,
+            id: Type.Optional(idSchema),
+            timeout: Type.Optional(timeoutSchema),
           },
-        },
-        response: { 200: statusSchema },
+          { additionalProperties: false },
+        ),
+        response: { 200: BarrierStatus },
       },
     },
     async (request, reply) => {
@@ -50,19 +39,14 @@ export const barrierRoutes: FastifyPluginAsync<PrimitiveRouteDeps> = async (app,
     },
   );
 
-  app.post<{ Params: { name: string }; Body: { id: string; timeout?: string | number } }>(
+  app.post(
     '/v1/barriers/:name/leave',
     {
       schema: {
         summary: 'Leave a double barrier; returns when every participant has left',
         params: nameParams,
-        body: {
-          type: 'object',
-          required: ['id'],
-          additionalProperties: false,
-          properties: { id: idSchema, timeout: timeoutSchema },
-        },
-        response: { 200: { type: 'object', properties: { left: { type: 'boolean' } } } },
+        body: Type.Object({ id: idSchema, timeout: Type.Optional(timeoutSchema) }, { additionalProperties: false }),
+        response: { 200: Type.Object({ left: Type.Boolean() }) },
       },
     },
     async (request, reply) => {
@@ -73,19 +57,21 @@ export const barrierRoutes: FastifyPluginAsync<PrimitiveRouteDeps> = async (app,
     },
   );
 
-  app.get<{ Params: { name: string } }>(
+  app.get(
     '/v1/barriers/:name',
-    { schema: { summary: 'Participants and state of a barrier', params: nameParams, response: { 200: statusSchema } } },
+    {
+      schema: { summary: 'Participants and state of a barrier', params: nameParams, response: { 200: BarrierStatus } },
+    },
     async (request) => barrierStatus(backend, request.params.name),
   );
 
-  app.delete<{ Params: { name: string } }>(
+  app.delete(
     '/v1/barriers/:name',
     {
       schema: {
         summary: 'Reset a barrier: close it and forget its participants',
         params: nameParams,
-        response: { 200: { type: 'object', properties: { reset: { type: 'boolean' }, deleted: { type: 'integer' } } } },
+        response: { 200: WireBarrierReset },
       },
     },
     async (request) => ({ reset: true, deleted: await resetBarrier(backend, request.params.name) }),

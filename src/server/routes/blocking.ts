@@ -1,6 +1,7 @@
 // Brings @fastify/swagger's schema fields (summary, description, tags) into FastifySchema.
 import type {} from '@fastify/swagger';
 import type { FastifyReply } from 'fastify';
+import { WireDuration } from '../../api/wire.js';
 import type { Backend } from '../../core/backend.js';
 import type { Clock } from '../../core/clock.js';
 import { parseDurationWithin } from '../../core/duration.js';
@@ -13,7 +14,7 @@ export const DEFAULT_BLOCKING_TIMEOUT_MS = 60_000;
 export const MAX_BLOCKING_TIMEOUT_MS = 24 * 3_600_000;
 
 /** JSON schema of a `timeout` field or query parameter: seconds, or a duration such as "30s". */
-export const timeoutSchema = { type: ['string', 'number'] } as const;
+export const timeoutSchema = WireDuration;
 
 /** Parse a blocking call's timeout (default 60 s, at most 24 h). */
 export function blockingTimeout(value: string | number | undefined): number {

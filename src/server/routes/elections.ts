@@ -1,68 +1,44 @@
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import Type from 'typebox';
+import { WireLeaderAnswer, WireProclaimed } from '../../api/wire.js';
+import type { WireLeader } from '../../api/wire.js';
 import { campaign, leader, observe, proclaim, resign } from '../../primitives/election.js';
 import type { Leader } from '../../primitives/election.js';
 import { validateName } from '../../primitives/layout.js';
 import { openSse, sseError, sseEvent } from '../sse.js';
 import { blocking, timeoutSchema } from './blocking.js';
 import type { PrimitiveRouteDeps } from './blocking.js';
+import { Leadership } from '../../primitives/result-schemas.js';
 import { heldBody, holderKeySchema, leaseIdSchema, nameParams, tokenSchema } from './primitive-schemas.js';
 
 const MAX_VALUE_LENGTH = 64 * 1024;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-const leaderSchema = {
-  anyOf: [
-    {
-      type: 'object',
-      properties: {
-        key: { type: 'string' },
-        value: { type: 'string' },
-        token: { type: 'integer' },
-        lease: { type: ['string', 'null'] },
-        revision: { type: 'integer' },
-      },
-    },
-    { type: 'null' },
-  ],
-} as const;
-
-function wireLeader(l: Leader | null) {
+function wireLeader(l: Leader | null): WireLeader | null {
   return l
     ? { key: l.key, value: decoder.decode(l.value), token: l.token, lease: l.lease, revision: l.revision }
     : null;
 }
 
 /** First-come leader election: campaign (blocking), proclaim, resign, leader, observe (SSE). */
-export const electionRoutes: FastifyPluginAsync<PrimitiveRouteDeps> = async (app, deps) => {
+export const electionRoutes: FastifyPluginAsyncTypebox<PrimitiveRouteDeps> = async (app, deps) => {
   const { backend } = deps;
-  app.post<{ Params: { name: string }; Body: { lease: string; value: string; timeout?: string | number } }>(
+  app.post(
     '/v1/elections/:name/campaign',
     {
       schema: {
         summary: 'Campaign with a value; returns when the caller leads',
         params: nameParams,
-        body: {
-          type: 'object',
-          required: ['lease', 'value'],
-          additionalProperties: false,
-          properties: {
+        body: Type.Object(
+          {
             lease: leaseIdSchema,
-            value: { type: 'string', maxLength: MAX_VALUE_LENGTH },
-            timeout: timeoutSchema,
+            value: Type.String({ maxLength: MAX_VALUE_LENGTH }),
+            timeout: Type.Optional(timeoutSchema),
           },
-        },
-        response: {
-          200: {
-            type: 'object',
-            properties: {
-              election: { type: 'string' },
-              key: { type: 'string' },
-              token: { type: 'integer' },
-              lease: { type: 'string' },
-            },
-          },
-        },
+          { additionalProperties: false },
+        ),
+        response: { 200: Leadership },
       },
     },
     async (request, reply) =>
@@ -71,24 +47,22 @@ export const electionRoutes: FastifyPluginAsync<PrimitiveRouteDeps> = async (app
       ),
   );
 
-  app.post<{ Params: { name: string }; Body: { key: string; token: number; lease: string; value: string } }>(
+  app.post(
     '/v1/elections/:name/proclaim',
     {
       schema: {
         summary: "Change the leader's value; refused (409 not_holder) unless the token still leads",
         params: nameParams,
-        body: {
-          type: 'object',
-          required: ['key', 'token', 'lease', 'value'],
-          additionalProperties: false,
-          properties: {
+        body: Type.Object(
+          {
             key: holderKeySchema,
             token: tokenSchema,
             lease: leaseIdSchema,
-            value: { type: 'string', maxLength: MAX_VALUE_LENGTH },
+            value: Type.String({ maxLength: MAX_VALUE_LENGTH }),
           },
-        },
-        response: { 200: { type: 'object', properties: { revision: { type: 'integer' } } } },
+          { additionalProperties: false },
+        ),
+        response: { 200: WireProclaimed },
       },
     },
     async (request) => {
@@ -102,14 +76,14 @@ export const electionRoutes: FastifyPluginAsync<PrimitiveRouteDeps> = async (app
     },
   );
 
-  app.post<{ Params: { name: string }; Body: { key: string; token: number } }>(
+  app.post(
     '/v1/elections/:name/resign',
     {
       schema: {
         summary: 'Step down, or withdraw a candidacy',
         params: nameParams,
         body: heldBody,
-        response: { 200: { type: 'object', properties: { resigned: { type: 'boolean' } } } },
+        response: { 200: Type.Object({ resigned: Type.Boolean() }) },
       },
     },
     async (request) => {
@@ -118,19 +92,19 @@ export const electionRoutes: FastifyPluginAsync<PrimitiveRouteDeps> = async (app
     },
   );
 
-  app.get<{ Params: { name: string } }>(
+  app.get(
     '/v1/elections/:name/leader',
     {
       schema: {
         summary: 'The current leader, or null',
         params: nameParams,
-        response: { 200: { type: 'object', properties: { leader: leaderSchema } } },
+        response: { 200: WireLeaderAnswer },
       },
     },
     async (request) => ({ leader: wireLeader(await leader(backend, request.params.name)) }),
   );
 
-  app.get<{ Params: { name: string } }>(
+  app.get(
     '/v1/elections/:name/observe',
     {
       schema: {
@@ -145,7 +119,10 @@ export const electionRoutes: FastifyPluginAsync<PrimitiveRouteDeps> = async (app
       // Read the current leader before committing to a stream, so errors are JSON.
       const first = await changes.next();
       const stream = openSse(reply, { clock: deps.clock, shutdown: deps.shutdown, stop: () => stop.abort() });
-      const send = (l: Leader | null) => stream.write(sseEvent('leader', { leader: wireLeader(l) }));
+      const send = (l: Leader | null) => {
+        const data: WireLeaderAnswer = { leader: wireLeader(l) };
+        return stream.write(sseEvent('leader', data));
+      };
       try {
         if (!first.done) await send(first.value);
         for await (const change of changes) await send(change);

@@ -1,6 +1,16 @@
-import type { FastifyPluginAsync, FastifyReply } from 'fastify';
-import { toWireKeyValue } from '../../api/wire.js';
-import type { WireDeleteResponse, WirePutResponse, WireRangeResponse } from '../../api/wire.js';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply } from 'fastify';
+import Type from 'typebox';
+import {
+  WireDeleteResponse,
+  WireDuration,
+  WireKeyMeta,
+  WireLeaseId,
+  WirePutResponse,
+  WireRangeResponse,
+  WireRevision,
+} from '../../api/wire.js';
+import { toWireKeyValue } from '../../api/values.js';
 import type { Backend, KeyValue, TxnOp, TxnOpResult } from '../../core/backend.js';
 import type { Clock } from '../../core/clock.js';
 import { parseDurationWithin } from '../../core/duration.js';
@@ -12,10 +22,8 @@ import {
   ValueTooLargeError,
 } from '../../core/errors.js';
 import { validateKey, validatePrefix } from '../../core/key-path.js';
-import { leaseIdSchema } from './primitive-schemas.js';
 import { blockingSignal } from './blocking.js';
 import { errorResponse } from '../error-handler.js';
-import { keyMetaSchema, rangeResponseSchema } from '../wire-schemas.js';
 
 interface Deps {
   backend: Backend;
@@ -25,39 +33,32 @@ interface Deps {
   shutdown?: AbortSignal;
 }
 
-interface KeyParams {
-  '*': string;
-}
-
-const revisionSchema = { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER } as const;
+const keyParams = Type.Object({ '*': Type.String() });
 const LONG_POLL_DEFAULT_MS = 30_000;
 const LONG_POLL_MAX_MS = 600_000;
 
-const putQuery = {
-  type: 'object',
-  additionalProperties: false,
-  properties: { lease: leaseIdSchema, prevRevision: revisionSchema },
-} as const;
+const putQuery = Type.Object(
+  { lease: Type.Optional(WireLeaseId), prevRevision: Type.Optional(WireRevision) },
+  { additionalProperties: false },
+);
 
-const getQuery = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    meta: { type: 'boolean' },
-    prefix: { type: 'boolean' },
-    limit: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
-    revision: revisionSchema,
-    keysOnly: { type: 'boolean' },
-    waitAfter: revisionSchema,
-    timeout: { type: ['string', 'number'] },
+const getQuery = Type.Object(
+  {
+    meta: Type.Optional(Type.Boolean()),
+    prefix: Type.Optional(Type.Boolean()),
+    limit: Type.Optional(WireRevision),
+    revision: Type.Optional(WireRevision),
+    keysOnly: Type.Optional(Type.Boolean()),
+    waitAfter: Type.Optional(WireRevision),
+    timeout: Type.Optional(WireDuration),
   },
-} as const;
+  { additionalProperties: false },
+);
 
-const deleteQuery = {
-  type: 'object',
-  additionalProperties: false,
-  properties: { prefix: { type: 'boolean' }, prevRevision: revisionSchema },
-} as const;
+const deleteQuery = Type.Object(
+  { prefix: Type.Optional(Type.Boolean()), prevRevision: Type.Optional(WireRevision) },
+  { additionalProperties: false },
+);
 
 /** The key named by the path after `/v1/kv`, decoded segment by segment. */
 export function keyFromPath(rest: string): string {
@@ -71,14 +72,17 @@ function sendKey(reply: FastifyReply, kv: KeyValue, revision: number, meta: bool
   reply.header('x-muster-create-revision', kv.createRevision);
   reply.header('x-muster-version', kv.version);
   if (kv.lease) reply.header('x-muster-lease', kv.lease);
-  if (meta) return reply.type('application/json').send(JSON.stringify({ ...toWireKeyValue(kv), revision }));
+  if (meta) {
+    const body: WireKeyMeta = { ...toWireKeyValue(kv), revision };
+    return reply.type('application/json').send(JSON.stringify(body));
+  }
   return reply
     .type('application/octet-stream')
     .send(Buffer.from(kv.value.buffer, kv.value.byteOffset, kv.value.byteLength));
 }
 
 /** Keys and values: put (with compare-and-swap), get, range, delete, long poll. */
-export const kvRoutes: FastifyPluginAsync<Deps> = async (app, { backend, clock, maxValueBytes, shutdown }) => {
+export const kvRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { backend, clock, maxValueBytes, shutdown }) => {
   // Values are bytes whatever their content type: take every body as a Buffer.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: maxValueBytes }, (_request, body, done) =>
@@ -98,31 +102,22 @@ export const kvRoutes: FastifyPluginAsync<Deps> = async (app, { backend, clock, 
       .send({ error: { code: tooLarge.code, message, ...(size === undefined ? {} : { size }), limit: maxValueBytes } });
   });
 
-  app.put<{ Params: KeyParams; Querystring: { lease?: string; prevRevision?: number }; Body: Buffer | undefined }>(
+  app.put(
     '/v1/kv/*',
     {
       bodyLimit: maxValueBytes,
       schema: {
         summary:
           'Write a key; the body is the value. prevRevision=N writes only if the key is at modRevision N (0: only if absent)',
+        params: keyParams,
         querystring: putQuery,
-        response: {
-          200: {
-            type: 'object',
-            properties: {
-              revision: { type: 'integer' },
-              key: { type: 'string' },
-              createRevision: { type: 'integer' },
-              modRevision: { type: 'integer' },
-              version: { type: 'integer' },
-            },
-          },
-        },
+        response: { 200: WirePutResponse },
       },
     },
-    async (request): Promise<WirePutResponse> => {
+    async (request) => {
       const key = validateKey(keyFromPath(request.params['*']));
-      const value = request.body ?? Buffer.alloc(0);
+      // The body is the value, as bytes (the content-type parser above), so it has no schema.
+      const value = (request.body as Buffer | undefined) ?? Buffer.alloc(0);
       if (value.byteLength > maxValueBytes) throw new ValueTooLargeError(value.byteLength, maxValueBytes);
       const lease = request.query.lease ?? null;
       const expected = request.query.prevRevision;
@@ -135,23 +130,13 @@ export const kvRoutes: FastifyPluginAsync<Deps> = async (app, { backend, clock, 
     },
   );
 
-  app.get<{
-    Params: KeyParams;
-    Querystring: {
-      meta?: boolean;
-      prefix?: boolean;
-      limit?: number;
-      revision?: number;
-      keysOnly?: boolean;
-      waitAfter?: number;
-      timeout?: string | number;
-    };
-  }>(
+  app.get(
     '/v1/kv/*',
     {
       schema: {
         summary:
           'Read a key (raw value; ?meta=true for JSON), list a prefix (?prefix=true), or long-poll (?waitAfter=N&timeout=30s)',
+        params: keyParams,
         querystring: getQuery,
         // JSON answers are sent already stringified (two shapes on one status), so
         // this schema documents them without a oneOf serializer on the read path.
@@ -160,7 +145,7 @@ export const kvRoutes: FastifyPluginAsync<Deps> = async (app, { backend, clock, 
             description: 'The raw value with X-Muster-* headers; JSON with ?meta=true (key) or ?prefix=true (range)',
             content: {
               'application/octet-stream': { schema: { type: 'string', format: 'binary' } },
-              'application/json': { schema: { oneOf: [keyMetaSchema, rangeResponseSchema] } },
+              'application/json': { schema: Type.Union([WireKeyMeta, WireRangeResponse]) },
             },
           },
           204: { description: 'A long poll (?waitAfter) reached its timeout first', type: 'null' },
@@ -205,18 +190,17 @@ export const kvRoutes: FastifyPluginAsync<Deps> = async (app, { backend, clock, 
     },
   );
 
-  app.delete<{ Params: KeyParams; Querystring: { prefix?: boolean; prevRevision?: number } }>(
+  app.delete(
     '/v1/kv/*',
     {
       schema: {
         summary: 'Delete a key, or every key under a prefix (?prefix=true); prevRevision=N deletes only if at N',
+        params: keyParams,
         querystring: deleteQuery,
-        response: {
-          200: { type: 'object', properties: { revision: { type: 'integer' }, deleted: { type: 'integer' } } },
-        },
+        response: { 200: WireDeleteResponse },
       },
     },
-    async (request): Promise<WireDeleteResponse> => {
+    async (request) => {
       const path = keyFromPath(request.params['*']);
       const prefix = request.query.prefix ?? false;
       const key = prefix ? validatePrefix(path) : validateKey(path);

@@ -1,5 +1,6 @@
-import type { FastifyPluginAsync } from 'fastify';
-import type { WireLeaseGrant, WireLeaseInfo } from '../../api/wire.js';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import Type from 'typebox';
+import { WireDuration, WireLeaseGrant, WireLeaseInfo, WireLeaseList, WireLeaseRevoked } from '../../api/wire.js';
 import type { Backend } from '../../core/backend.js';
 import { parseDuration } from '../../core/duration.js';
 import { InvalidArgumentError } from '../../core/errors.js';
@@ -8,13 +9,7 @@ import { leaseIdSchema } from './primitive-schemas.js';
 /** Lease TTLs are whole seconds from 1 s to one day. */
 export const MAX_LEASE_TTL = 86_400;
 
-const idParams = {
-  type: 'object',
-  required: ['id'],
-  additionalProperties: false,
-  properties: { id: leaseIdSchema },
-} as const;
-const grantSchema = { type: 'object', properties: { id: { type: 'string' }, ttl: { type: 'integer' } } } as const;
+const idParams = Type.Object({ id: leaseIdSchema }, { additionalProperties: false });
 
 function ttlSeconds(ttl: string | number): number {
   const ms = parseDuration(ttl, 'ttl');
@@ -29,37 +24,32 @@ function ttlSeconds(ttl: string | number): number {
 }
 
 /** Leases: grant, keep alive, revoke, inspect, list. */
-export const leaseRoutes: FastifyPluginAsync<{ backend: Backend }> = async (app, { backend }) => {
-  app.post<{ Body: { ttl: string | number } }>(
+export const leaseRoutes: FastifyPluginAsyncTypebox<{ backend: Backend }> = async (app, { backend }) => {
+  app.post(
     '/v1/leases',
     {
       schema: {
         summary: 'Grant a lease of `ttl` (seconds, or a duration such as "15s"); keys bound to it vanish when it ends',
-        body: {
-          type: 'object',
-          required: ['ttl'],
-          additionalProperties: false,
-          properties: { ttl: { type: ['string', 'number'] } },
-        },
-        response: { 200: grantSchema },
+        body: Type.Object({ ttl: WireDuration }, { additionalProperties: false }),
+        response: { 200: WireLeaseGrant },
       },
     },
-    async (request): Promise<WireLeaseGrant> => backend.grantLease(ttlSeconds(request.body.ttl)),
+    async (request) => backend.grantLease(ttlSeconds(request.body.ttl)),
   );
 
-  app.post<{ Params: { id: string } }>(
+  app.post(
     '/v1/leases/:id/keepalive',
-    { schema: { summary: 'Renew a lease to its full TTL', params: idParams, response: { 200: grantSchema } } },
-    async (request): Promise<WireLeaseGrant> => backend.keepAlive(request.params.id),
+    { schema: { summary: 'Renew a lease to its full TTL', params: idParams, response: { 200: WireLeaseGrant } } },
+    async (request) => backend.keepAlive(request.params.id),
   );
 
-  app.delete<{ Params: { id: string } }>(
+  app.delete(
     '/v1/leases/:id',
     {
       schema: {
         summary: 'Revoke a lease now, deleting its keys',
         params: idParams,
-        response: { 200: { type: 'object', properties: { revoked: { type: 'boolean' }, id: { type: 'string' } } } },
+        response: { 200: WireLeaseRevoked },
       },
     },
     async (request) => {
@@ -68,26 +58,16 @@ export const leaseRoutes: FastifyPluginAsync<{ backend: Backend }> = async (app,
     },
   );
 
-  app.get<{ Params: { id: string } }>(
+  app.get(
     '/v1/leases/:id',
     {
       schema: {
         summary: 'A lease: seconds left, TTL granted, keys bound to it',
         params: idParams,
-        response: {
-          200: {
-            type: 'object',
-            properties: {
-              id: { type: 'string' },
-              ttl: { type: 'integer' },
-              grantedTtl: { type: 'integer' },
-              keys: { type: 'array', items: { type: 'string' } },
-            },
-          },
-        },
+        response: { 200: WireLeaseInfo },
       },
     },
-    async (request): Promise<WireLeaseInfo> => backend.leaseInfo(request.params.id),
+    async (request) => backend.leaseInfo(request.params.id),
   );
 
   app.get(
@@ -95,7 +75,7 @@ export const leaseRoutes: FastifyPluginAsync<{ backend: Backend }> = async (app,
     {
       schema: {
         summary: 'Every live lease',
-        response: { 200: { type: 'object', properties: { leases: { type: 'array', items: { type: 'string' } } } } },
+        response: { 200: WireLeaseList },
       },
     },
     async () => ({ leases: await backend.listLeases() }),

@@ -1,19 +1,11 @@
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import Type from 'typebox';
 import { parseDurationWithin } from '../../core/duration.js';
 import { MAX_LOCK_DELAY_MS, acquireLock, lockStatus, releaseLock } from '../../primitives/lock.js';
+import { LockHandle, LockStatus } from '../../primitives/result-schemas.js';
 import { blocking, timeoutSchema } from './blocking.js';
 import type { PrimitiveRouteDeps } from './blocking.js';
-import { heldBody, holderSchema, leaseIdSchema, nameParams } from './primitive-schemas.js';
-
-const handleSchema = {
-  type: 'object',
-  properties: {
-    name: { type: 'string' },
-    key: { type: 'string' },
-    token: { type: 'integer' },
-    lease: { type: 'string' },
-  },
-} as const;
+import { heldBody, leaseIdSchema, nameParams } from './primitive-schemas.js';
 
 function lockDelay(value: string | number | undefined): number {
   if (value === undefined) return 0;
@@ -21,12 +13,9 @@ function lockDelay(value: string | number | undefined): number {
 }
 
 /** Fenced locks: acquire (blocking), release, status. */
-export const lockRoutes: FastifyPluginAsync<PrimitiveRouteDeps> = async (app, deps) => {
+export const lockRoutes: FastifyPluginAsyncTypebox<PrimitiveRouteDeps> = async (app, deps) => {
   const { backend } = deps;
-  app.post<{
-    Params: { name: string };
-    Body: { lease: string; timeout?: string | number; lockDelay?: string | number };
-  }>(
+  app.post(
     '/v1/locks/:name/acquire',
     {
       schema: {
@@ -37,13 +26,11 @@ export const lockRoutes: FastifyPluginAsync<PrimitiveRouteDeps> = async (app, de
           'lock for this long after a contender first finds it gone. Waiting out such a delay counts toward ' +
           "the caller's timeout.",
         params: nameParams,
-        body: {
-          type: 'object',
-          required: ['lease'],
-          additionalProperties: false,
-          properties: { lease: leaseIdSchema, timeout: timeoutSchema, lockDelay: timeoutSchema },
-        },
-        response: { 200: handleSchema },
+        body: Type.Object(
+          { lease: leaseIdSchema, timeout: Type.Optional(timeoutSchema), lockDelay: Type.Optional(timeoutSchema) },
+          { additionalProperties: false },
+        ),
+        response: { 200: LockHandle },
       },
     },
     async (request, reply) => {
@@ -54,14 +41,14 @@ export const lockRoutes: FastifyPluginAsync<PrimitiveRouteDeps> = async (app, de
     },
   );
 
-  app.post<{ Params: { name: string }; Body: { key: string; token: number } }>(
+  app.post(
     '/v1/locks/:name/release',
     {
       schema: {
         summary: 'Release a lock; refused (409 not_holder) unless the token still holds it',
         params: nameParams,
         body: heldBody,
-        response: { 200: { type: 'object', properties: { released: { type: 'boolean' } } } },
+        response: { 200: Type.Object({ released: Type.Boolean() }) },
       },
     },
     async (request) => {
@@ -70,23 +57,10 @@ export const lockRoutes: FastifyPluginAsync<PrimitiveRouteDeps> = async (app, de
     },
   );
 
-  app.get<{ Params: { name: string } }>(
+  app.get(
     '/v1/locks/:name',
     {
-      schema: {
-        summary: 'Who holds a lock, and how many wait',
-        params: nameParams,
-        response: {
-          200: {
-            type: 'object',
-            properties: {
-              name: { type: 'string' },
-              holder: { anyOf: [holderSchema, { type: 'null' }] },
-              waiting: { type: 'integer' },
-            },
-          },
-        },
-      },
+      schema: { summary: 'Who holds a lock, and how many wait', params: nameParams, response: { 200: LockStatus } },
     },
     async (request) => lockStatus(backend, request.params.name),
   );

@@ -1,49 +1,27 @@
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import Type from 'typebox';
 import { ONCE_OUTPUT_LIMIT, beginOnce, completeOnce, onceStatus, resetOnce } from '../../primitives/once.js';
+import { WireOnceCompleted, WireOnceReset } from '../../api/wire.js';
+import { OnceStatus, OnceTurn } from '../../primitives/result-schemas.js';
 import { blocking, timeoutSchema } from './blocking.js';
 import type { PrimitiveRouteDeps } from './blocking.js';
 import { holderKeySchema, leaseIdSchema, nameParams, tokenSchema } from './primitive-schemas.js';
 
-const resultSchema = {
-  type: 'object',
-  properties: {
-    exitCode: { type: 'integer' },
-    output: { type: 'string' },
-    runner: { type: 'string' },
-    token: { type: 'integer' },
-    startedAt: { type: 'string' },
-    finishedAt: { type: 'string' },
-  },
-} as const;
-
 /** Run-exactly-once: begin (blocking), complete, status, reset. */
-export const onceRoutes: FastifyPluginAsync<PrimitiveRouteDeps> = async (app, deps) => {
+export const onceRoutes: FastifyPluginAsyncTypebox<PrimitiveRouteDeps> = async (app, deps) => {
   const { backend, clock } = deps;
-  app.post<{ Params: { name: string }; Body: { lease: string; timeout?: string | number } }>(
+  app.post(
     '/v1/once/:name/begin',
     {
       schema: {
         summary:
           'Join a once: `role: runner` means run the command now and complete; `role: done` carries the recorded result',
         params: nameParams,
-        body: {
-          type: 'object',
-          required: ['lease'],
-          additionalProperties: false,
-          properties: { lease: leaseIdSchema, timeout: timeoutSchema },
-        },
-        response: {
-          200: {
-            type: 'object',
-            properties: {
-              role: { type: 'string', enum: ['runner', 'done'] },
-              key: { type: 'string' },
-              token: { type: 'integer' },
-              startedAt: { type: 'string' },
-              result: resultSchema,
-            },
-          },
-        },
+        body: Type.Object(
+          { lease: leaseIdSchema, timeout: Type.Optional(timeoutSchema) },
+          { additionalProperties: false },
+        ),
+        response: { 200: OnceTurn },
       },
     },
     async (request, reply) =>
@@ -52,30 +30,25 @@ export const onceRoutes: FastifyPluginAsync<PrimitiveRouteDeps> = async (app, de
       ),
   );
 
-  app.post<{
-    Params: { name: string };
-    Body: { key: string; token: number; startedAt?: string; exitCode: number; output?: string; runner?: string };
-  }>(
+  app.post(
     '/v1/once/:name/complete',
     {
       schema: {
         summary: "Record the runner's result (refused with 409 not_holder if its session ended first)",
         params: nameParams,
-        body: {
-          type: 'object',
-          required: ['key', 'token', 'exitCode'],
-          additionalProperties: false,
-          properties: {
+        body: Type.Object(
+          {
             key: holderKeySchema,
             token: tokenSchema,
-            startedAt: { type: 'string', maxLength: 64 },
-            exitCode: { type: 'integer', minimum: 0, maximum: 255 },
+            startedAt: Type.Optional(Type.String({ maxLength: 64 })),
+            exitCode: Type.Integer({ minimum: 0, maximum: 255 }),
             // Longer output is accepted and cut to its tail.
-            output: { type: 'string', maxLength: ONCE_OUTPUT_LIMIT * 4 },
-            runner: { type: 'string', maxLength: 256 },
+            output: Type.Optional(Type.String({ maxLength: ONCE_OUTPUT_LIMIT * 4 })),
+            runner: Type.Optional(Type.String({ maxLength: 256 })),
           },
-        },
-        response: { 200: { type: 'object', properties: { result: resultSchema } } },
+          { additionalProperties: false },
+        ),
+        response: { 200: WireOnceCompleted },
       },
     },
     async (request) => {
@@ -91,41 +64,25 @@ export const onceRoutes: FastifyPluginAsync<PrimitiveRouteDeps> = async (app, de
     },
   );
 
-  app.get<{ Params: { name: string } }>(
+  app.get(
     '/v1/once/:name',
     {
       schema: {
         summary: 'State of a once: idle, running or done, with its result',
         params: nameParams,
-        response: {
-          200: {
-            type: 'object',
-            properties: {
-              name: { type: 'string' },
-              state: { type: 'string' },
-              result: { anyOf: [resultSchema, { type: 'null' }] },
-              runner: {
-                anyOf: [
-                  { type: 'object', properties: { key: { type: 'string' }, token: { type: 'integer' } } },
-                  { type: 'null' },
-                ],
-              },
-              waiting: { type: 'integer' },
-            },
-          },
-        },
+        response: { 200: OnceStatus },
       },
     },
     async (request) => onceStatus(backend, request.params.name),
   );
 
-  app.delete<{ Params: { name: string } }>(
+  app.delete(
     '/v1/once/:name',
     {
       schema: {
         summary: 'Forget the recorded result so that the next caller runs the command again',
         params: nameParams,
-        response: { 200: { type: 'object', properties: { reset: { type: 'boolean' } } } },
+        response: { 200: WireOnceReset },
       },
     },
     async (request) => ({ reset: await resetOnce(backend, request.params.name) }),

@@ -1,26 +1,15 @@
-/** JSON-schema pieces shared by the primitives' routes. */
-import { LEASE_ID_PATTERN } from '../../core/backend.js';
+/** JSON-schema pieces (TypeBox) shared by the primitives' routes. */
+import Type from 'typebox';
+import { WireLeaseId } from '../../api/wire.js';
 
-export const nameParams = {
-  type: 'object',
-  required: ['name'],
-  additionalProperties: false,
-  properties: { name: { type: 'string', minLength: 1, maxLength: 128 } },
-} as const;
+export const nameParams = Type.Object(
+  { name: Type.String({ minLength: 1, maxLength: 128 }) },
+  { additionalProperties: false },
+);
 
-export const leaseIdSchema = { type: 'string', pattern: LEASE_ID_PATTERN.source } as const;
-export const tokenSchema = { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER } as const;
-export const holderKeySchema = { type: 'string', minLength: 2, maxLength: 1024, pattern: '^/muster/' } as const;
+export const leaseIdSchema = WireLeaseId;
+export const tokenSchema = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER });
+export const holderKeySchema = Type.String({ minLength: 2, maxLength: 1024, pattern: '^/muster/' });
 
 /** `{key, token}`: what release, resign and complete take to prove they hold something. */
-export const heldBody = {
-  type: 'object',
-  required: ['key', 'token'],
-  additionalProperties: false,
-  properties: { key: holderKeySchema, token: tokenSchema },
-} as const;
-
-export const holderSchema = {
-  type: 'object',
-  properties: { key: { type: 'string' }, token: { type: 'integer' }, lease: { type: ['string', 'null'] } },
-} as const;
+export const heldBody = Type.Object({ key: holderKeySchema, token: tokenSchema }, { additionalProperties: false });

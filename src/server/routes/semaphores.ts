@@ -1,40 +1,29 @@
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import Type from 'typebox';
+import { SemaphoreHandle, SemaphoreStatus } from '../../primitives/result-schemas.js';
 import { acquireSemaphore, releaseSemaphore, semaphoreStatus } from '../../primitives/semaphore.js';
 import { blocking, timeoutSchema } from './blocking.js';
 import type { PrimitiveRouteDeps } from './blocking.js';
-import { heldBody, holderSchema, leaseIdSchema, nameParams } from './primitive-schemas.js';
+import { heldBody, leaseIdSchema, nameParams } from './primitive-schemas.js';
 
 /** Counting semaphores: at most `limit` holders. */
-export const semaphoreRoutes: FastifyPluginAsync<PrimitiveRouteDeps> = async (app, deps) => {
+export const semaphoreRoutes: FastifyPluginAsyncTypebox<PrimitiveRouteDeps> = async (app, deps) => {
   const { backend } = deps;
-  app.post<{ Params: { name: string }; Body: { lease: string; limit: number; timeout?: string | number } }>(
+  app.post(
     '/v1/semaphores/:name/acquire',
     {
       schema: {
         summary: 'Wait for one of `limit` slots; every contender must give the same limit',
         params: nameParams,
-        body: {
-          type: 'object',
-          required: ['lease', 'limit'],
-          additionalProperties: false,
-          properties: {
+        body: Type.Object(
+          {
             lease: leaseIdSchema,
-            limit: { type: 'integer', minimum: 1, maximum: 10000 },
-            timeout: timeoutSchema,
+            limit: Type.Integer({ minimum: 1, maximum: 10000 }),
+            timeout: Type.Optional(timeoutSchema),
           },
-        },
-        response: {
-          200: {
-            type: 'object',
-            properties: {
-              name: { type: 'string' },
-              key: { type: 'string' },
-              token: { type: 'integer' },
-              lease: { type: 'string' },
-              limit: { type: 'integer' },
-            },
-          },
-        },
+          { additionalProperties: false },
+        ),
+        response: { 200: SemaphoreHandle },
       },
     },
     async (request, reply) =>
@@ -43,14 +32,14 @@ export const semaphoreRoutes: FastifyPluginAsync<PrimitiveRouteDeps> = async (ap
       ),
   );
 
-  app.post<{ Params: { name: string }; Body: { key: string; token: number } }>(
+  app.post(
     '/v1/semaphores/:name/release',
     {
       schema: {
         summary: 'Give a slot back',
         params: nameParams,
         body: heldBody,
-        response: { 200: { type: 'object', properties: { released: { type: 'boolean' } } } },
+        response: { 200: Type.Object({ released: Type.Boolean() }) },
       },
     },
     async (request) => {
@@ -59,24 +48,10 @@ export const semaphoreRoutes: FastifyPluginAsync<PrimitiveRouteDeps> = async (ap
     },
   );
 
-  app.get<{ Params: { name: string } }>(
+  app.get(
     '/v1/semaphores/:name',
     {
-      schema: {
-        summary: 'Holders and waiters of a semaphore',
-        params: nameParams,
-        response: {
-          200: {
-            type: 'object',
-            properties: {
-              name: { type: 'string' },
-              limit: { type: ['integer', 'null'] },
-              holders: { type: 'array', items: holderSchema },
-              waiting: { type: 'integer' },
-            },
-          },
-        },
-      },
+      schema: { summary: 'Holders and waiters of a semaphore', params: nameParams, response: { 200: SemaphoreStatus } },
     },
     async (request) => semaphoreStatus(backend, request.params.name),
   );

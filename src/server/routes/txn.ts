@@ -1,60 +1,57 @@
-import type { FastifyPluginAsync } from 'fastify';
-import { decodeValue, toWireKeyValue } from '../../api/wire.js';
-import type { WireCompare, WireTxnOp, WireTxnOpResult, WireTxnRequest, WireTxnResponse } from '../../api/wire.js';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import Type from 'typebox';
+import type { Static } from 'typebox';
+import { CompareOp, ValueEncoding, WireKey, WireLeaseOrNull, WireRevision, WireTxnResponse } from '../../api/wire.js';
+import { decodeValue, toWireKeyValue } from '../../api/values.js';
+import type { WireTxnOpResult } from '../../api/wire.js';
 import type { Backend, Compare, TxnOp, TxnOpResult } from '../../core/backend.js';
 import { LEASE_ID_PATTERN } from '../../core/backend.js';
 import { InvalidArgumentError, ValueTooLargeError } from '../../core/errors.js';
 import { validateKey, validatePrefix } from '../../core/key-path.js';
-import { txnResponseSchema } from '../wire-schemas.js';
-import { leaseIdSchema } from './primitive-schemas.js';
 
 /** At most this many compares plus ops in one transaction. */
 export const MAX_TXN_OPS = 128;
 
-const op = { type: 'string', enum: ['=', '!=', '<', '>'] } as const;
-const key = { type: 'string', minLength: 1, maxLength: 1024 } as const;
-const encoding = { type: 'string', enum: ['utf8', 'base64'] } as const;
-const lease = { anyOf: [leaseIdSchema, { type: 'null' }] } as const;
-
-const compareSchema = {
-  type: 'object',
-  required: ['key', 'target', 'op', 'value'],
-  additionalProperties: false,
-  properties: {
-    key,
-    target: { type: 'string', enum: ['value', 'version', 'createRevision', 'modRevision', 'lease'] },
-    op,
-    value: { type: ['string', 'integer', 'null'] },
-    encoding,
+// The body is checked field by field here (so a bad field is named in the 400),
+// and its shape per target and op type in toCompare and toOp below: the exact
+// shapes are WireCompare and WireTxnOp of api/wire.ts (the client's types).
+const compareSchema = Type.Object(
+  {
+    key: WireKey,
+    target: Type.Enum(['value', 'version', 'createRevision', 'modRevision', 'lease']),
+    op: CompareOp,
+    // A type list, not an anyOf, so that type coercion leaves 0 a number.
+    value: Type.Unsafe<string | number | null>({ type: ['string', 'integer', 'null'] }),
+    encoding: Type.Optional(ValueEncoding),
   },
-} as const;
+  { additionalProperties: false },
+);
 
-const opSchema = {
-  type: 'object',
-  required: ['type', 'key'],
-  additionalProperties: false,
-  properties: {
-    type: { type: 'string', enum: ['put', 'delete', 'get'] },
-    key,
-    value: { type: 'string' },
-    encoding,
-    lease,
-    prefix: { type: 'boolean' },
-    limit: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
-    revision: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
-    keysOnly: { type: 'boolean' },
+const opSchema = Type.Object(
+  {
+    type: Type.Enum(['put', 'delete', 'get']),
+    key: WireKey,
+    value: Type.Optional(Type.String()),
+    encoding: Type.Optional(ValueEncoding),
+    lease: Type.Optional(WireLeaseOrNull),
+    prefix: Type.Optional(Type.Boolean()),
+    limit: Type.Optional(WireRevision),
+    revision: Type.Optional(WireRevision),
+    keysOnly: Type.Optional(Type.Boolean()),
   },
-} as const;
+  { additionalProperties: false },
+);
+type BodyCompare = Static<typeof compareSchema>;
+type BodyOp = Static<typeof opSchema>;
 
-const bodySchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    compare: { type: 'array', items: compareSchema, maxItems: MAX_TXN_OPS },
-    success: { type: 'array', items: opSchema, maxItems: MAX_TXN_OPS },
-    failure: { type: 'array', items: opSchema, maxItems: MAX_TXN_OPS },
+const bodySchema = Type.Object(
+  {
+    compare: Type.Optional(Type.Array(compareSchema, { maxItems: MAX_TXN_OPS })),
+    success: Type.Optional(Type.Array(opSchema, { maxItems: MAX_TXN_OPS })),
+    failure: Type.Optional(Type.Array(opSchema, { maxItems: MAX_TXN_OPS })),
   },
-} as const;
+  { additionalProperties: false },
+);
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
@@ -73,7 +70,7 @@ function valueOf(
   return bytes;
 }
 
-function toCompare(c: WireCompare, index: number, maxValueBytes: number): Compare {
+function toCompare(c: BodyCompare, index: number, maxValueBytes: number): Compare {
   const at = `compare[${index}]`;
   const k = validateKey(c.key);
   if (c.target === 'value') {
@@ -95,13 +92,13 @@ function toCompare(c: WireCompare, index: number, maxValueBytes: number): Compar
   return { key: k, target: c.target, op: c.op, value: c.value };
 }
 
-const OP_FIELDS: Record<WireTxnOp['type'], readonly string[]> = {
+const OP_FIELDS: Record<BodyOp['type'], readonly string[]> = {
   put: ['type', 'key', 'value', 'encoding', 'lease'],
   delete: ['type', 'key', 'prefix'],
   get: ['type', 'key', 'prefix', 'limit', 'revision', 'keysOnly'],
 };
 
-function toOp(o: WireTxnOp, at: string, maxValueBytes: number): TxnOp {
+function toOp(o: BodyOp, at: string, maxValueBytes: number): TxnOp {
   const extra = Object.keys(o).filter((f) => !OP_FIELDS[o.type].includes(f));
   if (extra.length > 0)
     throw new InvalidArgumentError(`${at}: a ${o.type} takes no ${extra.join(', ')}`, 'invalid_request');
@@ -135,18 +132,18 @@ function toWireResult(r: TxnOpResult): WireTxnOpResult {
 }
 
 /** Atomic multi-key compare-and-swap. */
-export const txnRoutes: FastifyPluginAsync<{ backend: Backend; maxValueBytes: number }> = async (
+export const txnRoutes: FastifyPluginAsyncTypebox<{ backend: Backend; maxValueBytes: number }> = async (
   app,
   { backend, maxValueBytes },
 ) => {
-  app.post<{ Body: WireTxnRequest }>(
+  app.post(
     '/v1/txn',
     {
       schema: {
         summary: 'If every compare holds, apply `success`, else `failure`; all at one revision',
         body: bodySchema,
         // Documents the answer; it is sent already stringified (see below).
-        response: { 200: txnResponseSchema },
+        response: { 200: WireTxnResponse },
       },
     },
     async (request, reply) => {
@@ -166,8 +163,8 @@ export const txnRoutes: FastifyPluginAsync<{ backend: Backend; maxValueBytes: nu
         revision: result.revision,
         results: result.results.map(toWireResult),
       };
-      // A string skips the response serializer, whose oneOf over result types would cost more than JSON.stringify.
-      return reply.type('application/json').send(JSON.stringify(answer));
+      // JSON.stringify instead of the schema's serializer, whose anyOf over result types costs more.
+      return reply.type('application/json; charset=utf-8').serializer(JSON.stringify).send(answer);
     },
   );
 };

@@ -1,5 +1,7 @@
-import type { FastifyPluginAsync } from 'fastify';
-import { toWireKeyValue } from '../../api/wire.js';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import Type from 'typebox';
+import { WireWaitAnswer } from '../../api/wire.js';
+import { toWireKeyValue } from '../../api/values.js';
 import { InvalidArgumentError } from '../../core/errors.js';
 import { validateKey } from '../../core/key-path.js';
 import { matchesCondition, waitFor } from '../../primitives/wait.js';
@@ -31,24 +33,25 @@ function conditionOf(query: WaitQuery): WaitCondition {
 }
 
 /** Block until a key satisfies a condition (Noah's noah_block). */
-export const waitRoutes: FastifyPluginAsync<PrimitiveRouteDeps> = async (app, deps) => {
+export const waitRoutes: FastifyPluginAsyncTypebox<PrimitiveRouteDeps> = async (app, deps) => {
   const { backend } = deps;
-  app.get<{ Params: { '*': string }; Querystring: WaitQuery }>(
+  app.get(
     '/v1/wait/*',
     {
       schema: {
         summary: 'Wait until the key exists, is deleted, equals a value or matches a pattern; 408 `timeout` otherwise',
-        querystring: {
-          type: 'object',
-          additionalProperties: false,
-          properties: {
-            exists: { type: 'boolean' },
-            deleted: { type: 'boolean' },
-            equals: { type: 'string', maxLength: 65536 },
-            matches: { type: 'string', maxLength: 256 },
-            timeout: timeoutSchema,
+        params: Type.Object({ '*': Type.String() }),
+        querystring: Type.Object(
+          {
+            exists: Type.Optional(Type.Boolean()),
+            deleted: Type.Optional(Type.Boolean()),
+            equals: Type.Optional(Type.String({ maxLength: 65536 })),
+            matches: Type.Optional(Type.String({ maxLength: 256 })),
+            timeout: Type.Optional(timeoutSchema),
           },
-        },
+          { additionalProperties: false },
+        ),
+        response: { 200: WireWaitAnswer },
       },
     },
     async (request, reply) => {
@@ -57,7 +60,12 @@ export const waitRoutes: FastifyPluginAsync<PrimitiveRouteDeps> = async (app, de
       const outcome = await blocking(reply, deps, request.query.timeout, `wait on ${key}`, (signal) =>
         waitFor(backend, key, condition, signal),
       );
-      return { key, satisfied: true, revision: outcome.revision, kv: outcome.kv ? toWireKeyValue(outcome.kv) : null };
+      return {
+        key,
+        satisfied: true as const,
+        revision: outcome.revision,
+        kv: outcome.kv ? toWireKeyValue(outcome.kv) : null,
+      };
     },
   );
 };

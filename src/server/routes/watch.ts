@@ -1,6 +1,7 @@
-import type { FastifyPluginAsync } from 'fastify';
-import { toWireKeyValue } from '../../api/wire.js';
-import type { WireCompactedEvent, WireWatchEvent } from '../../api/wire.js';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import Type from 'typebox';
+import { toWireKeyValue } from '../../api/values.js';
+import type { WireCompactedEvent, WireProgressEvent, WireWatchEvent } from '../../api/wire.js';
 import type { Backend, WatchEvent } from '../../core/backend.js';
 import type { Clock } from '../../core/clock.js';
 import { CompactedError, InvalidArgumentError } from '../../core/errors.js';
@@ -36,26 +37,26 @@ function wireEvent(event: WatchEvent): WireWatchEvent {
  * "now". On etcd no progress is sent (etcd 3.4 may answer a progress request ahead
  * of events still due to a catching-up watch): a resume starts after the last event.
  */
-export const watchRoutes: FastifyPluginAsync<WatchRouteDeps> = async (
+export const watchRoutes: FastifyPluginAsyncTypebox<WatchRouteDeps> = async (
   app,
   { backend, clock, onWatchCount, shutdown },
 ) => {
-  app.get<{ Params: { '*': string }; Querystring: { fromRevision?: number; prefix?: boolean; prevKv?: boolean } }>(
+  app.get(
     '/v1/watch/*',
     {
       schema: {
         summary:
           'Stream changes as Server-Sent Events (event: put|delete, id: revision; event: progress with id: the revision delivered so far, after heartbeats); ?fromRevision=N replays history first; Last-Event-ID resumes after that revision',
-        querystring: {
-          type: 'object',
-          additionalProperties: false,
-          properties: {
-            fromRevision: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER },
-            prefix: { type: 'boolean' },
-            prevKv: { type: 'boolean' },
+        params: Type.Object({ '*': Type.String() }),
+        querystring: Type.Object(
+          {
+            fromRevision: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER })),
+            prefix: Type.Optional(Type.Boolean()),
+            prevKv: Type.Optional(Type.Boolean()),
           },
-        },
-        headers: { type: 'object', properties: { 'last-event-id': { type: 'string', pattern: '^[0-9]{1,15}$' } } },
+          { additionalProperties: false },
+        ),
+        headers: Type.Object({ 'last-event-id': Type.Optional(Type.String({ pattern: '^[0-9]{1,15}$' })) }),
       },
     },
     async (request, reply) => {
@@ -85,7 +86,8 @@ export const watchRoutes: FastifyPluginAsync<WatchRouteDeps> = async (
           if (batch.progress !== undefined && batch.events.length === 0) {
             // Everything up to this revision has been sent: a client (a browser's
             // EventSource too) that reconnects with Last-Event-ID resumes after it.
-            await stream.write(sseEvent('progress', { revision: batch.progress }, batch.progress));
+            const progress: WireProgressEvent = { revision: batch.progress };
+            await stream.write(sseEvent('progress', progress, batch.progress));
             continue;
           }
           let chunk = '';
