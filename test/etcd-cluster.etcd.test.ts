@@ -26,12 +26,19 @@ interface Acked {
 }
 
 /**
- * How long writes may stall when the etcd leader dies. The target is 3 s (etcd
- * elects a new leader in about 2 s): run alone, this test measures 0.3-1 s; with the
- * rest of the suite on the same 2 cores it has measured up to 6.1 s, so the bound
- * checked here is liveness (the old code stalled 5 s even alone). The figure is printed.
+ * How long writes may stall when the etcd leader dies (the issue's target: 3 s).
+ * The old code stalled 5 s: each call waited out its 5 s deadline; then, with
+ * per-attempt deadlines, etcd3's circuit breaker set every member aside for 5 s
+ * after the calls forwarded to the dead leader timed out. Now about 1 s.
  */
-const MAX_WRITE_GAP_MS = 10_000;
+const MAX_WRITE_GAP_MS = 3_000;
+/**
+ * muster's own part of the stall: from the moment a surviving member reports a new
+ * leader to the first write acknowledged through muster after the pause. A call
+ * stuck on the dead member gives up after its attempt timeout (1 s) and goes to a
+ * live one; the rest is scheduling on a loaded machine.
+ */
+const MAX_RESUME_AFTER_ELECTION_MS = 2_000;
 
 const text = (bytes: Uint8Array): string => new TextDecoder().decode(bytes);
 
@@ -90,15 +97,36 @@ describe('EtcdBackend on a 3-member etcd cluster', () => {
       const killedAt = Date.now();
       await etcd.kill(victim);
       const ackedAtKill = acked.length;
+      // When etcd itself has a leader again, as a surviving member tells it.
+      let electedAt: number | undefined;
+      const electing = (async () => {
+        while (electedAt === undefined && !stop) {
+          try {
+            await etcd.leaderIndex();
+            electedAt = Date.now();
+          } catch {
+            await new Promise((resolve) => setTimeout(resolve, 25));
+          }
+        }
+      })();
 
       await eventually(() => expect(acked.length).toBeGreaterThanOrEqual(ackedAtKill + WRITES_WHILE_DOWN), 30_000);
       expect(etcd.isRunning(victim)).toBe(false);
       // How long writes stalled around the loss of the leader: the longest pause between
       // two acknowledgements from just before the kill until writing went on.
       const times = [killedAt, ...acked.slice(ackedAtKill).map((a) => a.at)].sort((x, y) => x - y);
-      const gap = Math.max(...times.slice(1).map((t, i) => t - (times[i] as number)));
-      console.log(`etcd leader killed: writes through muster paused for at most ${gap} ms`);
+      const gaps = times.slice(1).map((t, i) => t - (times[i] as number));
+      const gap = Math.max(...gaps);
+      const resumedAt = times[gaps.indexOf(gap) + 1] as number;
+      await electing;
+      if (electedAt === undefined) throw new Error('no new etcd leader was seen');
+      const ownPart = Math.max(0, resumedAt - electedAt);
+      console.log(
+        `etcd leader killed: writes through muster paused for at most ${gap} ms; etcd had a new leader after ` +
+          `${electedAt - killedAt} ms, writes through muster went on ${ownPart} ms after that`,
+      );
       expect(gap).toBeLessThan(MAX_WRITE_GAP_MS);
+      expect(ownPart).toBeLessThan(MAX_RESUME_AFTER_ELECTION_MS);
 
       await etcd.restart(victim);
       const ackedAtRestart = acked.length;

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { Etcd3 } from 'etcd3';
+import { ConsecutiveBreaker, circuitBreaker, handleWhen } from 'cockatiel';
+import { Etcd3, GRPCUnavailableError } from 'etcd3';
 import type {
   ICompare,
   IOptions,
@@ -86,6 +87,21 @@ const noRetries: GlobalPolicy = {
 };
 
 /**
+ * Set a member aside only when it cannot be reached (three connection failures
+ * in a row), and try it again after a second. etcd3's default breaker also counts
+ * deadlines, and keeps a member aside for 5 s: when the leader dies, the calls
+ * that the followers were forwarding to it time out on each follower, so every
+ * member was set aside at once and writes stalled for 5 s after etcd had already
+ * elected a new leader.
+ */
+const HOST_HALF_OPEN_MS = 1_000;
+const unreachableMember = () =>
+  circuitBreaker(
+    handleWhen((error) => error instanceof GRPCUnavailableError),
+    { halfOpenAfter: HOST_HALF_OPEN_MS, breaker: new ConsecutiveBreaker(3) },
+  );
+
+/**
  * The Backend on an etcd v3 cluster. etcd is the state: revisions, versions,
  * leases, transactions and watches are etcd's own, read and written through its
  * gRPC API (etcd3's low-level KV, Lease and Watch clients), with muster's keys
@@ -117,7 +133,7 @@ export class EtcdBackend implements Backend {
     const client = new Etcd3({
       hosts: [...options.endpoints],
       ...(options.tls ? { credentials: await loadCredentials(options.tls) } : {}),
-      faultHandling: { global: noRetries },
+      faultHandling: { global: noRetries, host: unreachableMember },
       grpcOptions: {
         'grpc.max_receive_message_length': -1,
         // Notice a dead connection under a long-lived watch; etcd refuses pings more
