@@ -29,16 +29,17 @@ interface Acked {
  * How long writes may stall when the etcd leader dies (the issue's target: 3 s).
  * The old code stalled 5 s: each call waited out its 5 s deadline; then, with
  * per-attempt deadlines, etcd3's circuit breaker set every member aside for 5 s
- * after the calls forwarded to the dead leader timed out. Now about 1 s.
+ * after the calls forwarded to the dead leader timed out. Now about 2 s: the calls
+ * waiting on the dead leader end at their attempt deadline (2 s).
  */
 const MAX_WRITE_GAP_MS = 3_000;
 /**
  * muster's own part of the stall: from the moment a surviving member reports a new
  * leader to the first write acknowledged through muster after the pause. A call
- * stuck on the dead member gives up after its attempt timeout (1 s) and goes to a
+ * stuck on the dead member gives up after its attempt timeout (2 s) and goes to a
  * live one; the rest is scheduling on a loaded machine.
  */
-const MAX_RESUME_AFTER_ELECTION_MS = 2_000;
+const MAX_RESUME_AFTER_ELECTION_MS = 2_500;
 
 const text = (bytes: Uint8Array): string => new TextDecoder().decode(bytes);
 
