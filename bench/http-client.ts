@@ -31,6 +31,7 @@ export function send(
   url: string,
   body?: object | string | Uint8Array,
   timeoutMs = REQUEST_TIMEOUT_MS,
+  headers: Readonly<Record<string, string>> = {},
 ): Promise<Answer> {
   const json = body !== undefined && typeof body === 'object' && !(body instanceof Uint8Array);
   const payload = json ? JSON.stringify(body) : body;
@@ -38,7 +39,10 @@ export function send(
     const req = request(url, {
       method,
       agent,
-      headers: payload === undefined ? {} : { 'content-type': json ? 'application/json' : 'application/octet-stream' },
+      headers: {
+        ...headers,
+        ...(payload === undefined ? {} : { 'content-type': json ? 'application/json' : 'application/octet-stream' }),
+      },
     });
     const timer = setTimeout(
       () => req.destroy(new Error(`${method} ${new URL(url).pathname}: no answer within ${timeoutMs} ms`)),
@@ -65,8 +69,14 @@ export function send(
 }
 
 /** `send`, then parse the JSON answer; throws, naming the call, unless the status is 2xx. */
-export async function sendJson(agent: Agent, method: string, url: string, body?: object): Promise<unknown> {
-  const answer = await send(agent, method, url, body);
+export async function sendJson(
+  agent: Agent,
+  method: string,
+  url: string,
+  body?: object,
+  headers: Readonly<Record<string, string>> = {},
+): Promise<unknown> {
+  const answer = await send(agent, method, url, body, REQUEST_TIMEOUT_MS, headers);
   if (answer.status < 200 || answer.status > 299) {
     throw new Error(`${method} ${new URL(url).pathname} answered ${answer.status}: ${answer.body.slice(0, 300)}`);
   }

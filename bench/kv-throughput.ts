@@ -29,6 +29,7 @@ const SYSTEM = {
   memory: 'muster (memory)',
   etcd: 'etcd',
   onEtcd: 'muster (on etcd)',
+  durableNoAuth: 'muster (file, no auth)',
 } as const;
 
 /** A system under test while it runs. */
@@ -40,6 +41,8 @@ interface Running {
   populate(value: Uint8Array): Promise<void>;
   /** How many keys of the keyspace exist. */
   countKeys(): Promise<number>;
+  /** The token wrk sends, or null (etcd, and muster without auth). */
+  readonly token: string | null;
   stop(): Promise<void>;
 }
 
@@ -63,6 +66,7 @@ async function runKvThroughput(settings: BenchSettings, log: (line: string) => v
   const { measurements, notes } = await oneAfterAnother(
     (scratch) => [
       musterSystem(SYSTEM.durable, join(scratch, 'muster-data')),
+      musterSystem(SYSTEM.durableNoAuth, join(scratch, 'muster-data-no-auth'), [], false),
       musterSystem(SYSTEM.memory, ':memory:'),
       etcdSystem(),
       musterOnEtcdSystem(join(scratch, 'unused')),
@@ -88,7 +92,7 @@ async function measureSystem(
       runWrk({
         url: running.url,
         script: 'kv.lua',
-        scriptArgs: [system.protocol, op, String(KEYSPACE), String(VALUE_BYTES)],
+        scriptArgs: [system.protocol, op, String(KEYSPACE), String(VALUE_BYTES), running.token ?? '-'],
         seconds,
         connections: settings.connections,
         threads: settings.threads,
@@ -133,7 +137,7 @@ async function measureSystem(
   }
 }
 
-/** The ratios issues 2 and 4 set as targets. */
+/** The ratios issues 2, 4 and 8 set as targets. */
 function ratios(measurements: readonly Measurement[]): Ratio[] {
   const find = (system: string, operation: string) => {
     const found = measurements.find((m) => m.system === system && m.operation === operation);
@@ -146,7 +150,22 @@ function ratios(measurements: readonly Measurement[]): Ratio[] {
   const durableGet = find(SYSTEM.durable, 'get');
   const etcdRange = find(SYSTEM.etcd, 'range');
   const onEtcdPut = find(SYSTEM.onEtcd, 'put');
+  const noAuthPut = find(SYSTEM.durableNoAuth, 'put');
+  const noAuthGet = find(SYSTEM.durableNoAuth, 'get');
   return [
+    // Issue 8: a token costs little (every muster row but "no auth" sends one).
+    ratio(
+      'muster (file) put with a token / without auth, req/s',
+      durablePut.reqPerSec / noAuthPut.reqPerSec,
+      0.9,
+      'at-least',
+    ),
+    ratio(
+      'muster (file) get with a token / without auth, req/s',
+      durableGet.reqPerSec / noAuthGet.reqPerSec,
+      0.9,
+      'at-least',
+    ),
     ratio('muster (file) put / etcd put, req/s', durablePut.reqPerSec / etcdPut.reqPerSec, 3.0, 'at-least'),
     ratio(
       'muster (file) put / muster (memory) put, req/s',
@@ -195,16 +214,17 @@ function musterOnEtcdSystem(dataDir: string): System {
   };
 }
 
-function musterSystem(label: string, dataDir: string, extraArgs: readonly string[] = []): System {
+function musterSystem(label: string, dataDir: string, extraArgs: readonly string[] = [], auth = true): System {
   return {
     label,
     protocol: 'muster',
     readOperation: 'get',
     async start() {
-      const server = await startMuster(dataDir, extraArgs);
+      const server = await startMuster(dataDir, extraArgs, { auth });
       return {
         url: server.url,
         pid: server.pid,
+        token: server.token,
         populate: (value) =>
           forEachBatch(async (keys) => {
             const success = keys.map((key) => ({
@@ -216,12 +236,14 @@ function musterSystem(label: string, dataDir: string, extraArgs: readonly string
             const response = await fetch(`${server.url}/v1/txn`, {
               method: 'POST',
               body: JSON.stringify({ success }),
-              headers: { 'content-type': 'application/json' },
+              headers: { 'content-type': 'application/json', ...server.headers },
             });
             await expectOk(response, 'POST /v1/txn');
           }),
         async countKeys() {
-          const response = await fetch(`${server.url}/v1/kv${KEY_PREFIX}?prefix=true&limit=1&keysOnly=true`);
+          const response = await fetch(`${server.url}/v1/kv${KEY_PREFIX}?prefix=true&limit=1&keysOnly=true`, {
+            headers: server.headers,
+          });
           await expectOk(response.clone(), `GET ${KEY_PREFIX}?prefix=true`);
           return ((await response.json()) as { count: number }).count;
         },
@@ -253,6 +275,7 @@ function etcdSystem(): System {
       return {
         url,
         pid: findPid(`--listen-client-urls=${url}`),
+        token: null,
         populate: (value) =>
           forEachBatch(async (keys) => {
             const success = keys.map((key) => ({

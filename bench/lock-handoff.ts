@@ -200,20 +200,31 @@ function musterSystem(dataDir: string): System {
       return {
         pid: server.pid,
         async contender(agent, ttl) {
-          const { id } = (await sendJson(agent, 'POST', `${server.url}/v1/leases`, { ttl })) as { id: string };
+          const { id } = (await sendJson(agent, 'POST', `${server.url}/v1/leases`, { ttl }, server.headers)) as {
+            id: string;
+          };
           return {
             async acquire() {
-              const handle = (await sendJson(agent, 'POST', `${lock}/acquire`, { lease: id, timeout: '60s' })) as {
+              const handle = (await sendJson(
+                agent,
+                'POST',
+                `${lock}/acquire`,
+                { lease: id, timeout: '60s' },
+                server.headers,
+              )) as {
                 key: string;
                 token: number;
               };
               return {
                 token: handle.token,
                 async release() {
-                  const answer = (await sendJson(agent, 'POST', `${lock}/release`, {
-                    key: handle.key,
-                    token: handle.token,
-                  })) as { released?: boolean };
+                  const answer = (await sendJson(
+                    agent,
+                    'POST',
+                    `${lock}/release`,
+                    { key: handle.key, token: handle.token },
+                    server.headers,
+                  )) as { released?: boolean };
                   if (answer.released !== true) throw new Error(`release answered ${JSON.stringify(answer)}`);
                 },
               };

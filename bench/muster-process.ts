@@ -9,9 +9,16 @@ import { packageRoot } from './paths.js';
 const START_TIMEOUT_MS = 20_000;
 const STOP_TIMEOUT_MS = 10_000;
 
+/** The admin token of every muster server the bench starts with auth on. */
+export const BENCH_ADMIN_TOKEN = 'mst_00000000be0c_' + 'B'.repeat(43);
+
 export interface MusterProcess {
   readonly url: string;
   readonly pid: number;
+  /** What every request to it sends (the Authorization header; none without auth). */
+  readonly headers: Readonly<Record<string, string>>;
+  /** Its token, or null without auth. */
+  readonly token: string | null;
   /** SIGTERM and wait for the exit; SIGKILL after STOP_TIMEOUT_MS. */
   stop(): Promise<void>;
 }
@@ -20,12 +27,36 @@ export interface MusterProcess {
  * Start `muster server --data-dir <dataDir>` (plus `extraArgs`, such as `--etcd URL`);
  * resolves once it listens and /healthz answers 200.
  */
-export async function startMuster(dataDir: string, extraArgs: readonly string[] = []): Promise<MusterProcess> {
+export async function startMuster(
+  dataDir: string,
+  extraArgs: readonly string[] = [],
+  { auth = true }: { auth?: boolean } = {},
+): Promise<MusterProcess> {
   const root = packageRoot();
   const child = spawn(
     process.execPath,
-    [join(root, 'bin', 'muster.js'), 'server', '--listen', '127.0.0.1:0', '--data-dir', dataDir, ...extraArgs],
-    { cwd: root, env: { ...process.env, MUSTER_LISTEN: '', MUSTER_DATA_DIR: '', MUSTER_CONFIG: '' } },
+    // With tokens, as users run it: the bench's admin token is given at start, and
+    // every request sends it (`headers`). `auth: false` is the comparison run.
+    [
+      join(root, 'bin', 'muster.js'),
+      'server',
+      '--listen',
+      '127.0.0.1:0',
+      '--data-dir',
+      dataDir,
+      ...(auth ? [] : ['--insecure-no-auth']),
+      ...extraArgs,
+    ],
+    {
+      cwd: root,
+      env: {
+        ...process.env,
+        MUSTER_LISTEN: '',
+        MUSTER_DATA_DIR: '',
+        MUSTER_CONFIG: '',
+        MUSTER_ADMIN_TOKEN: auth ? BENCH_ADMIN_TOKEN : '',
+      },
+    },
   );
   // Always drained: a full pipe would block the server mid-run.
   let output = '';
@@ -64,7 +95,13 @@ export async function startMuster(dataDir: string, extraArgs: readonly string[] 
     const health = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(5000) });
     if (health.status !== 200) throw new Error(`muster /healthz answered ${health.status} after start`);
     if (child.pid === undefined) throw new Error('muster server has no pid');
-    return { url, pid: child.pid, stop };
+    return {
+      url,
+      pid: child.pid,
+      stop,
+      headers: auth ? { authorization: `Bearer ${BENCH_ADMIN_TOKEN}` } : {},
+      token: auth ? BENCH_ADMIN_TOKEN : null,
+    };
   } catch (error) {
     child.kill('SIGKILL');
     await exited;

@@ -243,7 +243,14 @@ function musterSystem(dataDir: string): System {
       const server = await startMuster(dataDir);
       const writer = keepAliveAgent(1);
       const write = async (key: string, value: string) => {
-        const answer = await send(writer, 'PUT', `${server.url}/v1/kv${key}`, Buffer.from(value));
+        const answer = await send(
+          writer,
+          'PUT',
+          `${server.url}/v1/kv${key}`,
+          Buffer.from(value),
+          undefined,
+          server.headers,
+        );
         if (answer.status !== 200) throw new Error(`PUT /v1/kv${key} answered ${answer.status}: ${answer.body}`);
       };
       // The writer's connection is open before the first measured write.
@@ -253,7 +260,7 @@ function musterSystem(dataDir: string): System {
         wait(agent, key, value) {
           const { waiter, ready, released } = settleable();
           const path = `/v1/wait${key}?equals=${encodeURIComponent(value)}&timeout=60s`;
-          const req = request(`${server.url}${path}`, { agent });
+          const req = request(`${server.url}${path}`, { agent, headers: server.headers });
           req.on('error', (error) => released(`GET ${path}: ${error.message}`));
           req.once('finish', () => ready(true));
           req.once('response', (res) => {

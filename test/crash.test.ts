@@ -17,7 +17,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WireKeyValue, WirePutResponse, WireRangeResponse } from '../src/api/wire.js';
 import type { ServerProcess } from './cli/cli-harness.js';
-import { assertBuilt, startServerProcess } from './cli/cli-harness.js';
+import { assertBuilt, startServerProcess, TEST_ADMIN_TOKEN } from './cli/cli-harness.js';
 
 const WRITERS = 8;
 const KILL_CYCLES = 6;
@@ -103,7 +103,7 @@ async function writer(cycle: Cycle, id: number, random: () => number): Promise<v
       response = await fetch(`${cycle.url}/v1/kv${key}`, {
         method: 'PUT',
         body: value,
-        headers: { 'content-type': 'application/octet-stream' },
+        headers: { 'content-type': 'application/octet-stream', authorization: `Bearer ${TEST_ADMIN_TOKEN}` },
         signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
       });
       body = (await response.json()) as WirePutResponse;
@@ -124,6 +124,7 @@ async function writer(cycle: Cycle, id: number, random: () => number): Promise<v
 /** Everything under PREFIX in one read, with the store's revision. */
 async function readAll(url: string): Promise<WireRangeResponse> {
   const response = await fetch(`${url}/v1/kv${PREFIX}?prefix=true`, {
+    headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` },
     signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
   });
   expect(response.status).toBe(200);
@@ -135,7 +136,10 @@ async function readOne(
   url: string,
   key: string,
 ): Promise<{ status: number; kv: (WireKeyValue & { revision: number }) | null }> {
-  const response = await fetch(`${url}/v1/kv${key}?meta=true`, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+  const response = await fetch(`${url}/v1/kv${key}?meta=true`, {
+    headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` },
+    signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+  });
   if (response.status !== 200) return { status: response.status, kv: null };
   return { status: 200, kv: (await response.json()) as WireKeyValue & { revision: number } };
 }
@@ -252,7 +256,11 @@ describe('muster server survives SIGKILL (SQLite file store)', () => {
         );
       }
       // The last restart takes writes too.
-      const response = await fetch(`${server.url}/v1/kv${PREFIX}after-the-last-crash`, { method: 'PUT', body: 'ok' });
+      const response = await fetch(`${server.url}/v1/kv${PREFIX}after-the-last-crash`, {
+        method: 'PUT',
+        body: 'ok',
+        headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` },
+      });
       expect(response.status).toBe(200);
       expect(((await response.json()) as WirePutResponse).revision).toBeGreaterThan(storeRevision);
     } catch (error) {

@@ -3,7 +3,7 @@ import { MusterClient } from '../src/client/muster-client.js';
 import { Session } from '../src/client/session.js';
 import { BackendUnavailableError } from '../src/core/errors.js';
 import type { WatchEvent } from '../src/core/backend.js';
-import { assertBuilt, startServerProcess } from './cli/cli-harness.js';
+import { assertBuilt, startServerProcess, TEST_ADMIN_TOKEN } from './cli/cli-harness.js';
 import type { ServerProcess } from './cli/cli-harness.js';
 import { eventually } from './conformance/harness.js';
 import { startEtcd } from './support/etcd-server.js';
@@ -50,7 +50,7 @@ describe('two muster servers on one etcd', () => {
   });
 
   it('a watch through one server sees writes made through the other', async () => {
-    const [one, two] = servers.map((s) => new MusterClient({ endpoints: s.url }));
+    const [one, two] = servers.map((s) => new MusterClient({ endpoints: s.url, token: TEST_ADMIN_TOKEN }));
     const start = (await one!.list('/shared/')).revision;
     const seen: WatchEvent[] = [];
     const stop = new AbortController();
@@ -67,7 +67,7 @@ describe('two muster servers on one etcd', () => {
   });
 
   it('a lock taken through one server blocks a contender on the other', async () => {
-    const [one, two] = servers.map((s) => new MusterClient({ endpoints: s.url }));
+    const [one, two] = servers.map((s) => new MusterClient({ endpoints: s.url, token: TEST_ADMIN_TOKEN }));
     const s1 = await Session.start(one!, { ttlSeconds: 10 });
     const s2 = await Session.start(two!, { ttlSeconds: 10 });
     const held = await one!.acquireLock('cross', s1.leaseId);
@@ -87,7 +87,7 @@ describe('two muster servers on one etcd', () => {
   });
 
   it('when the server leading the duties dies, the other takes them over; sessions on the survivor stay held', async () => {
-    const clients = servers.map((s) => new MusterClient({ endpoints: s.url }));
+    const clients = servers.map((s) => new MusterClient({ endpoints: s.url, token: TEST_ADMIN_TOKEN }));
     const first = await eventually(() => dutiesLeader(clients[0]!), 15_000);
     const leaderIndex = servers.findIndex((s) => first.server.endsWith(`:${new URL(s.url).port}/${s.cli.child.pid}`));
     expect(leaderIndex).toBeGreaterThanOrEqual(0);
@@ -121,7 +121,7 @@ describe('two muster servers on one etcd', () => {
 
   it('answers 503 unavailable while etcd is down, and recovers by itself', async () => {
     const alive = servers.find((s) => s.cli.child.exitCode === null && s.cli.child.signalCode === null)!;
-    const client = new MusterClient({ endpoints: alive.url, requestTimeoutMs: 15_000 });
+    const client = new MusterClient({ endpoints: alive.url, requestTimeoutMs: 15_000, token: TEST_ADMIN_TOKEN });
     await client.put('/outage/before', 'x');
     await etcd.kill(0);
     const error = await client.get('/outage/before').catch((e: unknown) => e);

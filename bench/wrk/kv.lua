@@ -1,6 +1,6 @@
 -- wrk script for the kv-throughput bench (bench/kv-throughput.ts).
 --
---   wrk ... -s bench/wrk/kv.lua URL -- <system> <op> <keyspace> <value-bytes>
+--   wrk ... -s bench/wrk/kv.lua URL -- <system> <op> <keyspace> <value-bytes> [<token>|-]
 --
 -- system: "muster" (PUT/GET /v1/kv/<key>, raw bytes) or "etcd" (POST /v3/kv/put and
 -- /v3/kv/range on etcd's JSON gateway, keys and values in base64).
@@ -13,6 +13,7 @@ local paths = {}   -- muster: the request path of each key
 local bodies = {}  -- etcd: the JSON body of each key's request (put or range)
 local value
 local headers
+local get_headers
 
 local B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
 
@@ -69,6 +70,12 @@ function init(args)
 
   if system == 'muster' then
     headers = { ['Content-Type'] = 'application/octet-stream' }
+    get_headers = {}
+    -- A muster server with auth on takes the token as a bearer header.
+    if args[5] and args[5] ~= '-' then
+      headers['Authorization'] = 'Bearer ' .. args[5]
+      get_headers['Authorization'] = 'Bearer ' .. args[5]
+    end
   else
     headers = { ['Content-Type'] = 'application/json' }
   end
@@ -81,7 +88,7 @@ function request()
     if op == 'put' then
       return wrk.format('PUT', paths[i], headers, value)
     end
-    return wrk.format('GET', paths[i])
+    return wrk.format('GET', paths[i], get_headers)
   end
   if op == 'put' then
     return wrk.format('POST', '/v3/kv/put', headers, bodies[i])

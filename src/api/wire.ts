@@ -10,6 +10,7 @@ import Type from 'typebox';
 import type { Static } from 'typebox';
 import { LEASE_ID_PATTERN } from '../core/backend.js';
 import { OnceResult } from '../primitives/result-schemas.js';
+import { ROLES } from '../security/policy.js';
 
 /** A lease id: 1 to 16 lowercase hex digits. */
 export const WireLeaseId = Type.String({ pattern: LEASE_ID_PATTERN.source, description: 'A lease id (hex)' });
@@ -225,6 +226,15 @@ export type WireOnceCompleted = Static<typeof WireOnceCompleted>;
 /** `DELETE /v1/once/<name>` → 200: whether there was a result to forget. */
 export const WireOnceReset = Type.Object({ reset: Type.Boolean() });
 export type WireOnceReset = Static<typeof WireOnceReset>;
+
+/** `GET /v1/auth/whoami` → 200: the token a request carries. */
+export const WireWhoAmI = Type.Object({
+  auth: Type.Boolean({ description: 'False when the server runs with --insecure-no-auth' }),
+  tokenId: Type.String(),
+  role: Type.Enum([...ROLES]),
+  policy: Type.String({ description: 'The role, and for node and cluster tokens their name' }),
+});
+export type WireWhoAmI = Static<typeof WireWhoAmI>;
 
 /** Every 4xx/5xx body. Extra fields (such as `currentModRevision`) add context. */
 export const WireErrorBody = Type.Object({

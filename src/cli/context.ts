@@ -2,12 +2,13 @@ import type { Command } from 'commander';
 import { MusterClient } from '../client/muster-client.js';
 import type { CliIo } from './io.js';
 import { ExitCode } from './exit-codes.js';
+import { resolveClientSettings } from './client-config.js';
 
-/** Where `muster` connects when neither `--endpoint` nor MUSTER_ENDPOINT says. */
-export const DEFAULT_ENDPOINT = 'http://127.0.0.1:4100';
+export { DEFAULT_ENDPOINT } from './client-config.js';
 
 interface GlobalOptions {
   endpoint?: string;
+  token?: string;
   json?: boolean;
 }
 
@@ -18,10 +19,14 @@ export class CliContext {
 
   constructor(readonly io: CliIo) {}
 
-  /** A client for `--endpoint`, else MUSTER_ENDPOINT, else the default. */
+  /** A client for the endpoint and token the flags, environment or config file name (client-config.ts). */
   client(command: Command): MusterClient {
     const options = command.optsWithGlobals<GlobalOptions>();
-    return new MusterClient({ endpoints: options.endpoint ?? this.io.env.MUSTER_ENDPOINT ?? DEFAULT_ENDPOINT });
+    const settings = resolveClientSettings(options, this.io.env);
+    return new MusterClient({
+      endpoints: settings.endpoint,
+      ...(settings.token !== undefined ? { token: settings.token } : {}),
+    });
   }
 
   /** True when `--json` was given. */

@@ -9,6 +9,7 @@ import { registerLs } from './commands/ls.js';
 import { registerPut } from './commands/put.js';
 import { registerServer } from './commands/server.js';
 import { registerSnapshot } from './commands/snapshot.js';
+import { registerToken } from './commands/token.js';
 import { registerTxn } from './commands/txn.js';
 import { registerWatch } from './commands/watch.js';
 import { registerBarrier } from './commands/barrier.js';
@@ -52,6 +53,12 @@ export function buildProgram(ctx: CliContext): Command {
         `server URL(s), comma-separated; also MUSTER_ENDPOINT (default ${DEFAULT_ENDPOINT})`,
       ),
     )
+    .addOption(
+      new Option(
+        '--token <token>',
+        'the token to send; also MUSTER_TOKEN, the config file, or (for a server on this machine) ./muster-data/admin.token',
+      ),
+    )
     .option('--json', 'print JSON for scripts instead of text for people')
     .exitOverride()
     .configureOutput({
@@ -78,6 +85,7 @@ Every command has --help with an example. Reference: docs/cli.md`,
     );
   registerServer(program, ctx);
   registerSnapshot(program, ctx);
+  registerToken(program, ctx);
   registerGet(program, ctx);
   registerPut(program, ctx);
   registerDel(program, ctx);

@@ -11,6 +11,9 @@ import {
   NotHolderError,
   RevisionConflictError,
   SnapshotUnsupportedError,
+  ForbiddenError,
+  TokenNotFoundError,
+  UnauthenticatedError,
   TimeoutError,
   ValueTooLargeError,
 } from '../core/errors.js';
@@ -67,6 +70,12 @@ export function errorFromWire(status: number, body: unknown, context: ErrorConte
       return new BackendUnavailableError(message);
     case 'snapshot_unsupported':
       return new SnapshotUnsupportedError(message);
+    case 'unauthenticated':
+      return new UnauthenticatedError(message);
+    case 'forbidden':
+      return new ForbiddenError(message, str('rule', ''));
+    case 'token_not_found':
+      return new TokenNotFoundError(str('id', context.subject ?? ''));
     default:
       if (status === 503 || status >= 500) return new BackendUnavailableError(`${message} (HTTP ${status})`);
       // Every other 4xx (invalid_key, invalid_request, invalid_json, body_too_large, …)

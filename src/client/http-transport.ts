@@ -60,6 +60,8 @@ export class HttpTransport {
     readonly endpoints: readonly string[],
     private readonly fetchFn: FetchFunction,
     private readonly defaultTimeoutMs: number,
+    /** Sent as `Authorization: Bearer` with every request. */
+    private readonly token?: string,
   ) {}
 
   /** The endpoint the next request goes to. */
@@ -84,7 +86,7 @@ export class HttpTransport {
       try {
         response = await this.fetchFn(endpoint + request.path, {
           method: request.method,
-          headers: request.headers,
+          headers: this.token ? { ...request.headers, authorization: `Bearer ${this.token}` } : request.headers,
           body: request.body,
           signal: signals.length > 0 ? AbortSignal.any(signals) : null,
         });

@@ -36,6 +36,9 @@ export {
   NotHolderError,
   LimitMismatchError,
   CancelledError,
+  UnauthenticatedError,
+  ForbiddenError,
+  TokenNotFoundError,
 } from '../core/errors.js';
 export type { KeyValue, LeaseId, LeaseInfo, RangeResult, WatchEvent, CompareOp } from '../core/backend.js';
 export { parseEndpoints } from './endpoints.js';

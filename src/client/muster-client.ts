@@ -11,6 +11,7 @@ import type {
   WireOnceReset,
   WireProclaimed,
   WireWaitAnswer,
+  WireWhoAmI,
   WireLeaseGrant,
   WireLeaseInfo,
   WirePutResponse,
@@ -19,6 +20,8 @@ import type {
   WireTxnResponse,
 } from '../api/wire.js';
 import { fromWireKeyValue } from '../api/values.js';
+import type { CustomPolicy, Role } from '../security/policy.js';
+import type { TokenInfo } from '../security/token-registry.js';
 import { parseEndpoints } from './endpoints.js';
 import { errorFromWire } from './error-from-wire.js';
 import type { FetchFunction } from './http-transport.js';
@@ -50,6 +53,20 @@ import { Backoff } from '../core/backoff.js';
 import type { Runtime } from '../core/runtime.js';
 import { systemRuntime } from '../core/runtime.js';
 
+/** What `createToken` takes. */
+export interface NewTokenRequest {
+  readonly role: Role;
+  readonly description?: string;
+  /** A node token's machine name. */
+  readonly node?: string;
+  /** A cluster token's cluster name. */
+  readonly cluster?: string;
+  /** A custom token's policy (or a node token's extra read rules). */
+  readonly policy?: CustomPolicy;
+  /** Expire after this: seconds, or a duration such as "30d". @default never */
+  readonly ttl?: string | number;
+}
+
 export interface MusterClientOptions {
   /** One URL, a comma-separated list, or a list; the first one is tried first. */
   readonly endpoints: string | readonly string[];
@@ -59,6 +76,8 @@ export interface MusterClientOptions {
   readonly requestTimeoutMs?: number;
   /** Time and randomness for retries (backoff with jitter). @default systemRuntime */
   readonly runtime?: Runtime;
+  /** The token sent with every request (`muster token create` makes one; a new server keeps its admin's in <data-dir>/admin.token). */
+  readonly token?: string;
 }
 
 /** A key with its metadata, and the store revision the read was served at. */
@@ -121,7 +140,12 @@ export class MusterClient {
   constructor(options: MusterClientOptions) {
     this.runtime = options.runtime ?? systemRuntime;
     const fetchFn: FetchFunction = options.fetch ?? ((input, init) => fetch(input, init));
-    this.transport = new HttpTransport(parseEndpoints(options.endpoints), fetchFn, options.requestTimeoutMs ?? 30_000);
+    this.transport = new HttpTransport(
+      parseEndpoints(options.endpoints),
+      fetchFn,
+      options.requestTimeoutMs ?? 30_000,
+      options.token,
+    );
   }
 
   /** The endpoints in the order they are tried. */
@@ -274,6 +298,38 @@ export class MusterClient {
       ...callOptions(options),
     });
     return (await response.json()) as WireLeaseInfo;
+  }
+
+  /** Create a token. Its secret (`token`) is in this answer only: the server keeps a hash. Needs tokens:manage. */
+  async createToken(spec: NewTokenRequest, options: CallOptions = {}): Promise<{ token: string; info: TokenInfo }> {
+    const body = {
+      role: spec.role,
+      ...(spec.description !== undefined ? { description: spec.description } : {}),
+      ...(spec.node !== undefined ? { node: spec.node } : {}),
+      ...(spec.cluster !== undefined ? { cluster: spec.cluster } : {}),
+      ...(spec.policy !== undefined ? { policy: spec.policy } : {}),
+      ...(spec.ttl !== undefined ? { ttl: spec.ttl } : {}),
+    };
+    return this.postJson('/v1/tokens', body, options, spec.role);
+  }
+
+  /** Every token (never a secret). */
+  async listTokens(options: CallOptions = {}): Promise<TokenInfo[]> {
+    return (await this.getJson<{ tokens: TokenInfo[] }>('/v1/tokens', options)).tokens;
+  }
+
+  async getToken(id: string, options: CallOptions = {}): Promise<TokenInfo> {
+    return this.getJson<TokenInfo>(`/v1/tokens/${seg(id)}`, { ...options });
+  }
+
+  /** Revoke a token: every server refuses it from now on. */
+  async revokeToken(id: string, options: CallOptions = {}): Promise<void> {
+    await this.deleteJson(`/v1/tokens/${seg(id)}`, options);
+  }
+
+  /** The token this client sends: its id and role. */
+  async whoami(options: CallOptions = {}): Promise<WireWhoAmI> {
+    return this.getJson<WireWhoAmI>('/v1/auth/whoami', options);
   }
 
   /** The ids of every live lease. */

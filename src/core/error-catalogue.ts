@@ -48,9 +48,19 @@ export const errorCatalogue = {
   },
   future_revision: { status: 400, description: 'The requested revision has not happened yet.' },
   cancelled: { status: 400, description: 'The caller went away while waiting.' },
+  unauthenticated: {
+    status: 401,
+    description:
+      'No token, or a token the server does not accept (unknown, revoked, expired or malformed): the same answer for each.',
+  },
+  forbidden: {
+    status: 403,
+    description: "The token's role or policy does not allow this; the message and the `rule` field name the rule.",
+  },
   key_not_found: { status: 404, description: 'The key does not exist.' },
   lease_not_found: { status: 404, description: 'The lease does not exist: it expired, was revoked, or never existed.' },
   not_found: { status: 404, description: 'No such route.' },
+  token_not_found: { status: 404, description: 'No token has this id (it never existed, or was revoked).' },
   method_not_allowed: { status: 405, description: 'The route does not take this method.' },
   timeout: {
     status: 408,

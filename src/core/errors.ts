@@ -189,3 +189,30 @@ export class InvalidSnapshotError extends MusterError {
     super(message, options);
   }
 }
+
+/** No token, or one the server does not accept. Deliberately says nothing of which. */
+export class UnauthenticatedError extends MusterError {
+  readonly code = 'unauthenticated';
+  constructor(message = 'a valid token is required: give one with --token, MUSTER_TOKEN or the config file') {
+    super(message);
+  }
+}
+
+/** The token may not do this; `rule` names the rule that decided. */
+export class ForbiddenError extends MusterError {
+  readonly code = 'forbidden';
+  constructor(
+    message: string,
+    readonly rule: string,
+  ) {
+    super(message);
+  }
+}
+
+/** No token has this id. */
+export class TokenNotFoundError extends MusterError {
+  readonly code = 'token_not_found';
+  constructor(readonly id: string) {
+    super(`no token has the id ${JSON.stringify(id)}`);
+  }
+}

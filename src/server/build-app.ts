@@ -9,6 +9,9 @@ import { BackendClosedError, InvalidArgumentError } from '../core/errors.js';
 import { answerClientError } from './client-errors.js';
 import { errorResponse, installErrorHandling } from './error-handler.js';
 import { ServerMetrics } from './metrics.js';
+import { accessControl } from './access.js';
+import type { TokenRegistry } from '../security/token-registry.js';
+import { tokenRoutes } from './routes/tokens.js';
 import { healthRoutes } from './routes/health.js';
 import { kvRoutes } from './routes/kv.js';
 import { leaseRoutes } from './routes/leases.js';
@@ -16,6 +19,7 @@ import { primitiveRoutes } from './routes/primitives.js';
 import { snapshotRoutes } from './routes/snapshot.js';
 import { txnRoutes } from './routes/txn.js';
 import { watchRoutes } from './routes/watch.js';
+import { access } from './access.js';
 
 export interface AppDeps {
   readonly backend: Backend;
@@ -25,6 +29,11 @@ export interface AppDeps {
   readonly maxValueBytes?: number;
   /** Time (heartbeats, timeouts, lock-delays) and randomness. @default systemRuntime */
   readonly runtime?: Runtime;
+  /**
+   * Who may do what: the tokens to check every request against, or 'off' (every
+   * request is an admin's: `--insecure-no-auth`, and tests of other things).
+   */
+  readonly auth: { readonly tokens: TokenRegistry } | 'off';
 }
 
 export const DEFAULT_MAX_VALUE_BYTES = 1024 * 1024;
@@ -113,10 +122,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       },
     },
   });
+  const tokens = deps.auth === 'off' ? null : deps.auth.tokens;
+  // Before every route: each declares its access, and this checks it.
+  await app.register(accessControl, { backend, tokens });
   const metrics = new ServerMetrics(backend);
   metrics.install(app);
 
   await app.register(healthRoutes, { backend });
+  await app.register(tokenRoutes, { tokens });
   await app.register(snapshotRoutes, { backend });
   await app.register(kvRoutes, { backend, clock, maxValueBytes, shutdown });
   await app.register(txnRoutes, { backend, maxValueBytes });
@@ -129,6 +142,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     onBlockedCount: (d) => metrics.blockedRequests.inc(d),
   });
 
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/openapi.json', { schema: { hide: true }, config: { access: access.public } }, async () => app.swagger());
   return app;
 }

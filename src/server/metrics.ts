@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Backend } from '../core/backend.js';
+import { access } from './access.js';
 
 type Label = 'route' | 'method' | 'status';
 
@@ -68,8 +69,15 @@ export class ServerMetrics {
       child.duration.observe(reply.elapsedTime / 1000);
       done();
     });
-    app.get('/metrics', { schema: { summary: 'Prometheus metrics', hide: true } }, async (_request, reply) => {
-      return reply.type(this.registry.contentType).send(await this.registry.metrics());
-    });
+    app.get(
+      '/metrics',
+      {
+        schema: { summary: 'Prometheus metrics', hide: true },
+        config: { access: access.keys(() => [{ key: '/', prefix: true, mode: 'read', filtered: true }]) },
+      },
+      async (_request, reply) => {
+        return reply.type(this.registry.contentType).send(await this.registry.metrics());
+      },
+    );
   }
 }

@@ -1,11 +1,15 @@
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import type { BackendConfig } from '../backends/create-backend.js';
 import { createBackend } from '../backends/create-backend.js';
 import type { Backend } from '../core/backend.js';
 import type { Runtime } from '../core/runtime.js';
 import { systemRuntime } from '../core/runtime.js';
+import { ADMIN_TOKEN_FILE, bootstrapAdmin } from '../security/admin-bootstrap.js';
+import type { AdminOutcome } from '../security/admin-bootstrap.js';
+import { TokenRegistry } from '../security/token-registry.js';
 import { buildApp } from './build-app.js';
 import type { Duty } from './duties/index.js';
 import { DutyRunner, compactionDuty, heartbeatDuty } from './duties/index.js';
@@ -47,6 +51,14 @@ export interface MusterServerOptions {
   readonly serverId?: string;
   /** Told about the duties' failures (logged by default). */
   readonly onDutyError?: (error: unknown, where: string) => void;
+  /**
+   * Who may do what. 'off' lets every request act as an admin (`--insecure-no-auth`).
+   * Otherwise tokens are checked, and the first admin token is provided or kept
+   * in `adminTokenFile` (see security/admin-bootstrap.ts).
+   * @default tokens; the admin token kept in `<dataDir>/admin.token` (an in-memory
+   * store's, or etcd's without a data folder, is only in `adminOutcome`)
+   */
+  readonly auth?: 'off' | { readonly adminToken?: string | undefined; readonly adminTokenFile: string | null };
 }
 
 /**
@@ -69,6 +81,10 @@ export class MusterServer {
     /** Where it listens, such as `http://127.0.0.1:4100`. */
     readonly url: string,
     private readonly drainMs: number,
+    /** The tokens (null when auth is off). */
+    readonly tokens: TokenRegistry | null,
+    /** How the first admin token was set up (null when auth is off). */
+    readonly adminOutcome: AdminOutcome | null,
   ) {}
 
   /** Open the store, build the app, listen, start the duties; resolves once RUNNING. */
@@ -78,10 +94,23 @@ export class MusterServer {
       options.store.kind === 'sqlite' ? { clock: runtime.clock, ...options.store } : options.store;
     const backend = await createBackend(store);
     let app: FastifyInstance | null = null;
+    const auth = options.auth ?? {
+      adminTokenFile:
+        options.store.kind === 'sqlite' && options.store.dataDir !== ':memory:'
+          ? join(options.store.dataDir, ADMIN_TOKEN_FILE)
+          : null,
+    };
+    const tokens = auth === 'off' ? null : new TokenRegistry(backend, runtime.clock);
     try {
+      let adminOutcome: AdminOutcome | null = null;
+      if (tokens !== null && auth !== 'off') {
+        await tokens.start();
+        adminOutcome = await bootstrapAdmin(tokens, { provided: auth.adminToken, file: auth.adminTokenFile });
+      }
       app = await buildApp({
         backend,
         runtime,
+        auth: tokens === null ? 'off' : { tokens },
         ...(options.logger !== undefined ? { logger: options.logger } : {}),
         ...(options.maxValueBytes !== undefined ? { maxValueBytes: options.maxValueBytes } : {}),
       });
@@ -111,11 +140,12 @@ export class MusterServer {
         }),
       );
       for (const duty of options.duties ?? []) duties.register(duty);
-      const server = new MusterServer(backend, app, duties, url, options.drainMs ?? 3000);
+      const server = new MusterServer(backend, app, duties, url, options.drainMs ?? 3000, tokens, adminOutcome);
       duties.start();
       server.moveTo('RUNNING');
       return server;
     } catch (error) {
+      tokens?.stop();
       if (app !== null) await app.close().catch(() => undefined);
       await backend.close().catch(() => undefined);
       throw error;
@@ -156,6 +186,7 @@ export class MusterServer {
       }
     } finally {
       await this.duties.stop();
+      this.tokens?.stop();
       await this.backend.close();
       this.moveTo('STOPPED');
     }

@@ -47,6 +47,9 @@ export interface CliOptions {
 }
 
 /** Start `muster ARGS` and return the process, its output so far, and its exit. */
+/** The admin token of every server the harness starts (see spawnMuster). */
+export const TEST_ADMIN_TOKEN = 'mst_000000000001_' + 'A'.repeat(43);
+
 export function spawnMuster(args: readonly string[], options: CliOptions = {}): RunningCli {
   const child = spawn(process.execPath, [BIN, ...args], {
     cwd: options.cwd ?? ROOT,
@@ -56,6 +59,11 @@ export function spawnMuster(args: readonly string[], options: CliOptions = {}): 
       MUSTER_LISTEN: '',
       MUSTER_DATA_DIR: '',
       MUSTER_CONFIG: '',
+      // Servers started here take this admin token, and commands send it; tests of
+      // tokens themselves override both (test/cli/token-cli.test.ts).
+      MUSTER_ADMIN_TOKEN: TEST_ADMIN_TOKEN,
+      MUSTER_TOKEN: TEST_ADMIN_TOKEN,
+      MUSTER_CLIENT_CONFIG: '/nonexistent/muster-test-config.json',
       ...options.env,
     },
   });

@@ -26,7 +26,9 @@ describe('the muster binary against a real muster server', () => {
   it('prints the URL and a worked example on start, and answers /healthz', async () => {
     expect(server.cli.stdout).toContain(`muster listening on ${server.url}`);
     expect(server.cli.stdout).toMatch(/muster .*put \/config\/db\/host/);
-    expect(server.cli.stdout).toContain(`curl ${server.url}/v1/kv/config/db/host`);
+    // The harness gives the server its admin token: the example names it as $TOKEN.
+    expect(server.cli.stdout).toContain(`curl -H "Authorization: Bearer $TOKEN" ${server.url}/v1/kv/config/db/host`);
+    expect(server.cli.stdout).toContain('admin token: the one provided at start');
     expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
   });
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ServerProcess } from './cli-harness.js';
-import { assertBuilt, muster as runMuster, spawnMuster, startServerProcess } from './cli-harness.js';
+import { assertBuilt, muster as runMuster, spawnMuster, startServerProcess, TEST_ADMIN_TOKEN } from './cli-harness.js';
 
 /** The primitives through the real `muster` binary against a real server process. */
 describe('muster primitives (real processes)', () => {
@@ -16,7 +16,9 @@ describe('muster primitives (real processes)', () => {
   /** Until the server has `count` blocking calls waiting (its muster_blocked_requests gauge). */
   const blockedCalls = async (count: number) => {
     for (let i = 0; i < 200; i++) {
-      const metrics = await (await fetch(`${server.url}/metrics`)).text();
+      const metrics = await (
+        await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } })
+      ).text();
       if (new RegExp(`^muster_blocked_requests ${count}$`, 'm').test(metrics)) return;
       await new Promise((resolve) => setTimeout(resolve, 25));
     }

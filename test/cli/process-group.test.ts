@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningCli, ServerProcess } from './cli-harness.js';
-import { assertBuilt, spawnMuster, startServerProcess } from './cli-harness.js';
+import { assertBuilt, spawnMuster, startServerProcess, TEST_ADMIN_TOKEN } from './cli-harness.js';
 
 /** Whether `pid` is a running process (a zombie, which nothing may reap here, is not). */
 function running(pid: number): boolean {
@@ -75,8 +75,13 @@ describe('a held command and everything it started stop together (real processes
 
   it('lock lost (its lease revoked): the grandchild is stopped too, muster exits 5', async () => {
     const { holder, grandchild } = await holdWithGrandchild(['lock', 'pg-lost']);
-    const status = (await (await fetch(`${server.url}/v1/locks/pg-lost`)).json()) as { holder: { lease: string } };
-    await fetch(`${server.url}/v1/leases/${status.holder.lease}`, { method: 'DELETE' });
+    const status = (await (
+      await fetch(`${server.url}/v1/locks/pg-lost`, { headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } })
+    ).json()) as { holder: { lease: string } };
+    await fetch(`${server.url}/v1/leases/${status.holder.lease}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` },
+    });
     const result = await holder.exited;
     expect(result.code).toBe(5);
     expect(result.stderr).toMatch(/lost|deleted/);
@@ -89,7 +94,9 @@ describe('a held command and everything it started stop together (real processes
       holder.child.kill(signal);
       await holder.exited;
       expect(running(grandchild)).toBe(false);
-      const status = (await (await fetch(`${server.url}/v1/locks/pg-${signal}`)).json()) as { holder: unknown };
+      const status = (await (
+        await fetch(`${server.url}/v1/locks/pg-${signal}`, { headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } })
+      ).json()) as { holder: unknown };
       expect(status.holder).toBeNull();
     });
   }

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqliteBackend } from '../../src/backends/sqlite/sqlite-backend.js';
 import { MusterClient } from '../../src/client/muster-client.js';
 import type { ServerProcess } from './cli-harness.js';
-import { assertBuilt, muster, startServerProcess } from './cli-harness.js';
+import { assertBuilt, muster, startServerProcess, TEST_ADMIN_TOKEN } from './cli-harness.js';
 
 interface Acked {
   readonly key: string;
@@ -34,7 +34,7 @@ describe('muster snapshot save / restore', () => {
     const acked: Acked[] = [];
     let writing = true;
     const writers = [0, 1, 2, 3].map(async (w) => {
-      const client = new MusterClient({ endpoints: server.url });
+      const client = new MusterClient({ endpoints: server.url, token: TEST_ADMIN_TOKEN });
       for (let n = 0; writing || n < 20; n++) {
         // A key written once, and one key rewritten by this writer (its version grows).
         const once = await client.put(`/w${w}/k${n}`, `v${n}`);

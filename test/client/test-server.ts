@@ -29,6 +29,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     options.backend ?? SqliteBackend.open({ dataDir: ':memory:', ...(options.clock ? { clock: options.clock } : {}) });
   const app = await buildApp({
     backend,
+    // These exercise the API itself; test/server/auth*.test.ts exercise the tokens.
+    auth: 'off',
     ...(options.clock ? { runtime: { clock: options.clock, random: Math.random } } : {}),
     ...(options.maxValueBytes !== undefined ? { maxValueBytes: options.maxValueBytes } : {}),
   });

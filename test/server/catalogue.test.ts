@@ -156,6 +156,11 @@ describe('served documents', () => {
   const expectedRoutes = [
     'GET /healthz',
     'GET /v1/snapshot',
+    'POST /v1/tokens',
+    'GET /v1/tokens',
+    'GET /v1/tokens/{id}',
+    'DELETE /v1/tokens/{id}',
+    'GET /v1/auth/whoami',
     'PUT /v1/kv/{*}',
     'GET /v1/kv/{*}',
     'DELETE /v1/kv/{*}',

@@ -6,11 +6,15 @@ import { expect } from 'vitest';
 import { SqliteBackend } from '../../src/backends/sqlite/sqlite-backend.js';
 import type { ManualClock } from '../../src/core/clock.js';
 import { buildApp } from '../../src/server/build-app.js';
+import { systemClock } from '../../src/core/clock.js';
+import { TokenRegistry } from '../../src/security/token-registry.js';
 
 /** An app over an in-memory SQLite store, not listening (use `inject`) until `listen` is called. */
 export interface TestApp {
   readonly app: FastifyInstance;
   readonly backend: SqliteBackend;
+  /** The tokens, when built with `auth: true`. */
+  readonly tokens: TokenRegistry | null;
   /** Set once `listen()` ran. */
   port: number;
   listen(): Promise<number>;
@@ -20,19 +24,26 @@ export interface TestApp {
 export interface TestAppOptions {
   readonly clock?: ManualClock;
   readonly maxValueBytes?: number;
+  /** Check tokens (the app's real default); off unless asked for. */
+  readonly auth?: boolean;
 }
 
 /** Build the app on a fresh in-memory store. */
 export async function makeApp(options: TestAppOptions = {}): Promise<TestApp> {
   const backend = SqliteBackend.open({ dataDir: ':memory:', ...(options.clock ? { clock: options.clock } : {}) });
+  const tokens = options.auth ? new TokenRegistry(backend, options.clock ?? systemClock) : null;
+  await tokens?.start();
   const app = await buildApp({
     backend,
+    // Most tests exercise the API itself; test/server/auth*.test.ts exercise the tokens.
+    auth: tokens ? { tokens } : 'off',
     ...(options.clock ? { runtime: { clock: options.clock, random: Math.random } } : {}),
     ...(options.maxValueBytes !== undefined ? { maxValueBytes: options.maxValueBytes } : {}),
   });
   const test: TestApp = {
     app,
     backend,
+    tokens,
     port: 0,
     async listen() {
       await app.listen({ host: '127.0.0.1', port: 0 });
@@ -40,6 +51,7 @@ export async function makeApp(options: TestAppOptions = {}): Promise<TestApp> {
       return test.port;
     },
     async close() {
+      tokens?.stop();
       await app.close();
       await backend.close();
     },

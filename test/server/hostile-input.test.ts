@@ -1,10 +1,11 @@
 import { connect } from 'node:net';
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import { seededRandom } from '../../src/core/runtime.js';
 import { errorCatalogue } from '../../src/core/error-catalogue.js';
 import type { TestApp } from './harness.js';
 import { makeApp } from './harness.js';
+import type { NewToken } from '../../src/security/token-registry.js';
 
 /**
  * At least 1,000 seeded random and malformed requests over every route of
@@ -13,101 +14,126 @@ import { makeApp } from './harness.js';
  * code, and after any 4xx no change to the revision or the leases. The clock is
  * a ManualClock that never moves, so nothing changes the store by itself (no lease
  * expires) between a request and the check after it. `HOSTILE_SEED` replays a run.
+ *
+ * It runs with auth off (1,000 requests) and again with auth on as each role
+ * (400 each): then most requests carry the role's token, some a wrong one or none.
  */
-const REQUESTS = 1_000;
+const MODES: readonly { readonly name: string; readonly role: NewToken | null; readonly requests: number }[] = [
+  { name: 'auth off', role: null, requests: 1_000 },
+  { name: 'as admin', role: { role: 'admin' }, requests: 400 },
+  { name: 'as operator', role: { role: 'operator' }, requests: 400 },
+  { name: 'as reader', role: { role: 'reader' }, requests: 400 },
+  { name: 'as node web', role: { role: 'node', node: 'web' }, requests: 400 },
+  { name: 'as cluster web', role: { role: 'cluster', cluster: 'web' }, requests: 400 },
+];
 const SEED = Number(process.env.HOSTILE_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const WHERE = `(HOSTILE_SEED=${SEED} replays this run)`;
 
 /** Routes whose calls may block (until their timeout, which the frozen clock never reaches). */
 const BLOCKING = /\/(acquire|campaign|enter|leave|begin|observe)(\?|$)|^\/v1\/(watch|wait)\/|waitAfter=/;
 
-let t: TestApp;
-let routes: { path: string; methods: string[] }[];
-let lease: string;
+for (const mode of MODES) {
+  describe(mode.name, () => {
+    let t: TestApp;
+    let routes: { path: string; methods: string[] }[];
+    let lease: string;
+    /** The role's token, sent with most requests; null with auth off. */
+    let token: string | null = null;
+    const REQUESTS = mode.requests;
 
-beforeAll(async () => {
-  t = await makeApp({ clock: new ManualClock() });
-  await t.listen();
-  const spec = JSON.parse((await t.app.inject({ method: 'GET', url: '/openapi.json' })).body) as {
-    paths: Record<string, Record<string, unknown>>;
-  };
-  routes = Object.entries(spec.paths).map(([path, ops]) => ({
-    path,
-    methods: Object.keys(ops).map((m) => m.toUpperCase()),
-  }));
-  lease = (await t.backend.grantLease(3600)).id;
-  await t.backend.put('/fuzz/a', new TextEncoder().encode('1'));
-  await t.backend.put('/fuzz/b', new TextEncoder().encode('2'), { lease });
-});
+    beforeAll(async () => {
+      t = await makeApp({ clock: new ManualClock(), auth: mode.role !== null });
+      if (mode.role !== null && t.tokens) token = (await t.tokens.create(mode.role)).token;
+      await t.listen();
+      const spec = JSON.parse((await t.app.inject({ method: 'GET', url: '/openapi.json' })).body) as {
+        paths: Record<string, Record<string, unknown>>;
+      };
+      routes = Object.entries(spec.paths).map(([path, ops]) => ({
+        path,
+        methods: Object.keys(ops).map((m) => m.toUpperCase()),
+      }));
+      lease = (await t.backend.grantLease(3600)).id;
+      await t.backend.put('/fuzz/a', new TextEncoder().encode('1'));
+      await t.backend.put('/fuzz/b', new TextEncoder().encode('2'), { lease });
+    });
 
-afterAll(async () => {
-  await t?.close();
-});
+    afterAll(async () => {
+      await t?.close();
+    });
 
-test(`${REQUESTS} hostile requests over every route: no 5xx, the catalogue's shape, and a 4xx changes nothing ${WHERE}`, async () => {
-  expect(routes.length).toBeGreaterThan(20);
-  const random = seededRandom(SEED);
-  const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
-  const statuses = new Map<number, number>();
-  const covered = new Set<string>();
+    test(`${REQUESTS} hostile requests over every route: no 5xx, the catalogue's shape, and a 4xx changes nothing ${WHERE}`, async () => {
+      expect(routes.length).toBeGreaterThan(20);
+      const random = seededRandom(SEED);
+      const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
+      const statuses = new Map<number, number>();
+      const covered = new Set<string>();
 
-  for (let i = 0; i < REQUESTS; i++) {
-    const route = pick(routes);
-    covered.add(route.path);
-    const request = hostileRequest(route, pick, random, lease);
-    const before = await snapshot();
-    const blocking = BLOCKING.test(request.target);
-    const answer = await exchange(t.port, request.bytes, blocking ? 150 : 3000);
-    const what = `request ${i}: ${JSON.stringify(request.bytes.toString('latin1').slice(0, 300))} ${WHERE}`;
-    expect(t.app.server.listening, `the server stopped listening after ${what}`).toBe(true);
-    if (answer.status === null) {
-      expect(blocking, `no answer to ${what}`).toBe(true);
-      await blockedCallsGone();
-      continue;
-    }
-    statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1);
-    expect(answer.status, `5xx for ${what}: ${answer.body.slice(0, 300)}`).toBeLessThan(500);
-    if (answer.status >= 400) {
-      const isHead = request.method === 'HEAD';
-      if (!isHead) {
-        let body: unknown;
-        try {
-          body = JSON.parse(answer.body);
-        } catch {
-          throw new Error(`a ${answer.status} without a JSON body for ${what}: ${answer.body.slice(0, 200)}`);
+      for (let i = 0; i < REQUESTS; i++) {
+        const route = pick(routes);
+        covered.add(route.path);
+        const request = hostileRequest(route, pick, random, lease, token);
+        const before = await snapshot();
+        const blocking = BLOCKING.test(request.target);
+        const answer = await exchange(t.port, request.bytes, blocking ? 150 : 3000);
+        const what = `request ${i}: ${JSON.stringify(request.bytes.toString('latin1').slice(0, 300))} ${WHERE}`;
+        expect(t.app.server.listening, `the server stopped listening after ${what}`).toBe(true);
+        if (answer.status === null) {
+          expect(blocking, `no answer to ${what}`).toBe(true);
+          await blockedCallsGone();
+          continue;
         }
-        const error = (body as { error?: { code?: unknown; message?: unknown } }).error;
-        expect(typeof error?.code, `error.code for ${what}`).toBe('string');
-        expect(typeof error?.message, `error.message for ${what}`).toBe('string');
-        expect(Object.keys(errorCatalogue), `a code outside the catalogue for ${what}`).toContain(error?.code);
-        expect(errorCatalogue[error?.code as keyof typeof errorCatalogue].status, `status of ${what}`).toBe(
-          answer.status,
-        );
+        statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1);
+        expect(answer.status, `5xx for ${what}: ${answer.body.slice(0, 300)}`).toBeLessThan(500);
+        if (answer.status >= 400) {
+          const isHead = request.method === 'HEAD';
+          if (!isHead) {
+            let body: unknown;
+            try {
+              body = JSON.parse(answer.body);
+            } catch {
+              throw new Error(`a ${answer.status} without a JSON body for ${what}: ${answer.body.slice(0, 200)}`);
+            }
+            const error = (body as { error?: { code?: unknown; message?: unknown } }).error;
+            expect(typeof error?.code, `error.code for ${what}`).toBe('string');
+            expect(typeof error?.message, `error.message for ${what}`).toBe('string');
+            expect(Object.keys(errorCatalogue), `a code outside the catalogue for ${what}`).toContain(error?.code);
+            expect(errorCatalogue[error?.code as keyof typeof errorCatalogue].status, `status of ${what}`).toBe(
+              answer.status,
+            );
+          }
+          expect(await snapshot(), `a ${answer.status} changed the store: ${what}`).toEqual(before);
+        }
       }
-      expect(await snapshot(), `a ${answer.status} changed the store: ${what}`).toEqual(before);
+      // The server is still whole.
+      expect((await t.app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
+      expect(covered.size, 'every route was tried').toBe(routes.length);
+      // Most requests were refused, some went through: the run exercised both sides.
+      const refused = [...statuses].filter(([s]) => s >= 400).reduce((n, [, c]) => n + c, 0);
+      expect(refused).toBeGreaterThan(REQUESTS / 3);
+      expect([...statuses].some(([s]) => s < 300)).toBe(true);
+    }, 180_000);
+
+    async function snapshot(): Promise<{ revision: number; leases: string[] }> {
+      return { revision: await t.backend.revision(), leases: (await t.backend.listLeases()).sort() };
     }
-  }
-  // The server is still whole.
-  expect((await t.app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
-  expect(covered.size, 'every route was tried').toBe(routes.length);
-  // Most requests were refused, some went through: the run exercised both sides.
-  const refused = [...statuses].filter(([s]) => s >= 400).reduce((n, [, c]) => n + c, 0);
-  expect(refused).toBeGreaterThan(REQUESTS / 3);
-  expect([...statuses].some(([s]) => s < 300)).toBe(true);
-}, 180_000);
 
-async function snapshot(): Promise<{ revision: number; leases: string[] }> {
-  return { revision: await t.backend.revision(), leases: (await t.backend.listLeases()).sort() };
-}
-
-/** Wait until the server holds no blocked call (a cancelled one may still be tidying up). */
-async function blockedCallsGone(): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    const metrics = (await t.app.inject({ method: 'GET', url: '/metrics' })).body;
-    if (/^muster_blocked_requests 0$/m.test(metrics)) return;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  throw new Error('blocked calls did not end after their callers went away');
+    /** Wait until the server holds no blocked call (a cancelled one may still be tidying up). */
+    async function blockedCallsGone(): Promise<void> {
+      const admin = t.tokens ? (await t.tokens.create({ role: 'admin' })).token : null;
+      for (let i = 0; i < 200; i++) {
+        const metrics = (
+          await t.app.inject({
+            method: 'GET',
+            url: '/metrics',
+            headers: admin ? { authorization: `Bearer ${admin}` } : {},
+          })
+        ).body;
+        if (/^muster_blocked_requests 0$/m.test(metrics)) return;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      throw new Error('blocked calls did not end after their callers went away');
+    }
+  });
 }
 
 interface HostileRequest {
@@ -122,6 +148,7 @@ function hostileRequest(
   pick: <T>(items: readonly T[]) => T,
   random: () => number,
   lease: string,
+  token: string | null,
 ): HostileRequest {
   const chance = (p: number) => random() < p;
   const method = chance(0.8)
@@ -208,6 +235,13 @@ function hostileRequest(
   }
   const headers: string[] = [];
   if (!chance(0.05)) headers.push('Host: 127.0.0.1');
+  if (token !== null) {
+    const which = random();
+    if (which < 0.85) headers.push(`Authorization: Bearer ${token}`);
+    else if (which < 0.92) headers.push(`Authorization: Bearer ${token.slice(0, -1)}x`);
+    else if (which < 0.96)
+      headers.push(`Authorization: ${pick(['Basic YTpi', 'Bearer', 'Bearer a b', 'x'.repeat(600)])}`);
+  }
   if (contentType) headers.push(`Content-Type: ${contentType}`);
   const framing = random();
   let payload = body ?? Buffer.alloc(0);

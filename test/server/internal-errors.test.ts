@@ -23,7 +23,7 @@ describe('internal errors', () => {
         done();
       },
     });
-    const app = await buildApp({ backend, logger: { level: 'error', stream } });
+    const app = await buildApp({ backend, auth: 'off', logger: { level: 'error', stream } });
     try {
       const res = await app.inject({ method, url });
       expect(res.statusCode).toBe(500);

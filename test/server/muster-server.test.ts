@@ -15,7 +15,12 @@ describe('MusterServer: one object, one life, on a virtual clock', () => {
   });
 
   it('goes STARTING → RUNNING → DRAINING → STOPPED, and serves HTTP while RUNNING', async () => {
-    const server = await MusterServer.start({ store: { kind: 'sqlite', dataDir: ':memory:' }, port: 0, logger: false });
+    const server = await MusterServer.start({
+      store: { kind: 'sqlite', dataDir: ':memory:' },
+      port: 0,
+      logger: false,
+      auth: 'off',
+    });
     const seen: ServerState[] = [];
     server.onStateChange((state) => seen.push(state));
     expect(server.state).toBe('RUNNING');
@@ -32,6 +37,7 @@ describe('MusterServer: one object, one life, on a virtual clock', () => {
     const runtime = virtualRuntime(3);
     const server = await MusterServer.start({
       store: { kind: 'sqlite', dataDir: ':memory:' },
+      auth: 'off',
       port: 0,
       logger: false,
       runtime,
@@ -69,11 +75,16 @@ describe('MusterServer: one object, one life, on a virtual clock', () => {
   });
 
   it('refuses a port in use with a message naming it, and leaves nothing open', async () => {
-    const first = await MusterServer.start({ store: { kind: 'sqlite', dataDir: ':memory:' }, port: 0, logger: false });
+    const first = await MusterServer.start({
+      store: { kind: 'sqlite', dataDir: ':memory:' },
+      port: 0,
+      logger: false,
+      auth: 'off',
+    });
     servers.push(first);
     const port = Number(new URL(first.url).port);
     await expect(
-      MusterServer.start({ store: { kind: 'sqlite', dataDir: ':memory:' }, port, logger: false }),
+      MusterServer.start({ store: { kind: 'sqlite', dataDir: ':memory:' }, port, logger: false, auth: 'off' }),
     ).rejects.toThrow(/cannot listen on 127\.0\.0\.1:\d+: the address is in use/);
   });
 });

@@ -48,7 +48,7 @@ describe('GET /healthz', () => {
         return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
       },
     });
-    const app = await buildApp({ backend: flaky });
+    const app = await buildApp({ backend: flaky, auth: 'off' });
     try {
       expect((await app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
       down = true;

@@ -69,7 +69,7 @@ describe('GET /v1/snapshot', () => {
         return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
       },
     }) as Backend;
-    const app = await buildApp({ backend: etcdLike });
+    const app = await buildApp({ backend: etcdLike, auth: 'off' });
     try {
       const res = await app.inject({ method: 'GET', url: '/v1/snapshot' });
       expectError(res, 501, 'snapshot_unsupported', /etcdctl snapshot save/);

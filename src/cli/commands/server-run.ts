@@ -1,10 +1,27 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ADMIN_TOKEN_FILE } from '../../security/admin-bootstrap.js';
+import type { AdminOutcome } from '../../security/admin-bootstrap.js';
 import { MusterServer } from '../../server/muster-server.js';
 import type { CliContext } from '../context.js';
 import { aborted, untilInterrupted } from '../interrupt.js';
 import type { ServerConfig } from '../server-config.js';
 
 /** Run the server with `config` until SIGINT/SIGTERM (`muster server`). */
-export async function runServer(config: ServerConfig, dutiesTtl: number, ctx: CliContext): Promise<void> {
+export interface AuthFlags {
+  readonly insecureNoAuth: boolean;
+  /** --admin-token-file */
+  readonly adminTokenFile?: string | undefined;
+  /** MUSTER_ADMIN_TOKEN */
+  readonly adminToken?: string | undefined;
+}
+
+export async function runServer(
+  config: ServerConfig,
+  dutiesTtl: number,
+  ctx: CliContext,
+  authFlags: AuthFlags = { insecureNoAuth: false },
+): Promise<void> {
   // Signals are caught from the start, so that a stop during startup still closes the store.
   const interrupt = untilInterrupted();
   let server: MusterServer | null = null;
@@ -23,11 +40,27 @@ export async function runServer(config: ServerConfig, dutiesTtl: number, ctx: Cl
       maxValueBytes: config.maxValueBytes,
       retention: config.retention,
       dutiesTtl,
+      auth: authOf(config, authFlags),
       onDutyError: (error, where) =>
         ctx.warn(`muster: duties: ${where}: ${error instanceof Error ? error.message : String(error)}`),
     });
     const store = config.etcd ? `etcd ${config.etcd.endpoints.join(',')} under ${config.etcd.prefix}` : config.dataDir;
-    ctx.print(welcome(server.url, store));
+    ctx.print(welcome(server.url, store, server.adminOutcome));
+    if (server.adminOutcome === null) {
+      ctx.warn(
+        'muster: WARNING: --insecure-no-auth: there are no tokens; anyone who can reach this port can read, ' +
+          'write, take locks and release them. Use it only for a throwaway demo.',
+      );
+    } else if (server.adminOutcome.kind === 'file') {
+      ctx.print(
+        `admin token: ${server.adminOutcome.created ? 'created in' : 'kept in'} ${server.adminOutcome.file} (mode 0600); ` +
+          'the CLI on this machine uses it from there',
+      );
+    } else if (server.adminOutcome.kind === 'printed') {
+      ctx.print(`admin token (shown once, this store is in memory): ${server.adminOutcome.token}`);
+    } else {
+      ctx.print('admin token: the one provided at start');
+    }
     await aborted(interrupt.signal);
     ctx.warn('muster: stopping (finishing running requests, closing the store)');
   } finally {
@@ -36,8 +69,14 @@ export async function runServer(config: ServerConfig, dutiesTtl: number, ctx: Cl
   }
 }
 
-function welcome(url: string, store: string): string {
+function welcome(url: string, store: string, outcome: AdminOutcome | null): string {
   const endpoint = url === 'http://127.0.0.1:4100' ? '' : ` --endpoint ${url}`;
+  const auth =
+    outcome === null
+      ? ''
+      : outcome.kind === 'file'
+        ? `-H "Authorization: Bearer $(cat ${outcome.file})" `
+        : '-H "Authorization: Bearer $TOKEN" ';
   return `muster listening on ${url}
 data: ${store === ':memory:' ? 'in memory (lost when the server stops)' : store}
 
@@ -46,8 +85,19 @@ Try it from another shell:
   muster${endpoint} get /config/db/host
   muster${endpoint} ls /config/
   muster${endpoint} watch /config/ --from-revision 1
-  curl -X PUT --data-binary 10.0.0.6 ${url}/v1/kv/config/db/host
-  curl ${url}/v1/kv/config/db/host
+  curl ${auth}-X PUT --data-binary 10.0.0.6 ${url}/v1/kv/config/db/host
+  curl ${auth}${url}/v1/kv/config/db/host
 
 Stop with Ctrl-C.`;
+}
+
+function authOf(
+  config: ServerConfig,
+  flags: AuthFlags,
+): 'off' | { adminToken?: string; adminTokenFile: string | null } {
+  if (flags.insecureNoAuth) return 'off';
+  const provided =
+    flags.adminTokenFile !== undefined ? readFileSync(flags.adminTokenFile, 'utf8').trim() : flags.adminToken?.trim();
+  const file = config.dataDir === ':memory:' ? null : join(config.dataDir, ADMIN_TOKEN_FILE);
+  return { ...(provided ? { adminToken: provided } : {}), adminTokenFile: file };
 }

@@ -38,6 +38,11 @@ export function registerServer(program: Command, ctx: CliContext): void {
       ttlArgument,
     )
     .option(
+      '--admin-token-file <file>',
+      'the first admin token, provided by automation (a file holding it); also MUSTER_ADMIN_TOKEN (the token itself)',
+    )
+    .option('--insecure-no-auth', 'no tokens: anyone who reaches the port may do anything (throwaway demos only)')
+    .option(
       '--retention <revisions>',
       `revisions of history kept for watches; also MUSTER_RETENTION (default ${SERVER_DEFAULTS.retention})`,
     )
@@ -48,6 +53,14 @@ Settings come from flags, else environment variables, else the config file,
 else the defaults. /healthz answers 200 once the server is ready. SIGINT or
 SIGTERM stop it gracefully: no new connections, running requests finish, the
 store is closed; every write that was acknowledged is on disk.
+
+Auth is on: every request needs a token (--token, MUSTER_TOKEN or
+~/.config/muster/config.json for the CLI). On first start the server makes an
+admin token and keeps it in <data-dir>/admin.token (mode 0600); it prints the
+file's path, never the token. The CLI on this machine finds that file by itself
+(it looks in ./muster-data, or MUSTER_DATA_DIR). With --data-dir :memory: and no
+provided token, the admin token is printed once. Make more with
+\`muster token create --role operator|reader|node|cluster\`.
 
 With --etcd, the server keeps no state of its own: run as many as you like on
 one etcd cluster, behind a load balancer. Background duties (history compaction;
@@ -65,6 +78,11 @@ Examples:
       // The server's modules (Fastify, the stores) load only for this command:
       // every other command is a small HTTP client.
       const { runServer } = await import('./server-run.js');
-      await runServer(config, (flags as ServerFlags & { dutiesTtl?: number }).dutiesTtl ?? 10, ctx);
+      const extra = flags as ServerFlags & { dutiesTtl?: number; adminTokenFile?: string; insecureNoAuth?: boolean };
+      await runServer(config, extra.dutiesTtl ?? 10, ctx, {
+        insecureNoAuth: extra.insecureNoAuth === true,
+        adminTokenFile: extra.adminTokenFile,
+        adminToken: ctx.io.env.MUSTER_ADMIN_TOKEN,
+      });
     });
 }

@@ -2,10 +2,12 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import { WireBarrierReset } from '../../api/wire.js';
 import { barrierStatus, enterBarrier, leaveBarrier, resetBarrier } from '../../primitives/barrier.js';
+import { layout } from '../../primitives/layout.js';
 import { BarrierStatus } from '../../primitives/result-schemas.js';
 import { blocking, timeoutSchema } from './blocking.js';
 import type { PrimitiveRouteDeps } from './blocking.js';
 import { leaseIdSchema, nameParams } from './primitive-schemas.js';
+import { access } from '../access.js';
 
 const idSchema = Type.String({ minLength: 1, maxLength: 128 });
 
@@ -15,6 +17,7 @@ export const barrierRoutes: FastifyPluginAsyncTypebox<PrimitiveRouteDeps> = asyn
   app.post(
     '/v1/barriers/:name/enter',
     {
+      config: { access: access.primitive('use', { lease: (request) => (request.body as { lease?: string }).lease }) },
       schema: {
         summary:
           'Arrive and wait until `count` participants have arrived (a tripped barrier lets late arrivals through)',
@@ -42,6 +45,12 @@ export const barrierRoutes: FastifyPluginAsyncTypebox<PrimitiveRouteDeps> = asyn
   app.post(
     '/v1/barriers/:name/leave',
     {
+      config: {
+        access: access.primitive('use', {
+          held: (request) =>
+            layout.barrierWaiters((request.params as { name: string }).name) + (request.body as { id?: string }).id,
+        }),
+      },
       schema: {
         summary: 'Leave a double barrier; returns when every participant has left',
         params: nameParams,
@@ -60,6 +69,7 @@ export const barrierRoutes: FastifyPluginAsyncTypebox<PrimitiveRouteDeps> = asyn
   app.get(
     '/v1/barriers/:name',
     {
+      config: { access: access.primitive('read') },
       schema: { summary: 'Participants and state of a barrier', params: nameParams, response: { 200: BarrierStatus } },
     },
     async (request) => barrierStatus(backend, request.params.name),
@@ -68,6 +78,7 @@ export const barrierRoutes: FastifyPluginAsyncTypebox<PrimitiveRouteDeps> = asyn
   app.delete(
     '/v1/barriers/:name',
     {
+      config: { access: access.primitive('use') },
       schema: {
         summary: 'Reset a barrier: close it and forget its participants',
         params: nameParams,

@@ -10,6 +10,7 @@ import { blocking, timeoutSchema } from './blocking.js';
 import type { PrimitiveRouteDeps } from './blocking.js';
 import { Leadership } from '../../primitives/result-schemas.js';
 import { heldBody, holderKeySchema, leaseIdSchema, nameParams, tokenSchema } from './primitive-schemas.js';
+import { access } from '../access.js';
 
 const MAX_VALUE_LENGTH = 64 * 1024;
 const encoder = new TextEncoder();
@@ -27,6 +28,7 @@ export const electionRoutes: FastifyPluginAsyncTypebox<PrimitiveRouteDeps> = asy
   app.post(
     '/v1/elections/:name/campaign',
     {
+      config: { access: access.primitive('use', { lease: (request) => (request.body as { lease?: string }).lease }) },
       schema: {
         summary: 'Campaign with a value; returns when the caller leads',
         params: nameParams,
@@ -50,6 +52,12 @@ export const electionRoutes: FastifyPluginAsyncTypebox<PrimitiveRouteDeps> = asy
   app.post(
     '/v1/elections/:name/proclaim',
     {
+      config: {
+        access: access.primitive('use', {
+          lease: (request) => (request.body as { lease?: string }).lease,
+          held: (request) => (request.body as { key?: string }).key,
+        }),
+      },
       schema: {
         summary: "Change the leader's value; refused (409 not_holder) unless the token still leads",
         params: nameParams,
@@ -79,6 +87,7 @@ export const electionRoutes: FastifyPluginAsyncTypebox<PrimitiveRouteDeps> = asy
   app.post(
     '/v1/elections/:name/resign',
     {
+      config: { access: access.primitive('use', { held: (request) => (request.body as { key?: string }).key }) },
       schema: {
         summary: 'Step down, or withdraw a candidacy',
         params: nameParams,
@@ -95,6 +104,7 @@ export const electionRoutes: FastifyPluginAsyncTypebox<PrimitiveRouteDeps> = asy
   app.get(
     '/v1/elections/:name/leader',
     {
+      config: { access: access.primitive('read') },
       schema: {
         summary: 'The current leader, or null',
         params: nameParams,
@@ -107,6 +117,7 @@ export const electionRoutes: FastifyPluginAsyncTypebox<PrimitiveRouteDeps> = asy
   app.get(
     '/v1/elections/:name/observe',
     {
+      config: { access: access.primitive('read') },
       schema: {
         summary: 'Server-Sent Events: `event: leader` with the leader (or null) now and at every change, in order',
         params: nameParams,

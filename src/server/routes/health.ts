@@ -2,12 +2,14 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { WireHealth } from '../../api/wire.js';
 import type { Backend } from '../../core/backend.js';
 import { BackendUnavailableError } from '../../core/errors.js';
+import { access } from '../access.js';
 
 /** `GET /healthz`: 200 once the store answers, 503 `unavailable` when it does not. */
 export const healthRoutes: FastifyPluginAsyncTypebox<{ backend: Backend }> = async (app, { backend }) => {
   app.get(
     '/healthz',
     {
+      config: { access: access.public },
       schema: {
         summary: 'Liveness and readiness: 200 when the store answers',
         response: { 200: WireHealth },

@@ -24,6 +24,7 @@ import {
 import { validateKey, validatePrefix } from '../../core/key-path.js';
 import { blockingSignal } from './blocking.js';
 import { errorResponse } from '../error-handler.js';
+import { access, visibleRange } from '../access.js';
 
 interface Deps {
   backend: Backend;
@@ -106,6 +107,13 @@ export const kvRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { backend, 
     '/v1/kv/*',
     {
       bodyLimit: maxValueBytes,
+      config: {
+        access: access.key('write', (request) => ({
+          key: keyFromPath((request.params as { '*': string })['*']),
+          prefix: false,
+          lease: (request.query as { lease?: string }).lease,
+        })),
+      },
       schema: {
         summary:
           'Write a key; the body is the value. prevRevision=N writes only if the key is at modRevision N (0: only if absent)',
@@ -133,6 +141,13 @@ export const kvRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { backend, 
   app.get(
     '/v1/kv/*',
     {
+      config: {
+        access: access.key('read', (request) => ({
+          key: keyFromPath((request.params as { '*': string })['*']),
+          prefix: (request.query as { prefix?: boolean }).prefix === true,
+          filtered: true,
+        })),
+      },
       schema: {
         summary:
           'Read a key (raw value; ?meta=true for JSON), list a prefix (?prefix=true), or long-poll (?waitAfter=N&timeout=30s)',
@@ -158,13 +173,15 @@ export const kvRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { backend, 
       if (q.prefix) {
         if (q.waitAfter !== undefined)
           throw new InvalidArgumentError('waitAfter takes a single key, not a prefix', 'invalid_request');
-        const range = await backend.range({
+        const all = await backend.range({
           key: validatePrefix(path),
           prefix: true,
           limit: q.limit ?? 0,
           revision: q.revision ?? 0,
           keysOnly: q.keysOnly ?? false,
         });
+        // Keys under a rule that hides them from this token are left out.
+        const range = await visibleRange(backend, request.principal, path, all);
         const body: WireRangeResponse = {
           revision: range.revision,
           kvs: range.kvs.map(toWireKeyValue),
@@ -193,6 +210,12 @@ export const kvRoutes: FastifyPluginAsyncTypebox<Deps> = async (app, { backend, 
   app.delete(
     '/v1/kv/*',
     {
+      config: {
+        access: access.key('write', (request) => ({
+          key: keyFromPath((request.params as { '*': string })['*']),
+          prefix: (request.query as { prefix?: boolean }).prefix === true,
+        })),
+      },
       schema: {
         summary: 'Delete a key, or every key under a prefix (?prefix=true); prevRevision=N deletes only if at N',
         params: keyParams,

@@ -5,6 +5,8 @@ import type { Backend } from '../../core/backend.js';
 import { parseDuration } from '../../core/duration.js';
 import { InvalidArgumentError } from '../../core/errors.js';
 import { leaseIdSchema } from './primitive-schemas.js';
+import { NO_AUTH_PRINCIPAL, access } from '../access.js';
+import { LEASE_OWNERS_PREFIX, recordLeaseOwner } from '../../security/lease-owners.js';
 
 /** Lease TTLs are whole seconds from 1 s to one day. */
 export const MAX_LEASE_TTL = 86_400;
@@ -28,24 +30,34 @@ export const leaseRoutes: FastifyPluginAsyncTypebox<{ backend: Backend }> = asyn
   app.post(
     '/v1/leases',
     {
+      config: { access: access.lease('grant') },
       schema: {
         summary: 'Grant a lease of `ttl` (seconds, or a duration such as "15s"); keys bound to it vanish when it ends',
         body: Type.Object({ ttl: WireDuration }, { additionalProperties: false }),
         response: { 200: WireLeaseGrant },
       },
     },
-    async (request) => backend.grantLease(ttlSeconds(request.body.ttl)),
+    async (request) => {
+      const lease = await backend.grantLease(ttlSeconds(request.body.ttl));
+      // The lease is the granting token's: only it (or an admin) may use it.
+      if (request.principal !== NO_AUTH_PRINCIPAL) await recordLeaseOwner(backend, lease.id, request.principal.tokenId);
+      return lease;
+    },
   );
 
   app.post(
     '/v1/leases/:id/keepalive',
-    { schema: { summary: 'Renew a lease to its full TTL', params: idParams, response: { 200: WireLeaseGrant } } },
+    {
+      config: { access: access.lease('own') },
+      schema: { summary: 'Renew a lease to its full TTL', params: idParams, response: { 200: WireLeaseGrant } },
+    },
     async (request) => backend.keepAlive(request.params.id),
   );
 
   app.delete(
     '/v1/leases/:id',
     {
+      config: { access: access.lease('own') },
       schema: {
         summary: 'Revoke a lease now, deleting its keys',
         params: idParams,
@@ -61,18 +73,24 @@ export const leaseRoutes: FastifyPluginAsyncTypebox<{ backend: Backend }> = asyn
   app.get(
     '/v1/leases/:id',
     {
+      config: { access: access.lease('own') },
       schema: {
         summary: 'A lease: seconds left, TTL granted, keys bound to it',
         params: idParams,
         response: { 200: WireLeaseInfo },
       },
     },
-    async (request) => backend.leaseInfo(request.params.id),
+    async (request) => {
+      const info = await backend.leaseInfo(request.params.id);
+      // The owner record is muster's bookkeeping, not one of the caller's keys.
+      return { ...info, keys: info.keys.filter((key) => !key.startsWith(LEASE_OWNERS_PREFIX)) };
+    },
   );
 
   app.get(
     '/v1/leases',
     {
+      config: { access: access.lease('list') },
       schema: {
         summary: 'Every live lease',
         response: { 200: WireLeaseList },

@@ -6,6 +6,7 @@ import { LockHandle, LockStatus } from '../../primitives/result-schemas.js';
 import { blocking, timeoutSchema } from './blocking.js';
 import type { PrimitiveRouteDeps } from './blocking.js';
 import { heldBody, leaseIdSchema, nameParams } from './primitive-schemas.js';
+import { access } from '../access.js';
 
 function lockDelay(value: string | number | undefined): number {
   if (value === undefined) return 0;
@@ -18,6 +19,7 @@ export const lockRoutes: FastifyPluginAsyncTypebox<PrimitiveRouteDeps> = async (
   app.post(
     '/v1/locks/:name/acquire',
     {
+      config: { access: access.primitive('use', { lease: (request) => (request.body as { lease?: string }).lease }) },
       schema: {
         summary: 'Wait for a lock and take it for a session; returns the fencing token',
         description:
@@ -44,6 +46,7 @@ export const lockRoutes: FastifyPluginAsyncTypebox<PrimitiveRouteDeps> = async (
   app.post(
     '/v1/locks/:name/release',
     {
+      config: { access: access.primitive('use', { held: (request) => (request.body as { key?: string }).key }) },
       schema: {
         summary: 'Release a lock; refused (409 not_holder) unless the token still holds it',
         params: nameParams,
@@ -60,6 +63,7 @@ export const lockRoutes: FastifyPluginAsyncTypebox<PrimitiveRouteDeps> = async (
   app.get(
     '/v1/locks/:name',
     {
+      config: { access: access.primitive('read') },
       schema: { summary: 'Who holds a lock, and how many wait', params: nameParams, response: { 200: LockStatus } },
     },
     async (request) => lockStatus(backend, request.params.name),

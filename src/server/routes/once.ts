@@ -6,6 +6,7 @@ import { OnceStatus, OnceTurn } from '../../primitives/result-schemas.js';
 import { blocking, timeoutSchema } from './blocking.js';
 import type { PrimitiveRouteDeps } from './blocking.js';
 import { holderKeySchema, leaseIdSchema, nameParams, tokenSchema } from './primitive-schemas.js';
+import { access } from '../access.js';
 
 /** Run-exactly-once: begin (blocking), complete, status, reset. */
 export const onceRoutes: FastifyPluginAsyncTypebox<PrimitiveRouteDeps> = async (app, deps) => {
@@ -13,6 +14,7 @@ export const onceRoutes: FastifyPluginAsyncTypebox<PrimitiveRouteDeps> = async (
   app.post(
     '/v1/once/:name/begin',
     {
+      config: { access: access.primitive('use', { lease: (request) => (request.body as { lease?: string }).lease }) },
       schema: {
         summary:
           'Join a once: `role: runner` means run the command now and complete; `role: done` carries the recorded result',
@@ -33,6 +35,7 @@ export const onceRoutes: FastifyPluginAsyncTypebox<PrimitiveRouteDeps> = async (
   app.post(
     '/v1/once/:name/complete',
     {
+      config: { access: access.primitive('use', { held: (request) => (request.body as { key?: string }).key }) },
       schema: {
         summary: "Record the runner's result (refused with 409 not_holder if its session ended first)",
         params: nameParams,
@@ -67,6 +70,7 @@ export const onceRoutes: FastifyPluginAsyncTypebox<PrimitiveRouteDeps> = async (
   app.get(
     '/v1/once/:name',
     {
+      config: { access: access.primitive('read') },
       schema: {
         summary: 'State of a once: idle, running or done, with its result',
         params: nameParams,
@@ -79,6 +83,7 @@ export const onceRoutes: FastifyPluginAsyncTypebox<PrimitiveRouteDeps> = async (
   app.delete(
     '/v1/once/:name',
     {
+      config: { access: access.primitive('use') },
       schema: {
         summary: 'Forget the recorded result so that the next caller runs the command again',
         params: nameParams,

@@ -5,6 +5,7 @@ import { acquireSemaphore, releaseSemaphore, semaphoreStatus } from '../../primi
 import { blocking, timeoutSchema } from './blocking.js';
 import type { PrimitiveRouteDeps } from './blocking.js';
 import { heldBody, leaseIdSchema, nameParams } from './primitive-schemas.js';
+import { access } from '../access.js';
 
 /** Counting semaphores: at most `limit` holders. */
 export const semaphoreRoutes: FastifyPluginAsyncTypebox<PrimitiveRouteDeps> = async (app, deps) => {
@@ -12,6 +13,7 @@ export const semaphoreRoutes: FastifyPluginAsyncTypebox<PrimitiveRouteDeps> = as
   app.post(
     '/v1/semaphores/:name/acquire',
     {
+      config: { access: access.primitive('use', { lease: (request) => (request.body as { lease?: string }).lease }) },
       schema: {
         summary: 'Wait for one of `limit` slots; every contender must give the same limit',
         params: nameParams,
@@ -35,6 +37,7 @@ export const semaphoreRoutes: FastifyPluginAsyncTypebox<PrimitiveRouteDeps> = as
   app.post(
     '/v1/semaphores/:name/release',
     {
+      config: { access: access.primitive('use', { held: (request) => (request.body as { key?: string }).key }) },
       schema: {
         summary: 'Give a slot back',
         params: nameParams,
@@ -51,6 +54,7 @@ export const semaphoreRoutes: FastifyPluginAsyncTypebox<PrimitiveRouteDeps> = as
   app.get(
     '/v1/semaphores/:name',
     {
+      config: { access: access.primitive('read') },
       schema: { summary: 'Holders and waiters of a semaphore', params: nameParams, response: { 200: SemaphoreStatus } },
     },
     async (request) => semaphoreStatus(backend, request.params.name),

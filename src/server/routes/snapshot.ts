@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import type { FastifyPluginAsync } from 'fastify';
 import type { Backend } from '../../core/backend.js';
 import { SnapshotUnsupportedError } from '../../core/errors.js';
+import { access } from '../access.js';
 
 /**
  * `GET /v1/snapshot`: the embedded store as a muster snapshot file (header,
@@ -12,6 +13,7 @@ export const snapshotRoutes: FastifyPluginAsync<{ backend: Backend }> = async (a
   app.get(
     '/v1/snapshot',
     {
+      config: { access: access.admin },
       schema: {
         summary: 'A consistent snapshot of the embedded store (application/octet-stream); 501 on etcd',
       },

@@ -8,6 +8,8 @@ import type { Backend, Compare, TxnOp, TxnOpResult } from '../../core/backend.js
 import { LEASE_ID_PATTERN } from '../../core/backend.js';
 import { InvalidArgumentError, ValueTooLargeError } from '../../core/errors.js';
 import { validateKey, validatePrefix } from '../../core/key-path.js';
+import { access } from '../access.js';
+import type { KeyNeed } from '../access.js';
 
 /** At most this many compares plus ops in one transaction. */
 export const MAX_TXN_OPS = 128;
@@ -124,6 +126,20 @@ function toOp(o: BodyOp, at: string, maxValueBytes: number): TxnOp {
   };
 }
 
+/** Every key a txn compares (read), gets (read), puts or deletes (write), in both branches. */
+function txnNeeds(body: Static<typeof bodySchema>): KeyNeed[] {
+  const ops = [...(body.success ?? []), ...(body.failure ?? [])];
+  return [
+    ...(body.compare ?? []).map((c) => ({ key: c.key, prefix: false, mode: 'read' as const })),
+    ...ops.map((o) => ({
+      key: o.key,
+      prefix: o.type !== 'put' && o.prefix === true,
+      mode: o.type === 'get' ? ('read' as const) : ('write' as const),
+      lease: o.type === 'put' ? o.lease : undefined,
+    })),
+  ];
+}
+
 function toWireResult(r: TxnOpResult): WireTxnOpResult {
   if (r.type === 'put')
     return { type: 'put', revision: r.revision, prevKv: r.prevKv ? toWireKeyValue(r.prevKv) : null };
@@ -139,6 +155,7 @@ export const txnRoutes: FastifyPluginAsyncTypebox<{ backend: Backend; maxValueBy
   app.post(
     '/v1/txn',
     {
+      config: { access: access.keys((request) => txnNeeds(request.body as Static<typeof bodySchema>)) },
       schema: {
         summary: 'If every compare holds, apply `success`, else `failure`; all at one revision',
         body: bodySchema,

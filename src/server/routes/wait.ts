@@ -8,6 +8,7 @@ import { matchesCondition, waitFor } from '../../primitives/wait.js';
 import type { WaitCondition } from '../../primitives/wait.js';
 import { blocking, timeoutSchema } from './blocking.js';
 import type { PrimitiveRouteDeps } from './blocking.js';
+import { access } from '../access.js';
 
 interface WaitQuery {
   exists?: boolean;
@@ -38,6 +39,12 @@ export const waitRoutes: FastifyPluginAsyncTypebox<PrimitiveRouteDeps> = async (
   app.get(
     '/v1/wait/*',
     {
+      config: {
+        access: access.key('read', (request) => ({
+          key: '/' + (request.params as { '*': string })['*'],
+          prefix: false,
+        })),
+      },
       schema: {
         summary: 'Wait until the key exists, is deleted, equals a value or matches a pattern; 408 `timeout` otherwise',
         params: Type.Object({ '*': Type.String() }),

@@ -7,6 +7,7 @@ import type { Clock } from '../../core/clock.js';
 import { CompactedError, InvalidArgumentError } from '../../core/errors.js';
 import { validateKey, validatePrefix } from '../../core/key-path.js';
 import { openSse, sseError, sseEvent } from '../sse.js';
+import { access, eventFilter } from '../access.js';
 
 export interface WatchRouteDeps {
   backend: Backend;
@@ -44,6 +45,13 @@ export const watchRoutes: FastifyPluginAsyncTypebox<WatchRouteDeps> = async (
   app.get(
     '/v1/watch/*',
     {
+      config: {
+        access: access.key('read', (request) => ({
+          key: '/' + (request.params as { '*': string })['*'],
+          prefix: (request.query as { prefix?: boolean }).prefix !== false,
+          filtered: true,
+        })),
+      },
       schema: {
         summary:
           'Stream changes as Server-Sent Events (event: put|delete, id: revision; event: progress with id: the revision delivered so far, after heartbeats); ?fromRevision=N replays history first; Last-Event-ID resumes after that revision',
@@ -68,6 +76,7 @@ export const watchRoutes: FastifyPluginAsyncTypebox<WatchRouteDeps> = async (
         throw new InvalidArgumentError('Last-Event-ID must be a revision number', 'invalid_request');
       }
       const fromRevision = typeof lastEventId === 'string' ? Number(lastEventId) + 1 : request.query.fromRevision;
+      const visible = eventFilter(request.principal, key);
       const watch = backend.watch(key, {
         prefix,
         prevKv: request.query.prevKv ?? false,
@@ -90,9 +99,12 @@ export const watchRoutes: FastifyPluginAsyncTypebox<WatchRouteDeps> = async (
             await stream.write(sseEvent('progress', progress, batch.progress));
             continue;
           }
+          // Events under a rule that hides them from this token are never sent.
+          const events = visible ? batch.events.filter((e) => visible(e.kv.key)) : batch.events;
+          if (events.length === 0) continue;
           let chunk = '';
-          batch.events.forEach((event, i) => {
-            const lastOfRevision = batch.events[i + 1]?.revision !== event.revision;
+          events.forEach((event, i) => {
+            const lastOfRevision = events[i + 1]?.revision !== event.revision;
             chunk += sseEvent(event.type, wireEvent(event), lastOfRevision ? event.revision : undefined);
           });
           await stream.write(chunk);

@@ -1,0 +1,254 @@
+/**
+ * The tokens, kept in the keyspace (`/muster/auth/tokens/<id>`, JSON with the
+ * secret's SHA-256, never the secret) so that every server in front of one etcd
+ * cluster knows them. Each server caches them, kept current by a watch: a token
+ * revoked on one server stops working on the others as soon as they see the
+ * delete. Without a running watch the cache is bypassed (every check reads the
+ * store), so a revoked token is never accepted from a stale cache.
+ */
+import { randomBytes } from 'node:crypto';
+import Type from 'typebox';
+import type { Static } from 'typebox';
+import type { Backend, Watch } from '../core/backend.js';
+import type { Clock } from '../core/clock.js';
+import { InvalidArgumentError, TokenNotFoundError, UnauthenticatedError } from '../core/errors.js';
+import { AUTH_PREFIX, CustomPolicy, Policy, ROLES } from './policy.js';
+import type { Role } from './policy.js';
+import { hashSecret, newToken, parseToken, secretMatches } from './token-secret.js';
+
+export const TOKENS_PREFIX = `${AUTH_PREFIX}tokens/`;
+
+/** A token as the API shows it: everything but the secret's hash. */
+export const TokenInfo = Type.Object({
+  id: Type.String(),
+  role: Type.Enum([...ROLES]),
+  description: Type.String(),
+  node: Type.Optional(Type.String()),
+  cluster: Type.Optional(Type.String()),
+  policy: Type.Optional(CustomPolicy),
+  createdAt: Type.String({ description: 'ISO 8601' }),
+  expiresAt: Type.Union([Type.String(), Type.Null()], { description: 'ISO 8601, or null: never' }),
+});
+export type TokenInfo = Static<typeof TokenInfo>;
+
+interface TokenRecord extends TokenInfo {
+  readonly hash: string;
+}
+
+/** Who made a request: the token's id and its effective policy. */
+export interface Principal {
+  readonly tokenId: string;
+  readonly role: Role;
+  readonly policy: Policy;
+}
+
+export interface NewToken {
+  readonly role: Role;
+  readonly description?: string | undefined;
+  readonly node?: string | undefined;
+  readonly cluster?: string | undefined;
+  readonly policy?: CustomPolicy | undefined;
+  /** Seconds until it expires; none: never. */
+  readonly ttlSeconds?: number | undefined;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export class TokenRegistry {
+  private readonly cache = new Map<string, TokenRecord>();
+  private watch: Watch | null = null;
+  private watching = false;
+  private stopped = false;
+
+  constructor(
+    private readonly backend: Backend,
+    private readonly clock: Clock,
+  ) {}
+
+  /** Load the tokens and follow their changes. */
+  async start(): Promise<void> {
+    this.stopped = false;
+    await this.follow();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.watching = false;
+    this.watch?.close();
+    this.watch = null;
+    this.cache.clear();
+  }
+
+  /** The principal of a presented token; UnauthenticatedError for anything else, whatever the reason. */
+  async authenticate(text: string | undefined): Promise<Principal> {
+    if (text === undefined || text === '') throw new UnauthenticatedError();
+    const parts = parseToken(text);
+    if (!parts) throw new UnauthenticatedError('the token is not valid');
+    const record = await this.record(parts.id);
+    if (!record || !secretMatches(parts.secret, record.hash) || this.expired(record)) {
+      throw new UnauthenticatedError('the token is not valid');
+    }
+    return principalOf(record);
+  }
+
+  /** Create a token; its secret is in `token`, shown once. */
+  async create(spec: NewToken): Promise<{ token: string; info: TokenInfo }> {
+    checkSpec(spec);
+    const { id, secret, text } = newToken((size) => randomBytes(size));
+    const record: TokenRecord = {
+      id,
+      role: spec.role,
+      description: spec.description ?? '',
+      ...(spec.node !== undefined ? { node: spec.node } : {}),
+      ...(spec.cluster !== undefined ? { cluster: spec.cluster } : {}),
+      ...(spec.policy !== undefined ? { policy: spec.policy } : {}),
+      createdAt: new Date(this.clock.now()).toISOString(),
+      expiresAt:
+        spec.ttlSeconds === undefined ? null : new Date(this.clock.now() + spec.ttlSeconds * 1000).toISOString(),
+      hash: hashSecret(secret),
+    };
+    await this.store(record);
+    return { token: text, info: infoOf(record) };
+  }
+
+  /**
+   * Make `text` an admin token (the first admin, given by automation or kept in
+   * the data folder): its record is written unless one with the same hash exists.
+   */
+  async ensureAdmin(text: string, description: string): Promise<TokenInfo> {
+    const parts = parseToken(text);
+    if (!parts) {
+      throw new InvalidArgumentError(
+        'the admin token must be a muster token (mst_…) or at least 24 printable characters',
+        'invalid_config',
+      );
+    }
+    const existing = await this.read(parts.id);
+    if (existing && existing.role === 'admin' && secretMatches(parts.secret, existing.hash)) return infoOf(existing);
+    const record: TokenRecord = {
+      id: parts.id,
+      role: 'admin',
+      description,
+      createdAt: new Date(this.clock.now()).toISOString(),
+      expiresAt: null,
+      hash: hashSecret(parts.secret),
+    };
+    await this.store(record);
+    return infoOf(record);
+  }
+
+  async list(): Promise<TokenInfo[]> {
+    const range = await this.backend.range({ key: TOKENS_PREFIX, prefix: true });
+    return range.kvs.map((kv) => infoOf(decodeRecord(kv.value))).sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  }
+
+  async get(id: string): Promise<TokenInfo> {
+    const record = await this.read(id);
+    if (!record) throw new TokenNotFoundError(id);
+    return infoOf(record);
+  }
+
+  async revoke(id: string): Promise<void> {
+    const { deleted } = await this.backend.delete({ key: TOKENS_PREFIX + id });
+    this.cache.delete(id);
+    if (deleted === 0) throw new TokenNotFoundError(id);
+  }
+
+  private expired(record: TokenRecord): boolean {
+    return record.expiresAt !== null && Date.parse(record.expiresAt) <= this.clock.now();
+  }
+
+  private async record(id: string): Promise<TokenRecord | null> {
+    if (this.watching) {
+      const cached = this.cache.get(id);
+      if (cached) return cached;
+    }
+    return this.read(id);
+  }
+
+  private async read(id: string): Promise<TokenRecord | null> {
+    const kv = await this.backend.get(TOKENS_PREFIX + id);
+    return kv ? decodeRecord(kv.value) : null;
+  }
+
+  private async store(record: TokenRecord): Promise<void> {
+    await this.backend.put(TOKENS_PREFIX + record.id, encoder.encode(JSON.stringify(record)));
+    if (this.watching) this.cache.set(record.id, record);
+  }
+
+  /** Fill the cache from a range, then follow the watch; on any failure start over (reading the store meanwhile). */
+  private async follow(): Promise<void> {
+    const range = await this.backend.range({ key: TOKENS_PREFIX, prefix: true });
+    this.cache.clear();
+    for (const kv of range.kvs) this.cache.set(decodeRecord(kv.value).id, decodeRecord(kv.value));
+    const watch = this.backend.watch(TOKENS_PREFIX, { prefix: true, fromRevision: range.revision + 1 });
+    this.watch = watch;
+    this.watching = true;
+    void (async () => {
+      try {
+        for await (const batch of watch) {
+          for (const event of batch.events) {
+            const id = event.kv.key.slice(TOKENS_PREFIX.length);
+            if (event.type === 'delete') this.cache.delete(id);
+            else this.cache.set(id, decodeRecord(event.kv.value));
+          }
+        }
+      } catch {
+        // Fall through: the cache can no longer be trusted.
+      }
+      this.watching = false;
+      this.cache.clear();
+      if (this.stopped || this.watch !== watch) return;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      if (!this.stopped && this.watch === watch) await this.follow().catch(() => undefined);
+    })();
+  }
+}
+
+export function principalOf(record: TokenInfo): Principal {
+  return {
+    tokenId: record.id,
+    role: record.role,
+    policy: new Policy({ role: record.role, node: record.node, cluster: record.cluster, policy: record.policy }),
+  };
+}
+
+function infoOf(record: TokenRecord): TokenInfo {
+  const { hash: _hash, ...info } = record;
+  return info;
+}
+
+function decodeRecord(value: Uint8Array): TokenRecord {
+  return JSON.parse(decoder.decode(value)) as TokenRecord;
+}
+
+const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+function checkSpec(spec: NewToken): void {
+  const need = (field: 'node' | 'cluster', role: Role) => {
+    if ((spec.role === role) !== (spec[field] !== undefined)) {
+      throw new InvalidArgumentError(
+        spec.role === role ? `a ${role} token needs --${field} NAME` : `--${field} applies only to a ${field} token`,
+        'invalid_request',
+      );
+    }
+    const value = spec[field];
+    if (value !== undefined && !SEGMENT.test(value)) {
+      throw new InvalidArgumentError(
+        `invalid ${field} name ${JSON.stringify(value.slice(0, 80))}: use 1-128 letters, digits, ".", "_" or "-"`,
+        'invalid_name',
+      );
+    }
+  };
+  need('node', 'node');
+  need('cluster', 'cluster');
+  if ((spec.role === 'custom') !== (spec.policy !== undefined) && spec.role !== 'node') {
+    throw new InvalidArgumentError(
+      spec.role === 'custom'
+        ? 'a custom token needs a policy (--policy FILE)'
+        : '--policy applies to custom and node tokens',
+      'invalid_request',
+    );
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * Token secrets: `mst_<id>_<secret>`, where the id (12 hex digits) names the token
+ * in lists, audit records and `muster token revoke`, and the secret (32 random
+ * bytes, base64url) proves it. Only a SHA-256 of the secret is stored, and it is
+ * compared in constant time. A token given by automation in another form (for the
+ * first admin) is accepted whole as the secret of the id `bootstrap`.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+
+export const TOKEN_PREFIX = 'mst_';
+/** The id of an admin token provided by automation in a form of its own. */
+export const BOOTSTRAP_TOKEN_ID = 'bootstrap';
+/** A provided admin token must be at least this long. */
+export const MIN_PROVIDED_TOKEN_LENGTH = 24;
+
+const TOKEN_FORM = /^mst_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
+export const TOKEN_ID_PATTERN = /^(?:[0-9a-f]{12}|bootstrap)$/;
+
+export interface TokenParts {
+  readonly id: string;
+  readonly secret: string;
+}
+
+/** A new token from `random` bytes: its id, its secret, and the text a user keeps. */
+export function newToken(random: (size: number) => Uint8Array): TokenParts & { readonly text: string } {
+  const id = Buffer.from(random(6)).toString('hex');
+  const secret = Buffer.from(random(32)).toString('base64url');
+  return { id, secret, text: `${TOKEN_PREFIX}${id}_${secret}` };
+}
+
+/** Split a presented token into id and secret, or null when it cannot be one. */
+export function parseToken(text: string): TokenParts | null {
+  const match = TOKEN_FORM.exec(text);
+  if (match) return { id: match[1] as string, secret: match[2] as string };
+  if (text.length >= MIN_PROVIDED_TOKEN_LENGTH && text.length <= 512 && /^[\x21-\x7e]+$/.test(text)) {
+    return { id: BOOTSTRAP_TOKEN_ID, secret: text };
+  }
+  return null;
+}
+
+export function hashSecret(secret: string): string {
+  return createHash('sha256').update(secret, 'utf8').digest('hex');
+}
+
+/** True when `secret` hashes to `storedHash`, in time that does not depend on where they differ. */
+export function secretMatches(secret: string, storedHash: string): boolean {
+  const presented = Buffer.from(hashSecret(secret), 'hex');
+  const stored = Buffer.from(storedHash, 'hex');
+  return stored.length === presented.length && timingSafeEqual(presented, stored);
+}

@@ -1,0 +1,239 @@
+/**
+ * The one enforcement point. Every route declares in `config.access` what it
+ * touches (keys and a mode, a primitive, a lease, a capability, or nothing: a
+ * public route); a route without a declaration cannot be registered. One hook
+ * authenticates the token (onRequest: 401 before anything else is looked at) and
+ * one checks the declaration once the request is parsed (preHandler: 403 naming
+ * the rule). The primitives' own keys under /muster/ are then written by the
+ * server on the caller's behalf. Reads that cover keys the token may not see
+ * (a range, a watch) are filtered with `request.principal`.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import type { Backend, LeaseId, RangeResult } from '../core/backend.js';
+import { ForbiddenError, LeaseNotFoundError } from '../core/errors.js';
+import { validateKey, validatePrefix } from '../core/key-path.js';
+import { leaseOwner } from '../security/lease-owners.js';
+import type { Capability, KeyMode } from '../security/policy.js';
+import { Policy } from '../security/policy.js';
+import type { Principal, TokenRegistry } from '../security/token-registry.js';
+
+/** What one key-touching request reads or writes. */
+export interface KeyNeed {
+  readonly key: string;
+  readonly prefix: boolean;
+  readonly mode: KeyMode;
+  /** A lease the write binds keys to: it must be the caller's. */
+  readonly lease?: LeaseId | null | undefined;
+  /**
+   * The route filters what it reads with `request.principal` (a range, a watch),
+   * so a prefix with narrower rules inside may be read; otherwise it is refused.
+   */
+  readonly filtered?: boolean;
+}
+
+export type RouteAccess =
+  | { readonly kind: 'public' }
+  | { readonly kind: 'keys'; readonly needs: (request: FastifyRequest) => readonly KeyNeed[] }
+  | {
+      readonly kind: 'primitive';
+      readonly mode: 'use' | 'read';
+      /** The lease the caller acquires with: it must be the caller's. */
+      readonly lease?: (request: FastifyRequest) => LeaseId | undefined;
+      /** The holder key the caller releases: its lease must be the caller's. */
+      readonly held?: (request: FastifyRequest) => string | undefined;
+    }
+  | { readonly kind: 'lease'; readonly action: 'grant' | 'own' | 'list' }
+  | { readonly kind: 'capability'; readonly capability: Capability }
+  | { readonly kind: 'admin' };
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    access?: RouteAccess;
+  }
+  interface FastifyRequest {
+    /** Who is asking (an admin principal when auth is off). */
+    principal: Principal;
+  }
+}
+
+/** Declarations of the common cases. */
+export const access = {
+  public: { kind: 'public' } as RouteAccess,
+  admin: { kind: 'admin' } as RouteAccess,
+  key: (mode: KeyMode, target: (request: FastifyRequest) => Omit<KeyNeed, 'mode'>): RouteAccess => ({
+    kind: 'keys',
+    needs: (request) => [{ ...target(request), mode }],
+  }),
+  keys: (needs: (request: FastifyRequest) => readonly KeyNeed[]): RouteAccess => ({ kind: 'keys', needs }),
+  primitive: (
+    mode: 'use' | 'read',
+    proof: {
+      lease?: (request: FastifyRequest) => LeaseId | undefined;
+      held?: (request: FastifyRequest) => string | undefined;
+    } = {},
+  ): RouteAccess => ({ kind: 'primitive', mode, ...proof }),
+  lease: (action: 'grant' | 'own' | 'list'): RouteAccess => ({ kind: 'lease', action }),
+  capability: (capability: Capability): RouteAccess => ({ kind: 'capability', capability }),
+};
+
+/** The principal of every request when auth is off (`--insecure-no-auth`, or a test app). */
+export const NO_AUTH_PRINCIPAL: Principal = {
+  tokenId: 'none',
+  role: 'admin',
+  policy: new Policy({ role: 'admin' }),
+};
+
+export interface AccessOptions {
+  readonly backend: Backend;
+  /** The tokens; null: auth off, everyone is admin. */
+  readonly tokens: TokenRegistry | null;
+}
+
+/** The token a request presents: `Authorization: Bearer T`. */
+export function presentedToken(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization;
+  if (typeof header === 'string') {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    return match ? match[1] : header;
+  }
+  return undefined;
+}
+
+export const accessControl = fp<AccessOptions>(
+  async (app: FastifyInstance, { backend, tokens }) => {
+    app.decorateRequest('principal', null as unknown as Principal);
+    app.addHook('onRoute', (route) => {
+      if (!route.config?.access) {
+        throw new Error(`route ${String(route.method)} ${route.url} declares no access (config.access)`);
+      }
+    });
+    app.addHook('onRequest', async (request) => {
+      const declared = request.routeOptions.config.access;
+      // An unknown route (404) is answered as such, with or without a token.
+      if (!declared || declared.kind === 'public' || tokens === null) {
+        request.principal = NO_AUTH_PRINCIPAL;
+        return;
+      }
+      request.principal = await tokens.authenticate(presentedToken(request));
+    });
+    app.addHook('preHandler', async (request) => {
+      const declared = request.routeOptions.config.access;
+      if (!declared || tokens === null) return;
+      await authorize(backend, request.principal, declared, request);
+    });
+  },
+  { name: 'muster-access' },
+);
+
+async function authorize(backend: Backend, who: Principal, declared: RouteAccess, request: FastifyRequest) {
+  const { policy } = who;
+  const deny = (what: string, rule: string): never => {
+    throw new ForbiddenError(`${policy.describe()} may not ${what} (${rule})`, rule);
+  };
+  switch (declared.kind) {
+    case 'public':
+      return;
+    case 'admin':
+      if (!policy.isAdmin) deny('do this: it is for admin tokens', `${policy.describe()}`);
+      return;
+    case 'capability': {
+      const decision = policy.capability(declared.capability);
+      if (!decision.allowed) deny(`do this without ${declared.capability}`, decision.rule);
+      return;
+    }
+    case 'keys':
+      for (const need of declared.needs(request)) {
+        const key = need.prefix ? validatePrefix(need.key) : validateKey(need.key);
+        if (need.prefix) {
+          const decision = policy.prefix(key, need.mode);
+          if (!decision.allowed) deny(`${need.mode} under ${key}`, decision.rule);
+          const hidden = decision.narrower[0];
+          if (hidden && !need.filtered) deny(`${need.mode} under ${key}`, `${hidden.access} ${hidden.prefix}`);
+        } else {
+          const decision = policy.key(key, need.mode);
+          if (!decision.allowed) deny(`${need.mode} ${key}`, decision.rule);
+        }
+        if (need.lease) await ownLease(backend, who, need.lease);
+      }
+      return;
+    case 'primitive': {
+      const name = (request.params as { name?: string }).name ?? '';
+      const decision = policy.primitive(name, declared.mode);
+      if (!decision.allowed) deny(`${declared.mode} the primitive ${JSON.stringify(name)}`, decision.rule);
+      const lease = declared.lease?.(request);
+      if (lease) await ownLease(backend, who, lease);
+      const held = declared.held?.(request);
+      if (held) {
+        const kv = await backend.get(validateKey(held));
+        // A key that is gone is answered by the route (409 not_holder).
+        if (kv?.lease) await ownLease(backend, who, kv.lease);
+      }
+      return;
+    }
+    case 'lease': {
+      if (declared.action === 'list') {
+        const decision = policy.prefix('/', 'read');
+        if (!decision.allowed) deny('list every lease', decision.rule);
+        return;
+      }
+      if (declared.action === 'grant') {
+        // Reading tokens may not hold leases: a lease is for writing (ephemeral keys, primitives).
+        if (policy.spec.role === 'reader') deny('grant leases', 'role reader');
+        return;
+      }
+      await ownLease(backend, who, (request.params as { id: string }).id);
+      return;
+    }
+  }
+}
+
+/** The lease must be the caller's (or the caller an admin). A lease nobody owns is an admin's. */
+async function ownLease(backend: Backend, who: Principal, lease: LeaseId): Promise<void> {
+  if (who.policy.isAdmin) return;
+  const owner = await leaseOwner(backend, lease);
+  if (owner === who.tokenId) return;
+  if (owner === null) {
+    // Say "not found" only for a lease that does not exist.
+    await backend.leaseInfo(lease).catch((error: unknown) => {
+      if (error instanceof LeaseNotFoundError) throw error;
+    });
+  }
+  throw new ForbiddenError(
+    `${who.policy.describe()} may not use the lease ${lease}: it belongs to another token`,
+    'lease owner',
+  );
+}
+
+/**
+ * A range as `who` may see it: keys under a rule that hides them are left out,
+ * and `count` is lowered by the keys under those rules at the same revision.
+ */
+export async function visibleRange(
+  backend: Backend,
+  who: Principal,
+  prefix: string,
+  range: RangeResult,
+): Promise<RangeResult> {
+  const hidden = who.policy.prefix(prefix, 'read').narrower;
+  if (hidden.length === 0) return range;
+  let count = range.count;
+  for (const rule of hidden) {
+    // Only the outermost hidden prefixes count (one inside another is already in it).
+    if (hidden.some((other) => other !== rule && rule.prefix.startsWith(other.prefix))) continue;
+    const under = await backend.range({
+      key: rule.prefix,
+      prefix: true,
+      revision: range.revision,
+      limit: 1,
+      keysOnly: true,
+    });
+    count -= under.count;
+  }
+  return { ...range, kvs: range.kvs.filter((kv) => who.policy.canRead(kv.key)), count };
+}
+
+/** A filter for a watch of `prefix` by `who`, or null when every event may be seen. */
+export function eventFilter(who: Principal, prefix: string): ((key: string) => boolean) | null {
+  return who.policy.prefix(prefix, 'read').narrower.length === 0 ? null : (key) => who.policy.canRead(key);
+}
