@@ -5,11 +5,12 @@
  *   machine (a loopback endpoint), the admin token it keeps in its data folder
  *   (MUSTER_DATA_DIR, else ./muster-data)/admin.token.
  * The config file is MUSTER_CLIENT_CONFIG, else $XDG_CONFIG_HOME/muster/config.json,
- * else ~/.config/muster/config.json: `{"endpoint": "...", "token": "..."}`.
+ * else ~/.config/muster/config.json: `{"endpoint": "...", "token": "...", "ca": "ca.pem"}`
+ * (also "cert" and "key" for a client certificate; files relative to the config file).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { InvalidArgumentError } from '../core/errors.js';
 import { ADMIN_TOKEN_FILE } from '../security/admin-bootstrap.js';
 
@@ -21,11 +22,19 @@ export interface ClientSettings {
   readonly token?: string;
   /** Where the token came from, for error messages. */
   readonly tokenSource: string;
+  /** A CA file to verify an https:// server with (PEM): --ca, MUSTER_CA, or the config file's "ca". */
+  readonly ca?: string;
+  /** A client certificate and key (PEM files), for a server that requires one. */
+  readonly cert?: string;
+  readonly key?: string;
 }
 
 interface ConfigFile {
   endpoint?: string;
   token?: string;
+  ca?: string;
+  cert?: string;
+  key?: string;
 }
 
 export function configFilePath(env: Readonly<Record<string, string | undefined>>): string {
@@ -74,26 +83,47 @@ function isLoopback(endpoint: string): boolean {
 }
 
 export function resolveClientSettings(
-  flags: { endpoint?: string | undefined; token?: string | undefined },
+  flags: {
+    endpoint?: string | undefined;
+    token?: string | undefined;
+    ca?: string | undefined;
+    cert?: string | undefined;
+    key?: string | undefined;
+  },
   env: Readonly<Record<string, string | undefined>>,
   cwd: string = process.cwd(),
 ): ClientSettings {
   const configPath = configFilePath(env);
   const file = readConfig(configPath);
-  const endpoint = flags.endpoint ?? env.MUSTER_ENDPOINT ?? file.endpoint ?? DEFAULT_ENDPOINT;
-  if (flags.token) return { endpoint, token: flags.token, tokenSource: '--token' };
-  if (env.MUSTER_TOKEN) return { endpoint, token: env.MUSTER_TOKEN, tokenSource: 'MUSTER_TOKEN' };
-  if (file.token) return { endpoint, token: file.token, tokenSource: configPath };
+  const endpoint = flags.endpoint || env.MUSTER_ENDPOINT || file.endpoint || DEFAULT_ENDPOINT;
+  const ca = flags.ca ? resolve(cwd, flags.ca) : env.MUSTER_CA ? resolve(cwd, env.MUSTER_CA) : file.ca;
+  const cert = flags.cert ? resolve(cwd, flags.cert) : file.cert;
+  const key = flags.key ? resolve(cwd, flags.key) : file.key;
+  const tls = { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) };
+  return { ...tls, ...tokenOf(flags, env, file, configPath, endpoint, cwd), endpoint };
+}
+
+function tokenOf(
+  flags: { token?: string | undefined },
+  env: Readonly<Record<string, string | undefined>>,
+  file: ConfigFile,
+  configPath: string,
+  endpoint: string,
+  cwd: string,
+): { token?: string; tokenSource: string } {
+  if (flags.token) return { token: flags.token, tokenSource: '--token' };
+  if (env.MUSTER_TOKEN) return { token: env.MUSTER_TOKEN, tokenSource: 'MUSTER_TOKEN' };
+  if (file.token) return { token: file.token, tokenSource: configPath };
   if (isLoopback(endpoint)) {
     const dataDir = env.MUSTER_DATA_DIR && env.MUSTER_DATA_DIR !== ':memory:' ? env.MUSTER_DATA_DIR : DEFAULT_DATA_DIR;
     const adminFile = resolve(cwd, dataDir, ADMIN_TOKEN_FILE);
     if (existsSync(adminFile)) {
       try {
-        return { endpoint, token: readFileSync(adminFile, 'utf8').trim(), tokenSource: adminFile };
+        return { token: readFileSync(adminFile, 'utf8').trim(), tokenSource: adminFile };
       } catch {
         // Not readable by this user: go on without it (the server will say 401).
       }
     }
   }
-  return { endpoint, tokenSource: 'none' };
+  return { tokenSource: 'none' };
 }

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { MusterClient } from '../client/muster-client.js';
 import type { CliIo } from './io.js';
-import { ExitCode } from './exit-codes.js';
+import { readFileSync } from 'node:fs';
+import { ExitCode, UsageError } from './exit-codes.js';
 import { resolveClientSettings } from './client-config.js';
 
 export { DEFAULT_ENDPOINT } from './client-config.js';
@@ -9,6 +10,9 @@ export { DEFAULT_ENDPOINT } from './client-config.js';
 interface GlobalOptions {
   endpoint?: string;
   token?: string;
+  ca?: string;
+  cert?: string;
+  key?: string;
   json?: boolean;
 }
 
@@ -23,9 +27,25 @@ export class CliContext {
   client(command: Command): MusterClient {
     const options = command.optsWithGlobals<GlobalOptions>();
     const settings = resolveClientSettings(options, this.io.env);
+    const read = (file: string, what: string) => {
+      try {
+        return readFileSync(file, 'utf8');
+      } catch (error) {
+        throw new UsageError(`cannot read the ${what} ${file}: ${(error as Error).message}`);
+      }
+    };
+    const tls =
+      settings.ca || settings.cert || settings.key
+        ? {
+            ...(settings.ca ? { ca: read(settings.ca, 'CA certificate') } : {}),
+            ...(settings.cert ? { cert: read(settings.cert, 'client certificate') } : {}),
+            ...(settings.key ? { key: read(settings.key, 'client key') } : {}),
+          }
+        : undefined;
     return new MusterClient({
       endpoints: settings.endpoint,
       ...(settings.token !== undefined ? { token: settings.token } : {}),
+      ...(tls ? { tls } : {}),
     });
   }
 

@@ -59,6 +59,9 @@ export function buildProgram(ctx: CliContext): Command {
         'the token to send; also MUSTER_TOKEN, the config file, or (for a server on this machine) ./muster-data/admin.token',
       ),
     )
+    .addOption(new Option('--ca <file>', 'CA certificate (PEM) to verify an https:// server with; also MUSTER_CA'))
+    .addOption(new Option('--cert <file>', 'client certificate (PEM), for a server that requires one; with --key'))
+    .addOption(new Option('--key <file>', "the client certificate's private key (PEM)"))
     .option('--json', 'print JSON for scripts instead of text for people')
     .exitOverride()
     .configureOutput({

@@ -23,6 +23,8 @@ import { fromWireKeyValue } from '../api/values.js';
 import type { CustomPolicy, Role } from '../security/policy.js';
 import type { TokenInfo } from '../security/token-registry.js';
 import { parseEndpoints } from './endpoints.js';
+import { tlsFetch } from './tls-fetch.js';
+import type { ClientTls } from './tls-fetch.js';
 import { errorFromWire } from './error-from-wire.js';
 import type { FetchFunction } from './http-transport.js';
 import { HttpTransport, readJsonBody } from './http-transport.js';
@@ -76,6 +78,8 @@ export interface MusterClientOptions {
   readonly requestTimeoutMs?: number;
   /** Time and randomness for retries (backoff with jitter). @default systemRuntime */
   readonly runtime?: Runtime;
+  /** HTTPS with a private CA (`ca`, PEM) and, for a server that requires one, a client certificate (`cert`, `key`). */
+  readonly tls?: ClientTls;
   /** The token sent with every request (`muster token create` makes one; a new server keeps its admin's in <data-dir>/admin.token). */
   readonly token?: string;
 }
@@ -139,7 +143,8 @@ export class MusterClient {
 
   constructor(options: MusterClientOptions) {
     this.runtime = options.runtime ?? systemRuntime;
-    const fetchFn: FetchFunction = options.fetch ?? ((input, init) => fetch(input, init));
+    const fetchFn: FetchFunction =
+      options.fetch ?? (options.tls ? tlsFetch(options.tls) : (input, init) => fetch(input, init));
     this.transport = new HttpTransport(
       parseEndpoints(options.endpoints),
       fetchFn,

@@ -34,6 +34,14 @@ export interface AppDeps {
    * request is an admin's: `--insecure-no-auth`, and tests of other things).
    */
   readonly auth: { readonly tokens: TokenRegistry } | 'off';
+  /** Serve HTTPS with this certificate and key (PEM); with `clientCa`, clients must present a certificate it signed. */
+  readonly tls?: ServerTls;
+}
+
+export interface ServerTls {
+  readonly cert: string;
+  readonly key: string;
+  readonly clientCa?: string;
 }
 
 export const DEFAULT_MAX_VALUE_BYTES = 1024 * 1024;
@@ -49,6 +57,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const clock = (deps.runtime ?? systemRuntime).clock;
   const backend = deps.backend;
   const app = Fastify({
+    ...(deps.tls
+      ? {
+          https: {
+            cert: deps.tls.cert,
+            key: deps.tls.key,
+            ...(deps.tls.clientCa ? { ca: deps.tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}),
+          },
+        }
+      : {}),
     // `true` means warnings and errors only: a line per request would cost the hot path.
     logger: deps.logger === undefined || deps.logger === true ? { level: 'warn' } : deps.logger,
     logController: new LogController({ disableRequestLogging: true }),
@@ -85,6 +102,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       reply.raw.end(JSON.stringify(body));
     },
   });
+  // A client that sends its request and then closes its side (`printf … | nc`, and
+  // the hostile-input test) still gets the answer: Node's default ends the socket at
+  // the client's FIN, dropping any answer not yet written.
+  (app.server as { httpAllowHalfOpen?: boolean }).httpAllowHalfOpen = true;
   installErrorHandling(app);
   // Ajv coerces a query string "1e309" to Infinity and passes it as an integer
   // (strictNumbers covers bodies, not coerced values): refuse it here, for every route.

@@ -11,6 +11,7 @@ import { ADMIN_TOKEN_FILE, bootstrapAdmin } from '../security/admin-bootstrap.js
 import type { AdminOutcome } from '../security/admin-bootstrap.js';
 import { TokenRegistry } from '../security/token-registry.js';
 import { buildApp } from './build-app.js';
+import type { ServerTls } from './build-app.js';
 import type { Duty } from './duties/index.js';
 import { DutyRunner, compactionDuty, heartbeatDuty } from './duties/index.js';
 
@@ -59,6 +60,8 @@ export interface MusterServerOptions {
    * store's, or etcd's without a data folder, is only in `adminOutcome`)
    */
   readonly auth?: 'off' | { readonly adminToken?: string | undefined; readonly adminTokenFile: string | null };
+  /** Serve HTTPS (PEM certificate and key; `clientCa` requires client certificates). @default plain HTTP */
+  readonly tls?: ServerTls;
 }
 
 /**
@@ -111,13 +114,14 @@ export class MusterServer {
         backend,
         runtime,
         auth: tokens === null ? 'off' : { tokens },
+        ...(options.tls ? { tls: options.tls } : {}),
         ...(options.logger !== undefined ? { logger: options.logger } : {}),
         ...(options.maxValueBytes !== undefined ? { maxValueBytes: options.maxValueBytes } : {}),
       });
       await listen(app, options.host ?? '127.0.0.1', options.port ?? 4100);
       const address = app.server.address() as AddressInfo;
       const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-      const url = `http://${host}:${address.port}`;
+      const url = `${options.tls ? 'https' : 'http'}://${host}:${address.port}`;
       const log = app.log;
       const duties = new DutyRunner({
         backend,

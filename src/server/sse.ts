@@ -58,6 +58,9 @@ export function openSse(
   };
   heartbeat = clock.setTimeout(beat, HEARTBEAT_MS);
   out.on('close', stop);
+  // A client's FIN ends the stream too (the server lets clients half-close: build-app.ts).
+  const socket = out.socket;
+  socket?.on('end', stop);
   shutdown?.addEventListener('abort', stop, { once: true });
   return {
     get gone() {
@@ -82,6 +85,7 @@ export function openSse(
       heartbeat = null;
       shutdown?.removeEventListener('abort', stop);
       out.off('close', stop);
+      socket?.off('end', stop);
       out.end();
     },
   };

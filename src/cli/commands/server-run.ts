@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import { ADMIN_TOKEN_FILE } from '../../security/admin-bootstrap.js';
 import type { AdminOutcome } from '../../security/admin-bootstrap.js';
 import { MusterServer } from '../../server/muster-server.js';
+import { UsageError } from '../exit-codes.js';
+import type { ServerTls } from '../../server/build-app.js';
 import type { CliContext } from '../context.js';
 import { aborted, untilInterrupted } from '../interrupt.js';
 import type { ServerConfig } from '../server-config.js';
@@ -14,6 +16,9 @@ export interface AuthFlags {
   readonly adminTokenFile?: string | undefined;
   /** MUSTER_ADMIN_TOKEN */
   readonly adminToken?: string | undefined;
+  readonly tlsCert?: string | undefined;
+  readonly tlsKey?: string | undefined;
+  readonly tlsClientCa?: string | undefined;
 }
 
 export async function runServer(
@@ -41,6 +46,7 @@ export async function runServer(
       retention: config.retention,
       dutiesTtl,
       auth: authOf(config, authFlags),
+      ...tlsOf(authFlags),
       onDutyError: (error, where) =>
         ctx.warn(`muster: duties: ${where}: ${error instanceof Error ? error.message : String(error)}`),
     });
@@ -100,4 +106,28 @@ function authOf(
     flags.adminTokenFile !== undefined ? readFileSync(flags.adminTokenFile, 'utf8').trim() : flags.adminToken?.trim();
   const file = config.dataDir === ':memory:' ? null : join(config.dataDir, ADMIN_TOKEN_FILE);
   return { ...(provided ? { adminToken: provided } : {}), adminTokenFile: file };
+}
+
+function tlsOf(flags: AuthFlags): { tls?: ServerTls } {
+  if (flags.tlsCert === undefined && flags.tlsKey === undefined) {
+    if (flags.tlsClientCa !== undefined) throw new UsageError('--tls-client-ca needs --tls-cert and --tls-key');
+    return {};
+  }
+  if (flags.tlsCert === undefined || flags.tlsKey === undefined) {
+    throw new UsageError('HTTPS needs both --tls-cert and --tls-key');
+  }
+  const read = (file: string, what: string) => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (error) {
+      throw new UsageError(`cannot read the ${what} ${file}: ${(error as Error).message}`);
+    }
+  };
+  return {
+    tls: {
+      cert: read(flags.tlsCert, 'certificate'),
+      key: read(flags.tlsKey, 'key'),
+      ...(flags.tlsClientCa !== undefined ? { clientCa: read(flags.tlsClientCa, 'client CA') } : {}),
+    },
+  };
 }

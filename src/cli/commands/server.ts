@@ -41,6 +41,9 @@ export function registerServer(program: Command, ctx: CliContext): void {
       '--admin-token-file <file>',
       'the first admin token, provided by automation (a file holding it); also MUSTER_ADMIN_TOKEN (the token itself)',
     )
+    .option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM), with --tls-key')
+    .option('--tls-key <file>', "the certificate's private key (PEM)")
+    .option('--tls-client-ca <file>', 'require client certificates signed by this CA (PEM)')
     .option('--insecure-no-auth', 'no tokens: anyone who reaches the port may do anything (throwaway demos only)')
     .option(
       '--retention <revisions>',
@@ -71,18 +74,30 @@ Examples:
   $ muster server
   $ muster server --listen 0.0.0.0:4100 --data-dir /var/lib/muster
   $ muster server --listen 0.0.0.0:4100 --etcd http://10.0.0.1:2379,http://10.0.0.2:2379,http://10.0.0.3:2379
-  $ MUSTER_DATA_DIR=:memory: muster server --listen 127.0.0.1:0   # throwaway store, any free port`,
+  $ MUSTER_DATA_DIR=:memory: muster server --listen 127.0.0.1:0   # throwaway store, any free port
+  $ muster server --listen 0.0.0.0:4100 --tls-cert server.pem --tls-key server-key.pem
+                                      # clients then use https:// and --ca ca.pem`,
     )
     .action(async (flags: ServerFlags) => {
       const config = resolveServerConfig(flags, ctx.io.env);
       // The server's modules (Fastify, the stores) load only for this command:
       // every other command is a small HTTP client.
       const { runServer } = await import('./server-run.js');
-      const extra = flags as ServerFlags & { dutiesTtl?: number; adminTokenFile?: string; insecureNoAuth?: boolean };
+      const extra = flags as ServerFlags & {
+        dutiesTtl?: number;
+        adminTokenFile?: string;
+        insecureNoAuth?: boolean;
+        tlsCert?: string;
+        tlsKey?: string;
+        tlsClientCa?: string;
+      };
       await runServer(config, extra.dutiesTtl ?? 10, ctx, {
         insecureNoAuth: extra.insecureNoAuth === true,
         adminTokenFile: extra.adminTokenFile,
         adminToken: ctx.io.env.MUSTER_ADMIN_TOKEN,
+        tlsCert: extra.tlsCert,
+        tlsKey: extra.tlsKey,
+        tlsClientCa: extra.tlsClientCa,
       });
     });
 }

@@ -39,12 +39,17 @@ export function blockingSignal(
     if (!reply.raw.writableEnded) gone.abort(new CancelledError(`the client went away while waiting for ${what}`));
   };
   reply.raw.on('close', onClose);
+  // The server lets a client half-close (build-app.ts), so its FIN alone does not
+  // close the response: for a call that waits, it means the client went away.
+  const socket = reply.raw.socket;
+  socket?.on('end', onClose);
   const parent = shutdown ? AbortSignal.any([gone.signal, shutdown]) : gone.signal;
   const deadline = deadlineSignal(clock, timeoutMs, what, parent);
   return {
     signal: deadline.signal,
     dispose: () => {
       reply.raw.off('close', onClose);
+      socket?.off('end', onClose);
       deadline.dispose();
     },
   };
