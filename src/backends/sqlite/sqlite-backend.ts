@@ -37,6 +37,7 @@ import { GroupCommit } from './group-commit.js';
 import { readHistory, readRange } from './history-reads.js';
 import { checkDistinctWrites, compare, deleteKeys, putKey } from './key-writes.js';
 import { createSchema } from './schema.js';
+import { lockDataDir } from './data-dir-lock.js';
 import { takeSnapshot } from './snapshot.js';
 import { StagedBatch } from './staged-batch.js';
 import type { Statements } from './statements.js';
@@ -87,6 +88,8 @@ export class SqliteBackend implements Backend {
   /** The WAL file, for fdatasync (file mode only). */
   private readonly walPath: string | null;
   private readonly wal: WalSync | null;
+  /** Holds the data folder against a second server (file mode only). */
+  private readonly dataDirLock: Db | null;
   private compactRevision: number;
   private readonly leases = new Map<LeaseId, LiveLease>();
 
@@ -110,16 +113,25 @@ export class SqliteBackend implements Backend {
     this.random = options.randomBytes ?? ((size) => randomBytes(size));
     const inMemory = options.dataDir === ':memory:';
     if (!inMemory) mkdirSync(options.dataDir, { recursive: true });
+    // One muster server per data folder: a second one fails here, before it
+    // touches the database (see data-dir-lock.ts).
+    this.dataDirLock = inMemory ? null : lockDataDir(options.dataDir);
     const file = inMemory ? ':memory:' : join(options.dataDir, 'muster.db');
     this.walPath = inMemory ? null : `${file}-wal`;
     const wal = this.walPath === null ? null : new WalSync(this.walPath, options.dataDir);
     this.wal = wal;
-    this.db = new Database(file);
+    try {
+      this.db = new Database(file);
+    } catch (error) {
+      this.dataDirLock?.close();
+      throw error;
+    }
     try {
       if (!inMemory) {
-        // One muster server per data folder: the exclusive lock makes a second
-        // one fail at start instead of forking the revision history.
-        this.db.pragma('locking_mode = EXCLUSIVE');
+        // WAL, entered in the normal locking mode so that its index lives in the
+        // shared-memory file (-shm): the connection can then leave exclusive
+        // locking for a while to let another connection read, which an index in
+        // heap memory would not allow.
         this.db.pragma('journal_mode = WAL');
         // The commit writes the WAL without waiting for the disk; the group commit's
         // sync hook (an fdatasync of the WAL off the event loop) makes it durable
@@ -137,8 +149,13 @@ export class SqliteBackend implements Backend {
       this.db.pragma('temp_store = MEMORY');
       this.db.pragma('cache_size = -65536');
       createSchema(this.db);
+      // Otherwise the connection keeps its locks (no locking system call
+      // per read: a point read costs a third of what it does in the normal
+      // mode). The data folder's lock file, not this, keeps a second server out.
+      if (!inMemory) this.db.pragma('locking_mode = EXCLUSIVE');
     } catch (error) {
       this.db.close();
+      this.dataDirLock?.close();
       if (error instanceof Error && /locked|busy/i.test(error.message)) {
         throw new BackendUnavailableError(
           `the data folder ${options.dataDir} is in use by another muster server (${error.message})`,
@@ -377,6 +394,7 @@ export class SqliteBackend implements Backend {
     this.hub.closeAll(new BackendClosedError());
     this.wal?.close();
     this.db.close();
+    this.dataDirLock?.close();
   }
 
   // ---- internals -----------------------------------------------------------
