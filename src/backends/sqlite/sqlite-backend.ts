@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Database as Db } from 'better-sqlite3';
@@ -38,7 +38,8 @@ import { readHistory, readRange } from './history-reads.js';
 import { checkDistinctWrites, compare, deleteKeys, putKey } from './key-writes.js';
 import { createSchema } from './schema.js';
 import { lockDataDir } from './data-dir-lock.js';
-import { takeSnapshot } from './snapshot.js';
+import type { DatabaseCopy } from './snapshot.js';
+import { openSnapshotFile, removeCopy, SNAPSHOT_TEMP_FILE, SnapshotCopier, takeMemorySnapshot } from './snapshot.js';
 import { StagedBatch } from './staged-batch.js';
 import type { Statements } from './statements.js';
 import { WalSync } from './wal-sync.js';
@@ -90,6 +91,8 @@ export class SqliteBackend implements Backend {
   private readonly wal: WalSync | null;
   /** Holds the data folder against a second server (file mode only). */
   private readonly dataDirLock: Db | null;
+  /** Snapshot copies made off the event loop (file mode only). */
+  private readonly snapshots: SnapshotCopier | null;
   private compactRevision: number;
   private readonly leases = new Map<LeaseId, LiveLease>();
 
@@ -103,6 +106,8 @@ export class SqliteBackend implements Backend {
   private closed = false;
   /** Set when the disk refused a sync: the store answers nothing more. */
   private failed: Error | null = null;
+  /** Snapshot copies reading the database now (the connection is in the normal locking mode meanwhile). */
+  private sharing = 0;
 
   static open(options: SqliteBackendOptions): SqliteBackend {
     return new SqliteBackend(options);
@@ -120,6 +125,7 @@ export class SqliteBackend implements Backend {
     this.walPath = inMemory ? null : `${file}-wal`;
     const wal = this.walPath === null ? null : new WalSync(this.walPath, options.dataDir);
     this.wal = wal;
+    this.snapshots = inMemory ? null : new SnapshotCopier(file, options.dataDir);
     try {
       this.db = new Database(file);
     } catch (error) {
@@ -128,10 +134,14 @@ export class SqliteBackend implements Backend {
     }
     try {
       if (!inMemory) {
+        // Copies a crash left behind (this server holds the folder now).
+        for (const name of readdirSync(options.dataDir)) {
+          if (SNAPSHOT_TEMP_FILE.test(name)) rmSync(join(options.dataDir, name), { force: true });
+        }
         // WAL, entered in the normal locking mode so that its index lives in the
         // shared-memory file (-shm): the connection can then leave exclusive
-        // locking for a while to let another connection read, which an index in
-        // heap memory would not allow.
+        // locking while a snapshot's read-only connection reads (see
+        // shareDatabase), which an index in heap memory would not allow.
         this.db.pragma('journal_mode = WAL');
         // The commit writes the WAL without waiting for the disk; the group commit's
         // sync hook (an fdatasync of the WAL off the event loop) makes it durable
@@ -149,7 +159,7 @@ export class SqliteBackend implements Backend {
       this.db.pragma('temp_store = MEMORY');
       this.db.pragma('cache_size = -65536');
       createSchema(this.db);
-      // Otherwise the connection keeps its locks (no locking system call
+      // Outside snapshots the connection keeps its locks (no locking system call
       // per read: a point read costs a third of what it does in the normal
       // mode). The data folder's lock file, not this, keeps a second server out.
       if (!inMemory) this.db.pragma('locking_mode = EXCLUSIVE');
@@ -378,9 +388,18 @@ export class SqliteBackend implements Backend {
     });
   }
 
-  /** A copy of the store at the committed revision, handed out once that revision is durable. */
+  /**
+   * A copy of the store at one committed revision, handed out once that revision
+   * is durable (a crash cannot undo anything in it). On a data folder the copy is
+   * made by a worker thread (snapshot.ts) while the event loop goes on serving
+   * reads and writes, and streamed from a temp file; in memory, by
+   * `db.serialize()`, which pauses the event loop for the copy.
+   */
   snapshot(): Promise<SnapshotStream> {
-    return this.read(() => takeSnapshot(this.db, this.currentRevision));
+    if (this.snapshots === null) return this.read(() => takeMemorySnapshot(this.db, this.currentRevision));
+    if (this.failed) return Promise.reject(this.failed);
+    if (this.closed) return Promise.reject(new BackendClosedError());
+    return this.fileSnapshot(this.snapshots);
   }
 
   async close(): Promise<void> {
@@ -392,6 +411,7 @@ export class SqliteBackend implements Backend {
     // Callers of the last batches are answered (or told of a failed sync) first.
     while (this.writer.pending && !this.failed) await this.writer.durable().catch(() => undefined);
     this.hub.closeAll(new BackendClosedError());
+    await this.snapshots?.close();
     this.wal?.close();
     this.db.close();
     this.dataDirLock?.close();
@@ -416,6 +436,57 @@ export class SqliteBackend implements Backend {
     }
     if (!this.writer.pending) return Promise.resolve(result);
     return this.writer.durable().then(() => result);
+  }
+
+  private async fileSnapshot(snapshots: SnapshotCopier): Promise<SnapshotStream> {
+    this.shareDatabase(+1);
+    let copy: DatabaseCopy;
+    try {
+      copy = await snapshots.copy();
+    } finally {
+      this.shareDatabase(-1);
+    }
+    try {
+      await this.durableThrough(copy.revision);
+      return await openSnapshotFile(copy.path, copy.revision);
+    } finally {
+      // Open or not, the path goes now: an open stream reads through its descriptor.
+      await removeCopy(copy.path);
+    }
+  }
+
+  /**
+   * While a copy runs (`delta` +1 when one starts, -1 when its worker has exited)
+   * the connection is in the normal locking mode, so the worker's read-only
+   * connection can read; once none runs, it goes back to exclusive locking. The
+   * locks are given up when the connection next ends a read, so a read follows
+   * the change (the exclusive ones are taken again by the next read and write).
+   * In WAL mode readers and the writer do not block each other, and checkpoints
+   * respect the worker's read: only the locks differ.
+   */
+  private shareDatabase(delta: 1 | -1): void {
+    this.sharing += delta;
+    // The store closed meanwhile (its close ends the copies).
+    if (!this.db.open) return;
+    if (delta === 1 && this.sharing === 1) this.db.pragma('locking_mode = NORMAL');
+    else if (delta === -1 && this.sharing === 0) this.db.pragma('locking_mode = EXCLUSIVE');
+    else return;
+    this.stmt.getMeta.get('revision');
+  }
+
+  /**
+   * Resolves once `revision` (committed: a copy saw it) is durable; rejects with
+   * the store's error if it failed meanwhile.
+   */
+  private async durableThrough(revision: number): Promise<void> {
+    while (this.durableRevision < revision) {
+      if (this.failed) throw this.failed;
+      if (!this.writer.pending) {
+        throw new Error(`the snapshot copy is at revision ${revision}, beyond the store's ${this.currentRevision}`);
+      }
+      await this.writer.durable();
+    }
+    if (this.failed) throw this.failed;
   }
 
   private write<T>(body: () => T): Promise<T> {
