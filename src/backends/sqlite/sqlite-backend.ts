@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Database as Db } from 'better-sqlite3';
@@ -37,7 +37,9 @@ import { GroupCommit } from './group-commit.js';
 import { readHistory, readRange } from './history-reads.js';
 import { checkDistinctWrites, compare, deleteKeys, putKey } from './key-writes.js';
 import { createSchema } from './schema.js';
-import { takeSnapshot } from './snapshot.js';
+import { lockDataDir } from './data-dir-lock.js';
+import type { DatabaseCopy } from './snapshot.js';
+import { openSnapshotFile, removeCopy, SNAPSHOT_TEMP_FILE, SnapshotCopier, takeMemorySnapshot } from './snapshot.js';
 import { StagedBatch } from './staged-batch.js';
 import type { Statements } from './statements.js';
 import { WalSync } from './wal-sync.js';
@@ -87,6 +89,10 @@ export class SqliteBackend implements Backend {
   /** The WAL file, for fdatasync (file mode only). */
   private readonly walPath: string | null;
   private readonly wal: WalSync | null;
+  /** Holds the data folder against a second server (file mode only). */
+  private readonly dataDirLock: Db | null;
+  /** Snapshot copies made off the event loop (file mode only). */
+  private readonly snapshots: SnapshotCopier | null;
   private compactRevision: number;
   private readonly leases = new Map<LeaseId, LiveLease>();
 
@@ -100,6 +106,8 @@ export class SqliteBackend implements Backend {
   private closed = false;
   /** Set when the disk refused a sync: the store answers nothing more. */
   private failed: Error | null = null;
+  /** Snapshot copies reading the database now (the connection is in the normal locking mode meanwhile). */
+  private sharing = 0;
 
   static open(options: SqliteBackendOptions): SqliteBackend {
     return new SqliteBackend(options);
@@ -110,16 +118,30 @@ export class SqliteBackend implements Backend {
     this.random = options.randomBytes ?? ((size) => randomBytes(size));
     const inMemory = options.dataDir === ':memory:';
     if (!inMemory) mkdirSync(options.dataDir, { recursive: true });
+    // One muster server per data folder: a second one fails here, before it
+    // touches the database (see data-dir-lock.ts).
+    this.dataDirLock = inMemory ? null : lockDataDir(options.dataDir);
     const file = inMemory ? ':memory:' : join(options.dataDir, 'muster.db');
     this.walPath = inMemory ? null : `${file}-wal`;
     const wal = this.walPath === null ? null : new WalSync(this.walPath, options.dataDir);
     this.wal = wal;
-    this.db = new Database(file);
+    this.snapshots = inMemory ? null : new SnapshotCopier(file, options.dataDir);
+    try {
+      this.db = new Database(file);
+    } catch (error) {
+      this.dataDirLock?.close();
+      throw error;
+    }
     try {
       if (!inMemory) {
-        // One muster server per data folder: the exclusive lock makes a second
-        // one fail at start instead of forking the revision history.
-        this.db.pragma('locking_mode = EXCLUSIVE');
+        // Copies a crash left behind (this server holds the folder now).
+        for (const name of readdirSync(options.dataDir)) {
+          if (SNAPSHOT_TEMP_FILE.test(name)) rmSync(join(options.dataDir, name), { force: true });
+        }
+        // WAL, entered in the normal locking mode so that its index lives in the
+        // shared-memory file (-shm): the connection can then leave exclusive
+        // locking while a snapshot's read-only connection reads (see
+        // shareDatabase), which an index in heap memory would not allow.
         this.db.pragma('journal_mode = WAL');
         // The commit writes the WAL without waiting for the disk; the group commit's
         // sync hook (an fdatasync of the WAL off the event loop) makes it durable
@@ -137,8 +159,13 @@ export class SqliteBackend implements Backend {
       this.db.pragma('temp_store = MEMORY');
       this.db.pragma('cache_size = -65536');
       createSchema(this.db);
+      // Outside snapshots the connection keeps its locks (no locking system call
+      // per read: a point read costs a third of what it does in the normal
+      // mode). The data folder's lock file, not this, keeps a second server out.
+      if (!inMemory) this.db.pragma('locking_mode = EXCLUSIVE');
     } catch (error) {
       this.db.close();
+      this.dataDirLock?.close();
       if (error instanceof Error && /locked|busy/i.test(error.message)) {
         throw new BackendUnavailableError(
           `the data folder ${options.dataDir} is in use by another muster server (${error.message})`,
@@ -361,9 +388,18 @@ export class SqliteBackend implements Backend {
     });
   }
 
-  /** A copy of the store at the committed revision, handed out once that revision is durable. */
+  /**
+   * A copy of the store at one committed revision, handed out once that revision
+   * is durable (a crash cannot undo anything in it). On a data folder the copy is
+   * made by a worker thread (snapshot.ts) while the event loop goes on serving
+   * reads and writes, and streamed from a temp file; in memory, by
+   * `db.serialize()`, which pauses the event loop for the copy.
+   */
   snapshot(): Promise<SnapshotStream> {
-    return this.read(() => takeSnapshot(this.db, this.currentRevision));
+    if (this.snapshots === null) return this.read(() => takeMemorySnapshot(this.db, this.currentRevision));
+    if (this.failed) return Promise.reject(this.failed);
+    if (this.closed) return Promise.reject(new BackendClosedError());
+    return this.fileSnapshot(this.snapshots);
   }
 
   async close(): Promise<void> {
@@ -375,8 +411,10 @@ export class SqliteBackend implements Backend {
     // Callers of the last batches are answered (or told of a failed sync) first.
     while (this.writer.pending && !this.failed) await this.writer.durable().catch(() => undefined);
     this.hub.closeAll(new BackendClosedError());
+    await this.snapshots?.close();
     this.wal?.close();
     this.db.close();
+    this.dataDirLock?.close();
   }
 
   // ---- internals -----------------------------------------------------------
@@ -398,6 +436,57 @@ export class SqliteBackend implements Backend {
     }
     if (!this.writer.pending) return Promise.resolve(result);
     return this.writer.durable().then(() => result);
+  }
+
+  private async fileSnapshot(snapshots: SnapshotCopier): Promise<SnapshotStream> {
+    this.shareDatabase(+1);
+    let copy: DatabaseCopy;
+    try {
+      copy = await snapshots.copy();
+    } finally {
+      this.shareDatabase(-1);
+    }
+    try {
+      await this.durableThrough(copy.revision);
+      return await openSnapshotFile(copy.path, copy.revision);
+    } finally {
+      // Open or not, the path goes now: an open stream reads through its descriptor.
+      await removeCopy(copy.path);
+    }
+  }
+
+  /**
+   * While a copy runs (`delta` +1 when one starts, -1 when its worker has exited)
+   * the connection is in the normal locking mode, so the worker's read-only
+   * connection can read; once none runs, it goes back to exclusive locking. The
+   * locks are given up when the connection next ends a read, so a read follows
+   * the change (the exclusive ones are taken again by the next read and write).
+   * In WAL mode readers and the writer do not block each other, and checkpoints
+   * respect the worker's read: only the locks differ.
+   */
+  private shareDatabase(delta: 1 | -1): void {
+    this.sharing += delta;
+    // The store closed meanwhile (its close ends the copies).
+    if (!this.db.open) return;
+    if (delta === 1 && this.sharing === 1) this.db.pragma('locking_mode = NORMAL');
+    else if (delta === -1 && this.sharing === 0) this.db.pragma('locking_mode = EXCLUSIVE');
+    else return;
+    this.stmt.getMeta.get('revision');
+  }
+
+  /**
+   * Resolves once `revision` (committed: a copy saw it) is durable; rejects with
+   * the store's error if it failed meanwhile.
+   */
+  private async durableThrough(revision: number): Promise<void> {
+    while (this.durableRevision < revision) {
+      if (this.failed) throw this.failed;
+      if (!this.writer.pending) {
+        throw new Error(`the snapshot copy is at revision ${revision}, beyond the store's ${this.currentRevision}`);
+      }
+      await this.writer.durable();
+    }
+    if (this.failed) throw this.failed;
   }
 
   private write<T>(body: () => T): Promise<T> {

@@ -16,8 +16,10 @@ export class WalSync {
   sync(): Promise<void> {
     const path = this.walPath;
     try {
-      // SQLite keeps one WAL file (the same inode, truncated and rewritten) for as
-      // long as it holds the exclusive lock, so one descriptor serves every sync.
+      // SQLite keeps one WAL file (the same inode, truncated and rewritten) while
+      // the store's connection is open: only the last connection to close deletes
+      // it, and a snapshot's read-only connection never is the last. So one
+      // descriptor serves every sync.
       if (this.fd === null) {
         this.fd = openSync(path, 'r+');
         // The WAL's directory entry must be durable too, once.
