@@ -52,23 +52,31 @@ function readConfig(path: string): ConfigFile {
     throw new InvalidArgumentError(`${path} is not valid JSON: ${(error as Error).message}`, 'invalid_config');
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new InvalidArgumentError(`${path} must hold a JSON object {"endpoint","token"}`, 'invalid_config');
-  }
-  const { endpoint, token, ...rest } = parsed as Record<string, unknown>;
-  const unknown = Object.keys(rest);
-  if (unknown.length > 0) {
     throw new InvalidArgumentError(
-      `${path}: unknown field ${unknown.join(', ')} (known: endpoint, token)`,
+      `${path} must hold a JSON object {"endpoint","token","ca","cert","key"}`,
       'invalid_config',
     );
   }
-  if (endpoint !== undefined && typeof endpoint !== 'string') {
-    throw new InvalidArgumentError(`${path}: endpoint must be a string`, 'invalid_config');
+  const known = ['endpoint', 'token', 'ca', 'cert', 'key'];
+  const record = parsed as Record<string, unknown>;
+  const unknown = Object.keys(record).filter((k) => !known.includes(k));
+  if (unknown.length > 0) {
+    throw new InvalidArgumentError(
+      `${path}: unknown field ${unknown.join(', ')} (known: ${known.join(', ')})`,
+      'invalid_config',
+    );
   }
-  if (token !== undefined && typeof token !== 'string') {
-    throw new InvalidArgumentError(`${path}: token must be a string`, 'invalid_config');
+  const config: ConfigFile = {};
+  for (const field of known as (keyof ConfigFile)[]) {
+    const value = record[field];
+    if (value === undefined) continue;
+    if (typeof value !== 'string') {
+      throw new InvalidArgumentError(`${path}: ${field} must be a string`, 'invalid_config');
+    }
+    // Files named in the config file are relative to it.
+    config[field] = ['ca', 'cert', 'key'].includes(field) ? resolve(dirname(path), value) : value;
   }
-  return { ...(endpoint ? { endpoint } : {}), ...(token ? { token } : {}) };
+  return config;
 }
 
 function isLoopback(endpoint: string): boolean {

@@ -140,6 +140,6 @@ export async function startServerProcess(
   port: number | string = 0,
 ): Promise<ServerProcess> {
   const cli = spawnMuster(['server', '--listen', `127.0.0.1:${port}`, ...args], options);
-  const match = await cli.waitFor(/muster listening on (http:\/\/\S+)/);
+  const match = await cli.waitFor(/muster listening on (https?:\/\/\S+)/);
   return { url: match[1] ?? '', cli };
 }

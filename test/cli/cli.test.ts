@@ -28,7 +28,7 @@ describe('the muster binary against a real muster server', () => {
     expect(server.cli.stdout).toMatch(/muster .*put \/config\/db\/host/);
     // The harness gives the server its admin token: the example names it as $TOKEN.
     expect(server.cli.stdout).toContain(`curl -H "Authorization: Bearer $TOKEN" ${server.url}/v1/kv/config/db/host`);
-    expect(server.cli.stdout).toContain('admin token: the one provided at start');
+    await server.cli.waitFor(/admin token: the one provided at start/);
     expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
   });
 

@@ -98,12 +98,13 @@ describe('GET /v1/snapshot', () => {
 /** The app over a store in `dataDir`, listening on 127.0.0.1. */
 async function listenOnDataDir(dataDir: string): Promise<TestApp> {
   const backend = SqliteBackend.open({ dataDir });
-  const app = await buildApp({ backend });
+  const app = await buildApp({ backend, auth: 'off' });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const port = (app.server.address() as AddressInfo).port;
   return {
     app,
     backend,
+    tokens: null,
     port,
     listen: () => Promise.resolve(port),
     async close() {
