@@ -13,6 +13,7 @@ import {
   SnapshotUnsupportedError,
   ForbiddenError,
   TokenNotFoundError,
+  LimitExceededError,
   UnauthenticatedError,
   TimeoutError,
   ValueTooLargeError,
@@ -74,6 +75,8 @@ export function errorFromWire(status: number, body: unknown, context: ErrorConte
       return new UnauthenticatedError(message);
     case 'forbidden':
       return new ForbiddenError(message, str('rule', ''));
+    case 'limit_exceeded':
+      return new LimitExceededError(message, str('limit', ''), num('max', 0), num('retryAfterSeconds', 1));
     case 'token_not_found':
       return new TokenNotFoundError(str('id', context.subject ?? ''));
     default:

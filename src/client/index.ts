@@ -39,6 +39,7 @@ export {
   UnauthenticatedError,
   ForbiddenError,
   TokenNotFoundError,
+  LimitExceededError,
 } from '../core/errors.js';
 export type { KeyValue, LeaseId, LeaseInfo, RangeResult, WatchEvent, CompareOp } from '../core/backend.js';
 export { parseEndpoints } from './endpoints.js';

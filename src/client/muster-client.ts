@@ -22,6 +22,7 @@ import type {
 import { fromWireKeyValue } from '../api/values.js';
 import type { CustomPolicy, Role } from '../security/policy.js';
 import type { TokenInfo } from '../security/token-registry.js';
+import type { AuditRecord } from '../security/audit-log.js';
 import { parseEndpoints } from './endpoints.js';
 import { tlsFetch } from './tls-fetch.js';
 import type { ClientTls } from './tls-fetch.js';
@@ -335,6 +336,15 @@ export class MusterClient {
   /** The token this client sends: its id and role. */
   async whoami(options: CallOptions = {}): Promise<WireWhoAmI> {
     return this.getJson<WireWhoAmI>('/v1/auth/whoami', options);
+  }
+
+  /** The audit log, oldest first (admin, or audit:read). `since`: a duration back ("1h") or an ISO time. */
+  async audit(
+    query: { since?: string; token?: string; limit?: number } = {},
+    options: CallOptions = {},
+  ): Promise<AuditRecord[]> {
+    const path = '/v1/audit' + queryString({ since: query.since, token: query.token, limit: query.limit });
+    return (await this.getJson<{ records: AuditRecord[] }>(path, options)).records;
   }
 
   /** The ids of every live lease. */

@@ -1,9 +1,9 @@
 import { InvalidArgumentError } from './errors.js';
 
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /**
- * Parse a duration such as `500ms`, `15s`, `10m`, `1h` or `1m30s`; a bare number
+ * Parse a duration such as `500ms`, `15s`, `10m`, `1h`, `30d` or `1m30s`; a bare number
  * means seconds. Returns milliseconds. Throws InvalidArgumentError (code
  * `invalid_duration`) naming `what` on anything else.
  */
@@ -14,7 +14,7 @@ export function parseDuration(text: string | number, what = 'duration'): number 
   }
   const trimmed = text.trim();
   if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
-  const parts = [...trimmed.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
+  const parts = [...trimmed.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g)];
   if (parts.length === 0 || parts.map((p) => p[0]).join('') !== trimmed) throw bad(text, what);
   let total = 0;
   for (const part of parts) total += Number(part[1]) * (UNITS[part[2] ?? 's'] ?? 1000);
@@ -23,7 +23,7 @@ export function parseDuration(text: string | number, what = 'duration'): number 
 
 function bad(text: string, what: string): InvalidArgumentError {
   return new InvalidArgumentError(
-    `invalid ${what} ${JSON.stringify(text)}: use a number of seconds or a duration such as 500ms, 15s, 10m, 1h`,
+    `invalid ${what} ${JSON.stringify(text)}: use a number of seconds or a duration such as 500ms, 15s, 10m, 1h, 7d`,
     'invalid_duration',
   );
 }

@@ -87,6 +87,11 @@ export const errorCatalogue = {
     description:
       'The request path is too long (a name, key or lease id far over its limit); the message names the limit.',
   },
+  limit_exceeded: {
+    status: 429,
+    description:
+      'A per-token limit is reached (requests per second, open watches, blocked calls); `limit` names it; retry later (Retry-After).',
+  },
   headers_too_large: { status: 431, description: 'The request line and headers together exceed 16 KiB.' },
   unsupported_media_type: { status: 415, description: 'The body has a content type this route does not take.' },
   unavailable: {

@@ -216,3 +216,17 @@ export class TokenNotFoundError extends MusterError {
     super(`no token has the id ${JSON.stringify(id)}`);
   }
 }
+
+/** A per-token limit is reached: requests per second, open watches or blocked calls. */
+export class LimitExceededError extends MusterError {
+  readonly code = 'limit_exceeded';
+  override readonly retryable = true;
+  constructor(
+    message: string,
+    readonly limit: string,
+    readonly max: number,
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(message);
+  }
+}

@@ -16,6 +16,8 @@ export type Capability = (typeof CAPABILITIES)[number];
 
 /** Where muster keeps tokens and lease owners: no role but admin reads it. */
 export const AUTH_PREFIX = '/muster/auth/';
+/** The audit log: read through GET /v1/audit with audit:read, not as keys by operators and readers. */
+export const AUDIT_KEYS_PREFIX = '/muster/audit/';
 
 export const PolicyRule = Type.Object(
   {
@@ -183,6 +185,7 @@ function roleParts(spec: PolicySpec): {
   read: string[];
 } {
   const hideAuth: PolicyRule = { prefix: AUTH_PREFIX, access: 'deny' };
+  const hideAudit: PolicyRule = { prefix: AUDIT_KEYS_PREFIX, access: 'deny' };
   switch (spec.role) {
     case 'admin':
       return {
@@ -193,13 +196,18 @@ function roleParts(spec: PolicySpec): {
       };
     case 'operator':
       return {
-        rules: [{ prefix: '/', access: 'write' }, { prefix: '/muster/', access: 'read' }, hideAuth],
+        rules: [{ prefix: '/', access: 'write' }, { prefix: '/muster/', access: 'read' }, hideAuth, hideAudit],
         capabilities: ['jobs:run', 'hooks:manage'],
         use: ALL_PRIMITIVES,
         read: ALL_PRIMITIVES,
       };
     case 'reader':
-      return { rules: [{ prefix: '/', access: 'read' }, hideAuth], capabilities: [], use: [], read: ALL_PRIMITIVES };
+      return {
+        rules: [{ prefix: '/', access: 'read' }, hideAuth, hideAudit],
+        capabilities: [],
+        use: [],
+        read: ALL_PRIMITIVES,
+      };
     case 'node':
       return {
         rules: [{ prefix: `/nodes/${spec.node ?? ''}/`, access: 'write' }, ...(spec.policy?.rules ?? [])],

@@ -11,7 +11,9 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Backend, LeaseId, RangeResult } from '../core/backend.js';
-import { ForbiddenError, LeaseNotFoundError } from '../core/errors.js';
+import { ForbiddenError, LeaseNotFoundError, LimitExceededError } from '../core/errors.js';
+import type { AuditLog } from '../security/audit-log.js';
+import type { HeldKind, Limits } from './limits.js';
 import { validateKey, validatePrefix } from '../core/key-path.js';
 import { leaseOwner } from '../security/lease-owners.js';
 import type { Capability, KeyMode } from '../security/policy.js';
@@ -52,8 +54,12 @@ declare module 'fastify' {
     access?: RouteAccess;
   }
   interface FastifyRequest {
-    /** Who is asking (an admin principal when auth is off). */
+    /** Who is asking (an admin principal when auth is off; null before authentication). */
     principal: Principal;
+    /** Take one of the token's open watches or blocked calls until the returned function is called (429 when none is left). */
+    occupy(kind: HeldKind): () => void;
+    /** The error code the request was refused with, for the server's log. */
+    refusedWith: string | null;
   }
 }
 
@@ -88,7 +94,15 @@ export interface AccessOptions {
   readonly backend: Backend;
   /** The tokens; null: auth off, everyone is admin. */
   readonly tokens: TokenRegistry | null;
+  /** Per-token limits (null: none). */
+  readonly limits: Limits | null;
+  /** Where writes, primitive actions and refusals are recorded (null: nowhere). */
+  readonly audit: AuditLog | null;
 }
+
+/** Reads are not audited, nor keepalives (a session's heartbeat, every few seconds). */
+const UNAUDITED_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+const UNAUDITED_ROUTES = new Set(['/v1/leases/:id/keepalive']);
 
 /** The token a request presents: `Authorization: Bearer T`. */
 export function presentedToken(request: FastifyRequest): string | undefined {
@@ -101,14 +115,18 @@ export function presentedToken(request: FastifyRequest): string | undefined {
 }
 
 export const accessControl = fp<AccessOptions>(
-  async (app: FastifyInstance, { backend, tokens }) => {
+  async (app: FastifyInstance, { backend, tokens, limits, audit }) => {
     app.decorateRequest('principal', null as unknown as Principal);
+    app.decorateRequest('refusedWith', null);
+    app.decorateRequest('occupy', function (this: FastifyRequest, kind: HeldKind) {
+      return limits && this.principal ? limits.hold(kind, this.principal.tokenId) : () => undefined;
+    });
     app.addHook('onRoute', (route) => {
       if (!route.config?.access) {
         throw new Error(`route ${String(route.method)} ${route.url} declares no access (config.access)`);
       }
     });
-    app.addHook('onRequest', async (request) => {
+    app.addHook('onRequest', async (request, reply) => {
       const declared = request.routeOptions.config.access;
       // An unknown route (404) is answered as such, with or without a token.
       if (!declared || declared.kind === 'public' || tokens === null) {
@@ -116,6 +134,39 @@ export const accessControl = fp<AccessOptions>(
         return;
       }
       request.principal = await tokens.authenticate(presentedToken(request));
+      try {
+        limits?.admit(request.principal.tokenId);
+      } catch (error) {
+        if (error instanceof LimitExceededError && error.retryAfterSeconds !== undefined) {
+          reply.header('retry-after', error.retryAfterSeconds);
+        }
+        throw error;
+      }
+    });
+    // What was carried out goes to the audit log; a refusal leaves no trace in the
+    // store (nothing a watcher could see), and one for want of a token or a right is
+    // logged by the server instead.
+    app.addHook('onError', async (request, _reply, error) => {
+      request.refusedWith = (error as { code?: unknown }).code?.toString() ?? 'internal';
+    });
+    app.addHook('onResponse', async (request, reply) => {
+      const route = request.routeOptions.url;
+      const declared = request.routeOptions.config.access;
+      if (!route || !declared || declared.kind === 'public') return;
+      const params = (request.params ?? {}) as Record<string, string | undefined>;
+      const target = params['*'] !== undefined ? '/' + params['*'] : (params.name ?? params.id ?? '');
+      const tokenId = request.principal?.tokenId ?? 'none';
+      const role = request.principal?.role ?? 'none';
+      if (reply.statusCode === 401 || reply.statusCode === 403) {
+        request.log.warn(
+          { tokenId, role, method: request.method, route, target, status: reply.statusCode, code: request.refusedWith },
+          'refused',
+        );
+        return;
+      }
+      if (audit === null || reply.statusCode >= 300) return;
+      if (UNAUDITED_METHODS.has(request.method) || UNAUDITED_ROUTES.has(route)) return;
+      audit.record({ tokenId, role, method: request.method, route, target, status: reply.statusCode });
     });
     app.addHook('preHandler', async (request) => {
       const declared = request.routeOptions.config.access;

@@ -12,6 +12,10 @@ import { ServerMetrics } from './metrics.js';
 import { accessControl } from './access.js';
 import type { TokenRegistry } from '../security/token-registry.js';
 import { tokenRoutes } from './routes/tokens.js';
+import { auditRoutes } from './routes/audit.js';
+import { AuditLog } from '../security/audit-log.js';
+import { Limits } from './limits.js';
+import type { LimitSettings } from './limits.js';
 import { healthRoutes } from './routes/health.js';
 import { kvRoutes } from './routes/kv.js';
 import { leaseRoutes } from './routes/leases.js';
@@ -36,6 +40,8 @@ export interface AppDeps {
   readonly auth: { readonly tokens: TokenRegistry } | 'off';
   /** Serve HTTPS with this certificate and key (PEM); with `clientCa`, clients must present a certificate it signed. */
   readonly tls?: ServerTls;
+  /** Per-token limits (with auth on). @default DEFAULT_LIMITS */
+  readonly limits?: LimitSettings;
 }
 
 export interface ServerTls {
@@ -144,13 +150,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
   });
   const tokens = deps.auth === 'off' ? null : deps.auth.tokens;
+  const limits = tokens === null ? null : new Limits(clock, deps.limits);
+  const audit = tokens === null ? null : new AuditLog(backend, clock);
+  // What is still pending reaches the store before it closes.
+  if (audit !== null) app.addHook('onClose', async () => audit.flush());
   // Before every route: each declares its access, and this checks it.
-  await app.register(accessControl, { backend, tokens });
+  await app.register(accessControl, { backend, tokens, limits, audit });
   const metrics = new ServerMetrics(backend);
   metrics.install(app);
 
   await app.register(healthRoutes, { backend });
   await app.register(tokenRoutes, { tokens });
+  await app.register(auditRoutes, { audit, clock });
   await app.register(snapshotRoutes, { backend });
   await app.register(kvRoutes, { backend, clock, maxValueBytes, shutdown });
   await app.register(txnRoutes, { backend, maxValueBytes });

@@ -14,6 +14,8 @@ import { buildApp } from './build-app.js';
 import type { ServerTls } from './build-app.js';
 import type { Duty } from './duties/index.js';
 import { DutyRunner, compactionDuty, heartbeatDuty } from './duties/index.js';
+import { auditRetentionDuty } from './duties/audit-retention-duty.js';
+import type { LimitSettings } from './limits.js';
 
 /**
  * Where a server is in its life:
@@ -62,6 +64,10 @@ export interface MusterServerOptions {
   readonly auth?: 'off' | { readonly adminToken?: string | undefined; readonly adminTokenFile: string | null };
   /** Serve HTTPS (PEM certificate and key; `clientCa` requires client certificates). @default plain HTTP */
   readonly tls?: ServerTls;
+  /** Per-token limits (with auth on). @default 1,000 open watches and 10,000 blocked calls per token, no request rate limit */
+  readonly limits?: LimitSettings;
+  /** How long audit records are kept, in ms. @default 7 days */
+  readonly auditRetentionMs?: number;
 }
 
 /**
@@ -115,6 +121,7 @@ export class MusterServer {
         runtime,
         auth: tokens === null ? 'off' : { tokens },
         ...(options.tls ? { tls: options.tls } : {}),
+        ...(options.limits ? { limits: options.limits } : {}),
         ...(options.logger !== undefined ? { logger: options.logger } : {}),
         ...(options.maxValueBytes !== undefined ? { maxValueBytes: options.maxValueBytes } : {}),
       });
@@ -143,6 +150,9 @@ export class MusterServer {
           ...(options.compactionIntervalMs !== undefined ? { intervalMs: options.compactionIntervalMs } : {}),
         }),
       );
+      if (tokens !== null) {
+        duties.register(auditRetentionDuty({ retentionMs: options.auditRetentionMs ?? 7 * 86_400_000 }));
+      }
       for (const duty of options.duties ?? []) duties.register(duty);
       const server = new MusterServer(backend, app, duties, url, options.drainMs ?? 3000, tokens, adminOutcome);
       duties.start();

@@ -64,6 +64,10 @@ describe('tokens through the CLI', () => {
     const denied = await muster(['--token', operator, 'token', 'list'], { cwd: scratch(), env });
     expect(denied.stderr).toMatch(/forbidden: role operator .*tokens:manage/);
     expect((await muster(['token', 'revoke', id], { cwd, env })).code).toBe(0);
+    // The audit log names who did it.
+    const audit = await muster(['audit', '--since', '1h'], { cwd, env });
+    expect(audit.stdout).toMatch(/admin {2}DELETE \/v1\/tokens\/:id/);
+    expect(audit.stdout).toMatch(/admin {2}PUT \/v1\/kv\/\* \/config\/a {2}200/);
     const revoked = await muster(['--token', operator, 'get', '/config/a'], { cwd: scratch(), env });
     expect(revoked.stderr).toMatch(/unauthenticated/);
 

@@ -161,6 +161,7 @@ describe('served documents', () => {
     'GET /v1/tokens/{id}',
     'DELETE /v1/tokens/{id}',
     'GET /v1/auth/whoami',
+    'GET /v1/audit',
     'PUT /v1/kv/{*}',
     'GET /v1/kv/{*}',
     'DELETE /v1/kv/{*}',

@@ -4,6 +4,8 @@ import { ADMIN_TOKEN_FILE } from '../../security/admin-bootstrap.js';
 import type { AdminOutcome } from '../../security/admin-bootstrap.js';
 import { MusterServer } from '../../server/muster-server.js';
 import { UsageError } from '../exit-codes.js';
+import { parseDuration } from '../../core/duration.js';
+import type { LimitSettings } from '../../server/limits.js';
 import type { ServerTls } from '../../server/build-app.js';
 import type { CliContext } from '../context.js';
 import { aborted, untilInterrupted } from '../interrupt.js';
@@ -19,6 +21,10 @@ export interface AuthFlags {
   readonly tlsCert?: string | undefined;
   readonly tlsKey?: string | undefined;
   readonly tlsClientCa?: string | undefined;
+  readonly rateLimit?: string | undefined;
+  readonly maxWatches?: string | undefined;
+  readonly maxBlocked?: string | undefined;
+  readonly auditRetention?: string | undefined;
 }
 
 export async function runServer(
@@ -47,6 +53,10 @@ export async function runServer(
       dutiesTtl,
       auth: authOf(config, authFlags),
       ...tlsOf(authFlags),
+      limits: limitsOf(authFlags),
+      ...(authFlags.auditRetention !== undefined
+        ? { auditRetentionMs: durationOf(authFlags.auditRetention, '--audit-retention') }
+        : {}),
       onDutyError: (error, where) =>
         ctx.warn(`muster: duties: ${where}: ${error instanceof Error ? error.message : String(error)}`),
     });
@@ -130,4 +140,31 @@ function tlsOf(flags: AuthFlags): { tls?: ServerTls } {
       ...(flags.tlsClientCa !== undefined ? { clientCa: read(flags.tlsClientCa, 'client CA') } : {}),
     },
   };
+}
+
+function count(text: string | undefined, flag: string): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0)
+    throw new UsageError(`${flag} must be a whole number ≥ 0 (0: no limit), got ${JSON.stringify(text)}`);
+  return n;
+}
+
+function limitsOf(flags: AuthFlags): LimitSettings {
+  const rate = count(flags.rateLimit, '--rate-limit');
+  const watches = count(flags.maxWatches, '--max-watches');
+  const blocked = count(flags.maxBlocked, '--max-blocked');
+  return {
+    ...(rate !== undefined ? { requestsPerSecond: rate } : {}),
+    ...(watches !== undefined ? { watches } : {}),
+    ...(blocked !== undefined ? { blocked } : {}),
+  };
+}
+
+function durationOf(text: string, flag: string): number {
+  try {
+    return parseDuration(text, flag);
+  } catch (error) {
+    throw new UsageError(`${flag}: ${(error as Error).message}`);
+  }
 }

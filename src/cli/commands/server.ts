@@ -44,6 +44,10 @@ export function registerServer(program: Command, ctx: CliContext): void {
     .option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM), with --tls-key')
     .option('--tls-key <file>', "the certificate's private key (PEM)")
     .option('--tls-client-ca <file>', 'require client certificates signed by this CA (PEM)')
+    .option('--rate-limit <n>', 'requests per second per token (a burst of twice as many); default: none')
+    .option('--max-watches <n>', 'watches open at once per token (default 1000)')
+    .option('--max-blocked <n>', 'blocking calls (locks, waits…) waiting at once per token (default 10000)')
+    .option('--audit-retention <duration>', 'how long audit records are kept (default 7d)')
     .option('--insecure-no-auth', 'no tokens: anyone who reaches the port may do anything (throwaway demos only)')
     .option(
       '--retention <revisions>',
@@ -90,6 +94,10 @@ Examples:
         tlsCert?: string;
         tlsKey?: string;
         tlsClientCa?: string;
+        rateLimit?: string;
+        maxWatches?: string;
+        maxBlocked?: string;
+        auditRetention?: string;
       };
       await runServer(config, extra.dutiesTtl ?? 10, ctx, {
         insecureNoAuth: extra.insecureNoAuth === true,
@@ -98,6 +106,10 @@ Examples:
         tlsCert: extra.tlsCert,
         tlsKey: extra.tlsKey,
         tlsClientCa: extra.tlsClientCa,
+        rateLimit: extra.rateLimit,
+        maxWatches: extra.maxWatches,
+        maxBlocked: extra.maxBlocked,
+        auditRetention: extra.auditRetention,
       });
     });
 }

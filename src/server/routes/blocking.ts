@@ -73,6 +73,8 @@ export async function blocking<T>(
   what: string,
   body: (signal: AbortSignal) => Promise<T>,
 ): Promise<T> {
+  // One of the token's blocked calls (429 limit_exceeded when it has none left).
+  const release = reply.request.occupy('blocked');
   const { signal, dispose } = blockingSignal(reply, deps.clock, blockingTimeout(timeout), what, deps.shutdown);
   deps.onBlockedCount?.(1);
   try {
@@ -80,5 +82,6 @@ export async function blocking<T>(
   } finally {
     deps.onBlockedCount?.(-1);
     dispose();
+    release();
   }
 }

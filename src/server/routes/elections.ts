@@ -126,9 +126,17 @@ export const electionRoutes: FastifyPluginAsyncTypebox<PrimitiveRouteDeps> = asy
     async (request, reply) => {
       validateName(request.params.name, 'election name');
       const stop = new AbortController();
+      // One of the token's open watches (429 limit_exceeded when it has none left).
+      const release = request.occupy('watches');
       const changes = observe(backend, request.params.name, stop.signal);
       // Read the current leader before committing to a stream, so errors are JSON.
-      const first = await changes.next();
+      let first: IteratorResult<Leader | null>;
+      try {
+        first = await changes.next();
+      } catch (error) {
+        release();
+        throw error;
+      }
       const stream = openSse(reply, { clock: deps.clock, shutdown: deps.shutdown, stop: () => stop.abort() });
       const send = (l: Leader | null) => {
         const data: WireLeaderAnswer = { leader: wireLeader(l) };
@@ -141,6 +149,7 @@ export const electionRoutes: FastifyPluginAsyncTypebox<PrimitiveRouteDeps> = asy
         if (!stop.signal.aborted) await stream.write(sseError(error));
       } finally {
         stop.abort();
+        release();
         stream.end();
       }
     },

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import { toWireKeyValue } from '../../api/values.js';
 import type { WireCompactedEvent, WireProgressEvent, WireWatchEvent } from '../../api/wire.js';
-import type { Backend, WatchEvent } from '../../core/backend.js';
+import type { Backend, Watch, WatchEvent } from '../../core/backend.js';
 import type { Clock } from '../../core/clock.js';
 import { CompactedError, InvalidArgumentError } from '../../core/errors.js';
 import { validateKey, validatePrefix } from '../../core/key-path.js';
@@ -77,11 +77,19 @@ export const watchRoutes: FastifyPluginAsyncTypebox<WatchRouteDeps> = async (
       }
       const fromRevision = typeof lastEventId === 'string' ? Number(lastEventId) + 1 : request.query.fromRevision;
       const visible = eventFilter(request.principal, key);
-      const watch = backend.watch(key, {
-        prefix,
-        prevKv: request.query.prevKv ?? false,
-        ...(fromRevision ? { fromRevision } : {}),
-      });
+      // One of the token's open watches (429 limit_exceeded when it has none left).
+      const release = request.occupy('watches');
+      let watch: Watch;
+      try {
+        watch = backend.watch(key, {
+          prefix,
+          prevKv: request.query.prevKv ?? false,
+          ...(fromRevision ? { fromRevision } : {}),
+        });
+      } catch (error) {
+        release();
+        throw error;
+      }
 
       const stream = openSse(reply, {
         clock,
@@ -123,6 +131,7 @@ export const watchRoutes: FastifyPluginAsyncTypebox<WatchRouteDeps> = async (
       } finally {
         watch.close();
         onWatchCount?.(-1);
+        release();
         stream.end();
       }
     },

@@ -1,0 +1,113 @@
+/**
+ * The audit log: every write, txn, primitive action, lease grant or revocation and
+ * token change that was carried out, with when, which token id and role, what, and
+ * the result, kept under `/muster/audit/` for a retention. Records are written in
+ * batches (every `flushMs`, and on stop), so a crash may lose the last fraction of
+ * a second of them. A refused request leaves no trace in the store, this log
+ * included: refusals for want of a token or a right go to the server's log.
+ */
+import { randomBytes } from 'node:crypto';
+import Type from 'typebox';
+import type { Static } from 'typebox';
+import type { Backend, Compare, TxnOp } from '../core/backend.js';
+import type { Clock, TimerHandle } from '../core/clock.js';
+
+export const AUDIT_PREFIX = '/muster/audit/';
+/** At most this many records in one write (the stores take 128 ops in one txn). */
+const BATCH = 100;
+
+export const AuditRecord = Type.Object({
+  at: Type.String({ description: 'ISO 8601' }),
+  tokenId: Type.String({ description: '"none" for a request without a valid token' }),
+  role: Type.String(),
+  method: Type.String(),
+  route: Type.String({ description: 'The route, such as /v1/kv/*' }),
+  target: Type.String({ description: 'The key, name or id the request named' }),
+  status: Type.Integer({ description: 'The HTTP status it was answered with' }),
+});
+export type AuditRecord = Static<typeof AuditRecord>;
+
+export interface AuditQuery {
+  /** Only records at or after this time (ms since the epoch). */
+  readonly since?: number;
+  readonly tokenId?: string;
+  /** The newest this many. @default 1000 */
+  readonly limit?: number;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export class AuditLog {
+  private pending: AuditRecord[] = [];
+  private timer: TimerHandle | null = null;
+  private flushing: Promise<void> = Promise.resolve();
+  private sequence = 0;
+  /** Keeps keys of two servers writing in the same millisecond apart. */
+  private readonly origin = randomBytes(3).toString('hex');
+
+  constructor(
+    private readonly backend: Backend,
+    private readonly clock: Clock,
+    private readonly flushMs = 250,
+  ) {}
+
+  record(entry: Omit<AuditRecord, 'at'>): void {
+    this.pending.push({ at: new Date(this.clock.now()).toISOString(), ...entry });
+    // On the clock only (a virtual one in tests and the simulator), never in the middle of a request.
+    this.timer ??= this.clock.setTimeout(() => void this.flush(), this.flushMs);
+  }
+
+  /** Write what is pending; resolves when it is written (or failed: logged by the caller's store). */
+  flush(): Promise<void> {
+    if (this.timer) this.clock.clearTimeout(this.timer);
+    this.timer = null;
+    const batch = this.pending;
+    this.pending = [];
+    if (batch.length === 0) return this.flushing;
+    this.flushing = this.flushing.then(async () => {
+      for (let i = 0; i < batch.length; i += BATCH) {
+        const success: TxnOp[] = batch.slice(i, i + BATCH).map((entry) => ({
+          type: 'put',
+          key: this.keyOf(entry),
+          value: encoder.encode(JSON.stringify(entry)),
+          lease: null,
+        }));
+        await this.backend.txn({ compare: [], success, failure: [] }).catch(() => undefined);
+      }
+    });
+    return this.flushing;
+  }
+
+  async query(query: AuditQuery = {}): Promise<AuditRecord[]> {
+    await this.flush();
+    const range = await this.backend.range({ key: AUDIT_PREFIX, prefix: true });
+    const since = query.since ?? 0;
+    const records = range.kvs
+      .filter((kv) => timeOfKey(kv.key) >= since)
+      .map((kv) => JSON.parse(decoder.decode(kv.value)) as AuditRecord)
+      .filter((r) => query.tokenId === undefined || r.tokenId === query.tokenId);
+    return records.slice(-(query.limit ?? 1000));
+  }
+
+  private keyOf(entry: AuditRecord): string {
+    this.sequence = (this.sequence + 1) % 1_000_000;
+    const ms = String(Date.parse(entry.at)).padStart(15, '0');
+    return `${AUDIT_PREFIX}${ms}-${this.origin}-${String(this.sequence).padStart(6, '0')}`;
+  }
+}
+
+/** Delete audit records older than `before` (ms since the epoch), fenced by `fence` when given; returns how many. */
+export async function pruneAudit(backend: Backend, before: number, fence?: Compare): Promise<number> {
+  const range = await backend.range({ key: AUDIT_PREFIX, prefix: true, keysOnly: true });
+  const old = range.kvs.map((kv) => kv.key).filter((key) => timeOfKey(key) < before);
+  for (let i = 0; i < old.length; i += BATCH) {
+    const success: TxnOp[] = old.slice(i, i + BATCH).map((key) => ({ type: 'delete', key, prefix: false }));
+    await backend.txn({ compare: fence ? [fence] : [], success, failure: [] });
+  }
+  return old.length;
+}
+
+function timeOfKey(key: string): number {
+  return Number(key.slice(AUDIT_PREFIX.length, AUDIT_PREFIX.length + 15));
+}
