@@ -9,7 +9,7 @@ import { registerLs } from './commands/ls.js';
 import { registerPut } from './commands/put.js';
 import { registerServer } from './commands/server.js';
 import { registerSnapshot } from './commands/snapshot.js';
-import { registerToken } from './commands/token.js';
+import { registerEnrol, registerToken } from './commands/token.js';
 import { registerAudit } from './commands/audit.js';
 import { registerTxn } from './commands/txn.js';
 import { registerWatch } from './commands/watch.js';
@@ -90,6 +90,7 @@ Every command has --help with an example. Reference: docs/cli.md`,
   registerServer(program, ctx);
   registerSnapshot(program, ctx);
   registerToken(program, ctx);
+  registerEnrol(program, ctx);
   registerAudit(program, ctx);
   registerGet(program, ctx);
   registerPut(program, ctx);

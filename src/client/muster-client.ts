@@ -68,6 +68,8 @@ export interface NewTokenRequest {
   readonly policy?: CustomPolicy;
   /** Expire after this: seconds, or a duration such as "30d". @default never */
   readonly ttl?: string | number;
+  /** An enrolment token: how many node tokens it may make. @default 1 */
+  readonly uses?: number;
 }
 
 export interface MusterClientOptions {
@@ -315,8 +317,21 @@ export class MusterClient {
       ...(spec.cluster !== undefined ? { cluster: spec.cluster } : {}),
       ...(spec.policy !== undefined ? { policy: spec.policy } : {}),
       ...(spec.ttl !== undefined ? { ttl: spec.ttl } : {}),
+      ...(spec.uses !== undefined ? { uses: spec.uses } : {}),
     };
     return this.postJson('/v1/tokens', body, options, spec.role);
+  }
+
+  /**
+   * Enrol this machine: spend one use of the client's enrolment token on a node
+   * token for `node` (shown only in this answer). `muster agent` does this on first start.
+   */
+  async enrol(
+    node: string,
+    options: CallOptions & { description?: string } = {},
+  ): Promise<{ token: string; info: TokenInfo }> {
+    const body = { node, ...(options.description !== undefined ? { description: options.description } : {}) };
+    return this.postJson('/v1/enrol', body, options, node);
   }
 
   /** Every token (never a secret). */

@@ -8,7 +8,7 @@
 import Type from 'typebox';
 import type { Static } from 'typebox';
 
-export const ROLES = ['admin', 'operator', 'reader', 'node', 'cluster', 'custom'] as const;
+export const ROLES = ['admin', 'operator', 'reader', 'node', 'cluster', 'custom', 'enrol'] as const;
 export type Role = (typeof ROLES)[number];
 
 export const CAPABILITIES = ['jobs:run', 'tokens:manage', 'hooks:manage', 'audit:read'] as const;
@@ -224,6 +224,9 @@ function roleParts(spec: PolicySpec): {
         read: names,
       };
     }
+    case 'enrol':
+      // Only POST /v1/enrol (server/access.ts), which turns it into a node token.
+      return { rules: [], capabilities: [], use: [], read: [] };
     case 'custom':
       return {
         rules: [...(spec.policy?.rules ?? []), hideAuth],

@@ -28,6 +28,7 @@ export const TokenInfo = Type.Object({
   policy: Type.Optional(CustomPolicy),
   createdAt: Type.String({ description: 'ISO 8601' }),
   expiresAt: Type.Union([Type.String(), Type.Null()], { description: 'ISO 8601, or null: never' }),
+  uses: Type.Optional(Type.Integer({ description: 'An enrolment token: how many more node tokens it may make' })),
 });
 export type TokenInfo = Static<typeof TokenInfo>;
 
@@ -50,6 +51,8 @@ export interface NewToken {
   readonly policy?: CustomPolicy | undefined;
   /** Seconds until it expires; none: never. */
   readonly ttlSeconds?: number | undefined;
+  /** An enrolment token: how many node tokens it may make. @default 1 */
+  readonly uses?: number | undefined;
 }
 
 const encoder = new TextEncoder();
@@ -103,6 +106,7 @@ export class TokenRegistry {
       ...(spec.node !== undefined ? { node: spec.node } : {}),
       ...(spec.cluster !== undefined ? { cluster: spec.cluster } : {}),
       ...(spec.policy !== undefined ? { policy: spec.policy } : {}),
+      ...(spec.role === 'enrol' ? { uses: spec.uses ?? 1 } : {}),
       createdAt: new Date(this.clock.now()).toISOString(),
       expiresAt:
         spec.ttlSeconds === undefined ? null : new Date(this.clock.now() + spec.ttlSeconds * 1000).toISOString(),
@@ -136,6 +140,36 @@ export class TokenRegistry {
     };
     await this.store(record);
     return infoOf(record);
+  }
+
+  /**
+   * Spend one use of enrolment token `enrolId` on a node token for `node`. The use
+   * is taken with a compare-and-swap, so concurrent enrolments never make more node
+   * tokens than the uses; the last use deletes the enrolment token.
+   */
+  async enrol(enrolId: string, node: string, description?: string): Promise<{ token: string; info: TokenInfo }> {
+    checkSpec({ role: 'node', node });
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const kv = await this.backend.get(TOKENS_PREFIX + enrolId);
+      const record = kv ? decodeRecord(kv.value) : null;
+      if (!kv || !record || record.role !== 'enrol' || (record.uses ?? 0) < 1 || this.expired(record)) {
+        throw new UnauthenticatedError('the enrolment token is not valid (used up, expired or revoked)');
+      }
+      const left = (record.uses ?? 1) - 1;
+      const key = TOKENS_PREFIX + enrolId;
+      const taken = await this.backend.txn({
+        compare: [{ key, target: 'modRevision', op: '=', value: kv.modRevision }],
+        success:
+          left === 0
+            ? [{ type: 'delete', key }]
+            : [{ type: 'put', key, value: encoder.encode(JSON.stringify({ ...record, uses: left })), lease: null }],
+        failure: [],
+      });
+      if (!taken.succeeded) continue;
+      if (left === 0) this.cache.delete(enrolId);
+      return this.create({ role: 'node', node, description: description ?? `enrolled with ${enrolId}` });
+    }
+    throw new UnauthenticatedError('the enrolment token is in use by too many enrolments at once; try again');
   }
 
   async list(): Promise<TokenInfo[]> {
@@ -243,6 +277,12 @@ function checkSpec(spec: NewToken): void {
   };
   need('node', 'node');
   need('cluster', 'cluster');
+  if (spec.uses !== undefined && (spec.role !== 'enrol' || !Number.isInteger(spec.uses) || spec.uses < 1)) {
+    throw new InvalidArgumentError(
+      spec.role === 'enrol' ? '--uses must be a whole number ≥ 1' : '--uses applies only to an enrol token',
+      'invalid_request',
+    );
+  }
   if ((spec.role === 'custom') !== (spec.policy !== undefined) && spec.role !== 'node') {
     throw new InvalidArgumentError(
       spec.role === 'custom'

@@ -47,7 +47,9 @@ export type RouteAccess =
     }
   | { readonly kind: 'lease'; readonly action: 'grant' | 'own' | 'list' }
   | { readonly kind: 'capability'; readonly capability: Capability }
-  | { readonly kind: 'admin' };
+  | { readonly kind: 'admin' }
+  /** Enrolment: an enrol token (or an admin) only. */
+  | { readonly kind: 'enrol' };
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -67,6 +69,7 @@ declare module 'fastify' {
 export const access = {
   public: { kind: 'public' } as RouteAccess,
   admin: { kind: 'admin' } as RouteAccess,
+  enrol: { kind: 'enrol' } as RouteAccess,
   key: (mode: KeyMode, target: (request: FastifyRequest) => Omit<KeyNeed, 'mode'>): RouteAccess => ({
     kind: 'keys',
     needs: (request) => [{ ...target(request), mode }],
@@ -187,6 +190,9 @@ async function authorize(backend: Backend, who: Principal, declared: RouteAccess
       return;
     case 'admin':
       if (!policy.isAdmin) deny('do this: it is for admin tokens', `${policy.describe()}`);
+      return;
+    case 'enrol':
+      if (!policy.isAdmin && who.role !== 'enrol') deny('enrol nodes: it takes an enrol token', policy.describe());
       return;
     case 'capability': {
       const decision = policy.capability(declared.capability);

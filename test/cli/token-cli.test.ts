@@ -71,6 +71,20 @@ describe('tokens through the CLI', () => {
     const revoked = await muster(['--token', operator, 'get', '/config/a'], { cwd: scratch(), env });
     expect(revoked.stderr).toMatch(/unauthenticated/);
 
+    // An enrolment token, spent by a machine on its own node token.
+    const enrolToken = (
+      await muster(['token', 'create', '--role', 'enrol', '--uses', '1'], { cwd, env })
+    ).stdout.trim();
+    const enrolled = await muster(['--token', enrolToken, 'enrol', '--node', 'web-9'], { cwd: scratch(), env });
+    expect(enrolled.code).toBe(0);
+    const nodeToken = enrolled.stdout.trim();
+    expect((await muster(['--token', nodeToken, 'token', 'whoami'], { cwd: scratch(), env })).stdout).toMatch(
+      /role node \(web-9\)/,
+    );
+    expect((await muster(['--token', enrolToken, 'enrol', '--node', 'web-10'], { cwd: scratch(), env })).code).not.toBe(
+      0,
+    );
+
     // The same admin token again after a restart.
     await server.cli.stop('SIGTERM');
     servers = [];

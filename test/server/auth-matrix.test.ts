@@ -44,6 +44,7 @@ const MATRIX: Record<string, Row> = {
   'DELETE /v1/tokens/{id}': { path: fixed('/v1/tokens/000000000000'), allowed: ['admin'] },
   'GET /v1/auth/whoami': { path: fixed('/v1/auth/whoami'), allowed: ALL },
   'GET /v1/audit': { path: fixed('/v1/audit?since=1h'), allowed: ['admin'] },
+  'POST /v1/enrol': { path: fixed('/v1/enrol'), body: () => ({ node: 'enrolled' }), allowed: ['admin'] },
   'PUT /v1/kv/{*}': { path: fixed('/v1/kv/app/x'), body: () => Buffer.from('v'), allowed: WRITERS },
   'GET /v1/kv/{*}': { path: fixed('/v1/kv/app/?prefix=true'), allowed: READERS },
   'DELETE /v1/kv/{*}': { path: fixed('/v1/kv/app/x'), allowed: WRITERS },

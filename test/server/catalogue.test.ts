@@ -162,6 +162,7 @@ describe('served documents', () => {
     'DELETE /v1/tokens/{id}',
     'GET /v1/auth/whoami',
     'GET /v1/audit',
+    'POST /v1/enrol',
     'PUT /v1/kv/{*}',
     'GET /v1/kv/{*}',
     'DELETE /v1/kv/{*}',

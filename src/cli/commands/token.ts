@@ -6,6 +6,7 @@ import type { CustomPolicy, Role } from '../../security/policy.js';
 import { ROLES } from '../../security/policy.js';
 import type { TokenInfo } from '../../security/token-registry.js';
 import type { CliContext } from '../context.js';
+import { UsageError } from '../exit-codes.js';
 
 function describe(t: TokenInfo): string {
   const scope = t.node ? ` node=${t.node}` : t.cluster ? ` cluster=${t.cluster}` : '';
@@ -22,7 +23,14 @@ function readPolicy(path: string): CustomPolicy {
   }
 }
 
-/** `muster token create|list|show|revoke|whoami`. */
+function usesOf(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1)
+    throw new UsageError(`--uses must be a whole number ≥ 1, got ${JSON.stringify(text)}`);
+  return n;
+}
+
+/** `muster token create|list|show|revoke|whoami`, and `muster enrol`. */
 export function registerToken(program: Command, ctx: CliContext): void {
   const token = program
     .command('token')
@@ -38,6 +46,7 @@ Roles:
             a --policy adds the prefixes it may read
   cluster   one cluster (--cluster NAME): read and write /clusters/NAME/, use the
             primitives named NAME or NAME.<anything>, nothing else
+  enrol     makes node tokens: "muster enrol --node NAME" spends one of its --uses
   custom    a --policy file: {"rules":[{"prefix":"/app/","access":"write"}],
             "capabilities":["tokens:manage"],"primitives":["app.*"]}
 
@@ -45,6 +54,7 @@ Examples:
   $ muster token create --role operator --description ci --ttl 30d
   $ muster token create --role cluster --cluster k8s --ttl 2h
   $ muster token create --role node --node web-3
+  $ muster token create --role enrol --uses 50 --ttl 1h   # then on each machine: muster --token … enrol --node $(hostname)
   $ muster token list
   $ muster token revoke 3f9a1c2b7d40`,
     );
@@ -58,10 +68,19 @@ Examples:
     .option('--node <name>', 'the machine a node token is')
     .option('--cluster <name>', 'the cluster a cluster token belongs to')
     .option('--policy <file>', 'a JSON policy for a custom token (or extra read rules for a node token)')
+    .option('--uses <n>', 'an enrol token: how many machines may enrol with it (default 1)')
     .addHelpText('after', '\nPrints the token on stdout; with --json: {"token","info"}.')
     .action(
       async (
-        options: { role: Role; description?: string; ttl?: string; node?: string; cluster?: string; policy?: string },
+        options: {
+          role: Role;
+          description?: string;
+          ttl?: string;
+          node?: string;
+          cluster?: string;
+          policy?: string;
+          uses?: string;
+        },
         command: Command,
       ) => {
         const created = await ctx.client(command).createToken({
@@ -71,6 +90,7 @@ Examples:
           ...(options.node !== undefined ? { node: options.node } : {}),
           ...(options.cluster !== undefined ? { cluster: options.cluster } : {}),
           ...(options.policy !== undefined ? { policy: readPolicy(options.policy) } : {}),
+          ...(options.uses !== undefined ? { uses: usesOf(options.uses) } : {}),
         });
         if (ctx.json(command)) ctx.printJson(created);
         else {
@@ -119,5 +139,28 @@ Examples:
       const me = await ctx.client(command).whoami();
       if (ctx.json(command)) ctx.printJson(me);
       else ctx.print(me.auth ? `${me.tokenId} ${me.policy}` : 'auth is off on this server (--insecure-no-auth)');
+    });
+}
+
+/** `muster enrol --node NAME`: turn an enrolment token into this machine's node token. */
+export function registerEnrol(program: Command, ctx: CliContext): void {
+  program
+    .command('enrol')
+    .description("spend one use of an enrolment token (--token) on this machine's own node token, printed once")
+    .requiredOption('--node <name>', "this machine's name (its token may write only /nodes/NAME/)")
+    .option('--description <text>', 'shown in token lists')
+    .addHelpText(
+      'after',
+      `
+Example:
+  $ muster token create --role enrol --uses 50 --ttl 1h      # an admin, once
+  $ muster --token mst_… enrol --node "$(hostname)" > /etc/muster/token`,
+    )
+    .action(async (options: { node: string; description?: string }, command: Command) => {
+      const made = await ctx
+        .client(command)
+        .enrol(options.node, options.description !== undefined ? { description: options.description } : {});
+      if (ctx.json(command)) ctx.printJson(made);
+      else ctx.print(made.token);
     });
 }

@@ -49,6 +49,7 @@ export const tokenRoutes: FastifyPluginAsyncTypebox<{ tokens: TokenRegistry | nu
             cluster: Type.Optional(Type.String({ maxLength: 128 })),
             policy: Type.Optional(CustomPolicy),
             ttl: Type.Optional(WireDuration),
+            uses: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
           },
           { additionalProperties: false },
         ),
@@ -56,8 +57,8 @@ export const tokenRoutes: FastifyPluginAsyncTypebox<{ tokens: TokenRegistry | nu
       },
     },
     async (request) => {
-      const { role, description, node, cluster, policy, ttl } = request.body;
-      return registry().create({ role, description, node, cluster, policy, ttlSeconds: ttlSeconds(ttl) });
+      const { role, description, node, cluster, policy, ttl, uses } = request.body;
+      return registry().create({ role, description, node, cluster, policy, uses, ttlSeconds: ttlSeconds(ttl) });
     },
   );
 
@@ -95,6 +96,30 @@ export const tokenRoutes: FastifyPluginAsyncTypebox<{ tokens: TokenRegistry | nu
     async (request) => {
       await registry().revoke(request.params.id);
       return { revoked: true, id: request.params.id };
+    },
+  );
+
+  app.post(
+    '/v1/enrol',
+    {
+      config: { access: access.enrol },
+      schema: {
+        summary: "Spend one use of the request's enrolment token on a node token for `node` (shown once)",
+        body: Type.Object(
+          {
+            node: Type.String({ minLength: 1, maxLength: 128 }),
+            description: Type.Optional(Type.String({ maxLength: 256 })),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: Type.Object({ token: Type.String(), info: TokenInfo }) },
+      },
+    },
+    async (request) => {
+      const { node, description } = request.body;
+      // An admin may enrol a node directly; an enrol token spends one of its uses.
+      if (request.principal.role !== 'enrol') return registry().create({ role: 'node', node, description });
+      return registry().enrol(request.principal.tokenId, node, description);
     },
   );
 
