@@ -37,6 +37,8 @@ export async function makeApp(options: TestAppOptions = {}): Promise<TestApp> {
     backend,
     // Most tests exercise the API itself; test/server/auth*.test.ts exercise the tokens.
     auth: tokens ? { tokens } : 'off',
+    // Refusals are logged at warn; the tests read answers, not logs.
+    logger: false,
     ...(options.clock ? { runtime: { clock: options.clock, random: Math.random } } : {}),
     ...(options.maxValueBytes !== undefined ? { maxValueBytes: options.maxValueBytes } : {}),
   });

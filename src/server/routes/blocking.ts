@@ -40,16 +40,21 @@ export function blockingSignal(
   };
   reply.raw.on('close', onClose);
   // The server lets a client half-close (build-app.ts), so its FIN alone does not
-  // close the response: for a call that waits, it means the client went away.
+  // close the response: for a call that waits, it means the client went away, and
+  // the connection is closed as it was before (no answer to a client that left).
   const socket = reply.raw.socket;
-  socket?.on('end', onClose);
+  const onEnd = () => {
+    onClose();
+    socket?.destroy();
+  };
+  socket?.on('end', onEnd);
   const parent = shutdown ? AbortSignal.any([gone.signal, shutdown]) : gone.signal;
   const deadline = deadlineSignal(clock, timeoutMs, what, parent);
   return {
     signal: deadline.signal,
     dispose: () => {
       reply.raw.off('close', onClose);
-      socket?.off('end', onClose);
+      socket?.off('end', onEnd);
       deadline.dispose();
     },
   };
