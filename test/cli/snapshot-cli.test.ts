@@ -3,6 +3,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expectRestoredWrites } from '../support/restored-writes.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqliteBackend } from '../../src/backends/sqlite/sqlite-backend.js';
 import { MusterClient } from '../../src/client/muster-client.js';
@@ -58,33 +59,10 @@ describe('muster snapshot save / restore', () => {
     const restore = await muster(['snapshot', 'restore', file, '--data-dir', target]);
     expect(restore).toMatchObject({ code: 0, stdout: `restored revision ${revision} into ${target}\n` });
 
-    // What the store must hold at `revision`: the last acked put of each key at or below it.
-    const expected = new Map<string, { value: string; create: number; mod: number; version: number }>();
-    for (const a of [...acked].sort((x, y) => x.revision - y.revision)) {
-      if (a.revision > revision) continue;
-      const before = expected.get(a.key);
-      expected.set(a.key, {
-        value: a.value,
-        create: before?.create ?? a.revision,
-        mod: a.revision,
-        version: (before?.version ?? 0) + 1,
-      });
-    }
     const backend = SqliteBackend.open({ dataDir: target });
     try {
       expect(await backend.revision()).toBe(revision);
-      const all = await backend.range({ key: '/w', prefix: true });
-      const found = new Map(all.kvs.map((kv) => [kv.key, kv]));
-      expect([...found.keys()].sort()).toEqual([...expected.keys()].sort());
-      for (const [key, want] of expected) {
-        const kv = found.get(key);
-        expect({ key, value: Buffer.from(kv?.value ?? []).toString(), create: kv?.createRevision }).toEqual({
-          key,
-          value: want.value,
-          create: want.create,
-        });
-        expect(kv).toMatchObject({ modRevision: want.mod, version: want.version });
-      }
+      await expectRestoredWrites(backend, '/w', acked, revision);
     } finally {
       await backend.close();
     }

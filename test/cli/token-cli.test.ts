@@ -94,7 +94,7 @@ describe('tokens through the CLI', () => {
     expect(
       (await muster(['get', '/config/a'], { cwd, env: { ...env, MUSTER_ENDPOINT: again.url } })).stdout.trim(),
     ).toBe('1');
-  });
+  }, 120_000);
 
   it('a provided admin token (MUSTER_ADMIN_TOKEN, --admin-token-file) is the admin', async () => {
     const cwd = scratch();
