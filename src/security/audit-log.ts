@@ -13,8 +13,14 @@ import type { Backend, Compare, TxnOp } from '../core/backend.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 
 export const AUDIT_PREFIX = '/muster/audit/';
-/** At most this many records in one write (the stores take 128 ops in one txn). */
-const BATCH = 100;
+/**
+ * Records are stored several to a key (one JSON line each), at most this many: a
+ * write per batch, not per record, keeps the log's cost small next to the writes
+ * it records (a key of 500 records is about 100 KiB).
+ */
+const RECORDS_PER_KEY = 500;
+/** Keys deleted in one txn (the stores take 128 ops in one txn). */
+const DELETES_PER_TXN = 100;
 
 export const AuditRecord = Type.Object({
   at: Type.String({ description: 'ISO 8601' }),
@@ -66,14 +72,10 @@ export class AuditLog {
     this.pending = [];
     if (batch.length === 0) return this.flushing;
     this.flushing = this.flushing.then(async () => {
-      for (let i = 0; i < batch.length; i += BATCH) {
-        const success: TxnOp[] = batch.slice(i, i + BATCH).map((entry) => ({
-          type: 'put',
-          key: this.keyOf(entry),
-          value: encoder.encode(JSON.stringify(entry)),
-          lease: null,
-        }));
-        await this.backend.txn({ compare: [], success, failure: [] }).catch(() => undefined);
+      for (let i = 0; i < batch.length; i += RECORDS_PER_KEY) {
+        const chunk = batch.slice(i, i + RECORDS_PER_KEY);
+        const value = encoder.encode(chunk.map((entry) => JSON.stringify(entry)).join('\n'));
+        await this.backend.put(this.keyFor(chunk), value).catch(() => undefined);
       }
     });
     return this.flushing;
@@ -83,26 +85,35 @@ export class AuditLog {
     await this.flush();
     const range = await this.backend.range({ key: AUDIT_PREFIX, prefix: true });
     const since = query.since ?? 0;
-    const records = range.kvs
-      .filter((kv) => timeOfKey(kv.key) >= since)
-      .map((kv) => JSON.parse(decoder.decode(kv.value)) as AuditRecord)
-      .filter((r) => query.tokenId === undefined || r.tokenId === query.tokenId);
+    const records: AuditRecord[] = [];
+    for (const kv of range.kvs) {
+      // A key is named after its newest record: older keys hold nothing this recent.
+      if (timeOfKey(kv.key) < since) continue;
+      for (const line of decoder.decode(kv.value).split('\n')) {
+        const record = JSON.parse(line) as AuditRecord;
+        if (Date.parse(record.at) < since) continue;
+        if (query.tokenId !== undefined && record.tokenId !== query.tokenId) continue;
+        records.push(record);
+      }
+    }
     return records.slice(-(query.limit ?? 1000));
   }
 
-  private keyOf(entry: AuditRecord): string {
+  /** The key of a chunk: the time of its newest record, then this server's origin and a sequence. */
+  private keyFor(chunk: readonly AuditRecord[]): string {
     this.sequence = (this.sequence + 1) % 1_000_000;
-    const ms = String(Date.parse(entry.at)).padStart(15, '0');
+    const newest = chunk[chunk.length - 1] as AuditRecord;
+    const ms = String(Date.parse(newest.at)).padStart(15, '0');
     return `${AUDIT_PREFIX}${ms}-${this.origin}-${String(this.sequence).padStart(6, '0')}`;
   }
 }
 
-/** Delete audit records older than `before` (ms since the epoch), fenced by `fence` when given; returns how many. */
+/** Delete the keys of audit records all older than `before` (ms since the epoch), fenced by `fence` when given; returns how many keys. */
 export async function pruneAudit(backend: Backend, before: number, fence?: Compare): Promise<number> {
   const range = await backend.range({ key: AUDIT_PREFIX, prefix: true, keysOnly: true });
   const old = range.kvs.map((kv) => kv.key).filter((key) => timeOfKey(key) < before);
-  for (let i = 0; i < old.length; i += BATCH) {
-    const success: TxnOp[] = old.slice(i, i + BATCH).map((key) => ({ type: 'delete', key, prefix: false }));
+  for (let i = 0; i < old.length; i += DELETES_PER_TXN) {
+    const success: TxnOp[] = old.slice(i, i + DELETES_PER_TXN).map((key) => ({ type: 'delete', key, prefix: false }));
     await backend.txn({ compare: fence ? [fence] : [], success, failure: [] });
   }
   return old.length;

@@ -42,9 +42,17 @@ export function hashSecret(secret: string): string {
   return createHash('sha256').update(secret, 'utf8').digest('hex');
 }
 
+/** Decoded stored hashes, one per hex string (a token's hash is read on every request). */
+const storedHashes = new Map<string, Buffer>();
+
 /** True when `secret` hashes to `storedHash`, in time that does not depend on where they differ. */
 export function secretMatches(secret: string, storedHash: string): boolean {
-  const presented = Buffer.from(hashSecret(secret), 'hex');
-  const stored = Buffer.from(storedHash, 'hex');
+  const presented = createHash('sha256').update(secret, 'utf8').digest();
+  let stored = storedHashes.get(storedHash);
+  if (!stored) {
+    stored = Buffer.from(storedHash, 'hex');
+    if (storedHashes.size > 10_000) storedHashes.clear();
+    storedHashes.set(storedHash, stored);
+  }
   return stored.length === presented.length && timingSafeEqual(presented, stored);
 }

@@ -14,7 +14,7 @@ import type { Backend, LeaseId, RangeResult } from '../core/backend.js';
 import { ForbiddenError, LeaseNotFoundError, LimitExceededError } from '../core/errors.js';
 import type { AuditLog } from '../security/audit-log.js';
 import type { HeldKind, Limits } from './limits.js';
-import { validateKey, validatePrefix } from '../core/key-path.js';
+import { validateKey } from '../core/key-path.js';
 import { leaseOwner } from '../security/lease-owners.js';
 import type { Capability, KeyMode } from '../security/policy.js';
 import { Policy } from '../security/policy.js';
@@ -72,7 +72,11 @@ export const access = {
   enrol: { kind: 'enrol' } as RouteAccess,
   key: (mode: KeyMode, target: (request: FastifyRequest) => Omit<KeyNeed, 'mode'>): RouteAccess => ({
     kind: 'keys',
-    needs: (request) => [{ ...target(request), mode }],
+    needs: (request) => {
+      const need = target(request) as KeyNeed & { mode: KeyMode };
+      need.mode = mode;
+      return [need];
+    },
   }),
   keys: (needs: (request: FastifyRequest) => readonly KeyNeed[]): RouteAccess => ({ kind: 'keys', needs }),
   primitive: (
@@ -129,22 +133,59 @@ export const accessControl = fp<AccessOptions>(
         throw new Error(`route ${String(route.method)} ${route.url} declares no access (config.access)`);
       }
     });
-    app.addHook('onRequest', async (request, reply) => {
+    // Callback hooks that finish at once when they can (a cached token, no lease to
+    // look up): on the path of every request, each promise costs.
+    app.addHook('onRequest', (request, reply, done) => {
       const declared = request.routeOptions.config.access;
       // An unknown route (404) is answered as such, with or without a token.
       if (!declared || declared.kind === 'public' || tokens === null) {
         request.principal = NO_AUTH_PRINCIPAL;
+        done();
         return;
       }
-      request.principal = await tokens.authenticate(presentedToken(request));
-      try {
-        limits?.admit(request.principal.tokenId);
-      } catch (error) {
-        if (error instanceof LimitExceededError && error.retryAfterSeconds !== undefined) {
-          reply.header('retry-after', error.retryAfterSeconds);
+      const admitted = (principal: Principal): void => {
+        request.principal = principal;
+        try {
+          limits?.admit(principal.tokenId);
+        } catch (error) {
+          if (error instanceof LimitExceededError && error.retryAfterSeconds !== undefined) {
+            reply.header('retry-after', error.retryAfterSeconds);
+          }
+          done(error as Error);
+          return;
         }
-        throw error;
+        done();
+      };
+      const presented = presentedToken(request);
+      let now: Principal | undefined;
+      try {
+        now = tokens.authenticateNow(presented);
+      } catch (error) {
+        done(error as Error);
+        return;
       }
+      if (now) admitted(now);
+      else tokens.authenticate(presented).then(admitted, (error: Error) => done(error));
+    });
+    app.addHook('preHandler', (request, _reply, done) => {
+      const declared = request.routeOptions.config.access;
+      if (!declared || tokens === null) {
+        done();
+        return;
+      }
+      let pending: Promise<void> | undefined;
+      try {
+        pending = authorize(backend, request.principal, declared, request);
+      } catch (error) {
+        done(error as Error);
+        return;
+      }
+      if (pending)
+        pending.then(
+          () => done(),
+          (error: Error) => done(error),
+        );
+      else done();
     });
     // What was carried out goes to the audit log; a refusal leaves no trace in the
     // store (nothing a watcher could see), and one for want of a token or a right is
@@ -152,7 +193,10 @@ export const accessControl = fp<AccessOptions>(
     app.addHook('onError', async (request, _reply, error) => {
       request.refusedWith = (error as { code?: unknown }).code?.toString() ?? 'internal';
     });
-    app.addHook('onResponse', async (request, reply) => {
+    app.addHook('onResponse', (request, reply, done) => {
+      done();
+      // The common case first: a read that was answered is neither logged nor audited.
+      if (reply.statusCode < 300 && UNAUDITED_METHODS.has(request.method)) return;
       const route = request.routeOptions.url;
       const declared = request.routeOptions.config.access;
       if (!route || !declared || declared.kind === 'public') return;
@@ -180,28 +224,38 @@ export const accessControl = fp<AccessOptions>(
   { name: 'muster-access' },
 );
 
-async function authorize(backend: Backend, who: Principal, declared: RouteAccess, request: FastifyRequest) {
+/**
+ * Check a request against its route's declaration: throws ForbiddenError at once,
+ * or returns a promise when a lease's owner must be looked up (undefined otherwise).
+ */
+function authorize(
+  backend: Backend,
+  who: Principal,
+  declared: RouteAccess,
+  request: FastifyRequest,
+): Promise<void> | undefined {
   const { policy } = who;
-  const deny = (what: string, rule: string): never => {
-    throw new ForbiddenError(`${policy.describe()} may not ${what} (${rule})`, rule);
-  };
+  const deny = (what: string, rule: string): never => forbid(policy, what, rule);
   switch (declared.kind) {
     case 'public':
-      return;
+      return undefined;
     case 'admin':
       if (!policy.isAdmin) deny('do this: it is for admin tokens', `${policy.describe()}`);
-      return;
+      return undefined;
     case 'enrol':
       if (!policy.isAdmin && who.role !== 'enrol') deny('enrol nodes: it takes an enrol token', policy.describe());
-      return;
+      return undefined;
     case 'capability': {
       const decision = policy.capability(declared.capability);
       if (!decision.allowed) deny(`do this without ${declared.capability}`, decision.rule);
-      return;
+      return undefined;
     }
-    case 'keys':
+    case 'keys': {
+      const leases: LeaseId[] = [];
       for (const need of declared.needs(request)) {
-        const key = need.prefix ? validatePrefix(need.key) : validateKey(need.key);
+        // Checked as given: every route validates its keys itself (400 for `..`,
+        // `//`, NUL…), so a key that is not one is refused there whatever this says.
+        const key = need.key;
         if (need.prefix) {
           const decision = policy.prefix(key, need.mode);
           if (!decision.allowed) deny(`${need.mode} under ${key}`, decision.rule);
@@ -211,38 +265,47 @@ async function authorize(backend: Backend, who: Principal, declared: RouteAccess
           const decision = policy.key(key, need.mode);
           if (!decision.allowed) deny(`${need.mode} ${key}`, decision.rule);
         }
-        if (need.lease) await ownLease(backend, who, need.lease);
+        if (need.lease) leases.push(need.lease);
       }
-      return;
+      return leases.length === 0 || policy.isAdmin
+        ? undefined
+        : Promise.all(leases.map((lease) => ownLease(backend, who, lease))).then(() => undefined);
+    }
     case 'primitive': {
       const name = (request.params as { name?: string }).name ?? '';
       const decision = policy.primitive(name, declared.mode);
       if (!decision.allowed) deny(`${declared.mode} the primitive ${JSON.stringify(name)}`, decision.rule);
       const lease = declared.lease?.(request);
-      if (lease) await ownLease(backend, who, lease);
       const held = declared.held?.(request);
-      if (held) {
-        const kv = await backend.get(validateKey(held));
-        // A key that is gone is answered by the route (409 not_holder).
-        if (kv?.lease) await ownLease(backend, who, kv.lease);
-      }
-      return;
+      if (policy.isAdmin || (!lease && !held)) return undefined;
+      const heldKey = held ? validateKey(held) : undefined;
+      return (async () => {
+        if (lease) await ownLease(backend, who, lease);
+        if (heldKey) {
+          const kv = await backend.get(heldKey);
+          // A key that is gone is answered by the route (409 not_holder).
+          if (kv?.lease) await ownLease(backend, who, kv.lease);
+        }
+      })();
     }
     case 'lease': {
       if (declared.action === 'list') {
         const decision = policy.prefix('/', 'read');
         if (!decision.allowed) deny('list every lease', decision.rule);
-        return;
+        return undefined;
       }
       if (declared.action === 'grant') {
         // Reading tokens may not hold leases: a lease is for writing (ephemeral keys, primitives).
         if (policy.spec.role === 'reader') deny('grant leases', 'role reader');
-        return;
+        return undefined;
       }
-      await ownLease(backend, who, (request.params as { id: string }).id);
-      return;
+      return ownLease(backend, who, (request.params as { id: string }).id);
     }
   }
+}
+
+function forbid(policy: Policy, what: string, rule: string): never {
+  throw new ForbiddenError(`${policy.describe()} may not ${what} (${rule})`, rule);
 }
 
 /** The lease must be the caller's (or the caller an admin). A lease nobody owns is an admin's. */

@@ -24,7 +24,7 @@ import type {
   WatchOptions,
 } from '../../core/backend.js';
 import { backendArguments } from '../../core/backend.js';
-import type { Clock, TimerHandle } from '../../core/clock.js';
+import type { Clock } from '../../core/clock.js';
 import { systemClock } from '../../core/clock.js';
 import {
   BackendClosedError,
@@ -39,6 +39,7 @@ import { checkDistinctWrites, compare, deleteKeys, putKey } from './key-writes.j
 import { createSchema } from './schema.js';
 import { lockDataDir } from './data-dir-lock.js';
 import type { DatabaseCopy } from './snapshot.js';
+import { LiveLeases } from './live-leases.js';
 import { openSnapshotFile, removeCopy, SNAPSHOT_TEMP_FILE, SnapshotCopier, takeMemorySnapshot } from './snapshot.js';
 import { StagedBatch } from './staged-batch.js';
 import type { Statements } from './statements.js';
@@ -53,11 +54,6 @@ export interface SqliteBackendOptions {
   readonly clock?: Clock;
   /** Lease ids come from here (8 random bytes by default). */
   readonly randomBytes?: (size: number) => Uint8Array;
-}
-
-interface LiveLease {
-  readonly ttl: number;
-  expiresAt: number;
 }
 
 /**
@@ -94,15 +90,11 @@ export class SqliteBackend implements Backend {
   /** Snapshot copies made off the event loop (file mode only). */
   private readonly snapshots: SnapshotCopier | null;
   private compactRevision: number;
-  private readonly leases = new Map<LeaseId, LiveLease>();
+  private readonly leases: LiveLeases;
 
   /** What the batch being written has staged; applied on commit, dropped on rollback. */
   private readonly staged: StagedBatch;
 
-  private expiryTimer: TimerHandle | null = null;
-  /** Leases past their expiry whose revoking write is queued. */
-  private readonly expiring = new Set<LeaseId>();
-  private expiryAt = Infinity;
   private closed = false;
   /** Set when the disk refused a sync: the store answers nothing more. */
   private failed: Error | null = null;
@@ -180,11 +172,9 @@ export class SqliteBackend implements Backend {
     this.durableRevision = this.currentRevision;
     this.staged = new StagedBatch(this.currentRevision, this.compactRevision);
 
-    const now = this.clock.now();
-    for (const row of this.stmt.allLeases.all() as { id: string; ttl: number }[]) {
-      this.leases.set(row.id, { ttl: row.ttl, expiresAt: now + row.ttl * 1000 });
-    }
-    this.scheduleExpiry();
+    // After a restart every lease has its full TTL again.
+    this.leases = new LiveLeases(this.clock, (ids) => this.expireLeases(ids));
+    this.leases.apply(this.stmt.allLeases.all() as { id: string; ttl: number }[]);
 
     this.hub = new WatchHub({
       currentRevision: () => this.durableRevision,
@@ -336,9 +326,7 @@ export class SqliteBackend implements Backend {
 
   keepAlive(id: LeaseId): Promise<LeaseGrant> {
     return this.read(() => {
-      const lease = this.liveLease(id);
-      lease.expiresAt = this.clock.now() + lease.ttl * 1000;
-      return { id, ttl: lease.ttl };
+      return { id, ttl: this.leases.renew(id) };
     });
   }
 
@@ -351,7 +339,7 @@ export class SqliteBackend implements Backend {
 
   leaseInfo(id: LeaseId): Promise<LeaseInfo> {
     return this.read(() => {
-      const lease = this.liveLease(id);
+      const lease = this.leases.live(id);
       const keys = (this.stmt.keysOfLease.all(id) as { key: string }[]).map((r) => r.key);
       const ttl = Math.max(0, Math.ceil((lease.expiresAt - this.clock.now()) / 1000));
       return { id, ttl, grantedTtl: lease.ttl, keys };
@@ -359,10 +347,7 @@ export class SqliteBackend implements Backend {
   }
 
   listLeases(): Promise<LeaseId[]> {
-    return this.read(() => {
-      const now = this.clock.now();
-      return [...this.leases].filter(([, l]) => l.expiresAt > now).map(([id]) => id);
-    });
+    return this.read(() => this.leases.liveIds());
   }
 
   // ---- watch and compaction ------------------------------------------------
@@ -406,7 +391,7 @@ export class SqliteBackend implements Backend {
     if (this.closed) return;
     // Closed first: no lease expiry is queued behind the last batch.
     this.closed = true;
-    if (this.expiryTimer) this.clock.clearTimeout(this.expiryTimer);
+    this.leases.close();
     this.writer.flush();
     // Callers of the last batches are answered (or told of a failed sync) first.
     while (this.writer.pending && !this.failed) await this.writer.durable().catch(() => undefined);
@@ -523,19 +508,11 @@ export class SqliteBackend implements Backend {
     return id === '0' ? '1' : id;
   }
 
-  /** The lease if it is live (granted, not revoked, not past its expiry). */
-  private liveLease(id: LeaseId): LiveLease {
-    const lease = this.leases.get(id);
-    if (!lease || lease.expiresAt <= this.clock.now()) throw new LeaseNotFoundError(id);
-    return lease;
-  }
-
   /** Inside a write: may a key be bound to this lease now? */
   private readonly checkLease = (id: LeaseId): void => {
-    const live = this.leases.get(id);
     const grantedInThisBatch = this.staged.granted(id);
     const endedInThisBatch = this.staged.ended(id);
-    if (endedInThisBatch || (!grantedInThisBatch && (!live || live.expiresAt <= this.clock.now()))) {
+    if (endedInThisBatch || (!grantedInThisBatch && !this.leases.isLive(id))) {
       throw new LeaseNotFoundError(id);
     }
   };
@@ -559,56 +536,27 @@ export class SqliteBackend implements Backend {
     const first = this.currentRevision + 1;
     this.currentRevision = this.staged.revision;
     this.compactRevision = this.staged.compactRevision;
-    const now = this.clock.now();
-    for (const change of this.staged.leases) {
-      if (change.ttl === null) this.leases.delete(change.id);
-      else this.leases.set(change.id, { ttl: change.ttl, expiresAt: now + change.ttl * 1000 });
-    }
-    const leasesChanged = this.staged.leases.length > 0;
+    const leaseChanges = this.staged.leases;
     if (this.currentRevision >= first) {
       if (this.undurableEvents.length === 0) this.undurableEvents = this.staged.events;
       else for (const event of this.staged.events) this.undurableEvents.push(event);
     }
     this.staged.reset(this.currentRevision, this.compactRevision);
-    if (leasesChanged) this.scheduleExpiry();
+    this.leases.apply(leaseChanges);
   }
 
   private dropStaged(): void {
     this.staged.reset(this.currentRevision, this.compactRevision);
   }
 
-  /** Keep the timer set for the earliest lease expiry. */
-  private scheduleExpiry(): void {
-    let earliest = Infinity;
-    for (const [id, lease] of this.leases) {
-      if (!this.expiring.has(id)) earliest = Math.min(earliest, lease.expiresAt);
-    }
-    if (earliest === this.expiryAt && this.expiryTimer) return;
-    if (this.expiryTimer) this.clock.clearTimeout(this.expiryTimer);
-    this.expiryTimer = null;
-    this.expiryAt = earliest;
-    if (earliest === Infinity || this.closed) return;
-    this.expiryTimer = this.clock.setTimeout(() => this.expireLeases(), earliest - this.clock.now());
-  }
-
-  private expireLeases(): void {
-    this.expiryTimer = null;
-    this.expiryAt = Infinity;
-    if (this.closed) return;
-    const now = this.clock.now();
-    const expired = [...this.leases].filter(([id, l]) => l.expiresAt <= now && !this.expiring.has(id));
-    // Each expiry is its own write (its keys vanish at one revision).
-    for (const [id] of expired) {
-      this.expiring.add(id);
+  /** Each expired lease is ended by a write of its own (its keys vanish at one revision). */
+  private expireLeases(ids: readonly LeaseId[]): void {
+    for (const id of ids) {
       this.write(() => {
         if (this.stmt.getLease.get(id)) this.endLease(id);
       })
         .catch(() => undefined)
-        .finally(() => {
-          this.expiring.delete(id);
-          this.scheduleExpiry();
-        });
+        .finally(() => this.leases.expired(id));
     }
-    this.scheduleExpiry();
   }
 }
