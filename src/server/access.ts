@@ -14,7 +14,7 @@ import type { Backend, LeaseId, RangeResult } from '../core/backend.js';
 import { ForbiddenError, LeaseNotFoundError, LimitExceededError } from '../core/errors.js';
 import type { AuditLog } from '../security/audit-log.js';
 import type { HeldKind, Limits } from './limits.js';
-import { validateKey } from '../core/key-path.js';
+import { validateKey, validatePrefix } from '../core/key-path.js';
 import { leaseOwner } from '../security/lease-owners.js';
 import type { Capability, KeyMode } from '../security/policy.js';
 import { Policy } from '../security/policy.js';
@@ -254,16 +254,18 @@ function authorize(
       const leases: LeaseId[] = [];
       for (const need of declared.needs(request)) {
         // Checked as given: every route validates its keys itself (400 for `..`,
-        // `//`, NUL…), so a key that is not one is refused there whatever this says.
+        // `//`, NUL…), so a key that is not one is refused there whatever this says;
+        // before a refusal here, it is validated, so that bad input is a 400, not a 403.
         const key = need.key;
+        const check = need.prefix ? validatePrefix : validateKey;
         if (need.prefix) {
           const decision = policy.prefix(key, need.mode);
-          if (!decision.allowed) deny(`${need.mode} under ${key}`, decision.rule);
+          if (!decision.allowed) deny(`${need.mode} under ${check(key)}`, decision.rule);
           const hidden = decision.narrower[0];
-          if (hidden && !need.filtered) deny(`${need.mode} under ${key}`, `${hidden.access} ${hidden.prefix}`);
+          if (hidden && !need.filtered) deny(`${need.mode} under ${check(key)}`, `${hidden.access} ${hidden.prefix}`);
         } else {
           const decision = policy.key(key, need.mode);
-          if (!decision.allowed) deny(`${need.mode} ${key}`, decision.rule);
+          if (!decision.allowed) deny(`${need.mode} ${check(key)}`, decision.rule);
         }
         if (need.lease) leases.push(need.lease);
       }
