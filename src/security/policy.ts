@@ -6,6 +6,7 @@
  * enforcement point (server/access.ts).
  */
 import Type from 'typebox';
+import { AUDIT_PREFIX } from './audit-log.js';
 import type { Static } from 'typebox';
 
 export const ROLES = ['admin', 'operator', 'reader', 'node', 'cluster', 'custom', 'enrol'] as const;
@@ -16,8 +17,6 @@ export type Capability = (typeof CAPABILITIES)[number];
 
 /** Where muster keeps tokens and lease owners: no role but admin reads it. */
 export const AUTH_PREFIX = '/muster/auth/';
-/** The audit log: read through GET /v1/audit with audit:read, not as keys by operators and readers. */
-export const AUDIT_KEYS_PREFIX = '/muster/audit/';
 
 export const PolicyRule = Type.Object(
   {
@@ -185,7 +184,8 @@ function roleParts(spec: PolicySpec): {
   read: string[];
 } {
   const hideAuth: PolicyRule = { prefix: AUTH_PREFIX, access: 'deny' };
-  const hideAudit: PolicyRule = { prefix: AUDIT_KEYS_PREFIX, access: 'deny' };
+  // The audit log is read through GET /v1/audit (audit:read), not as keys.
+  const hideAudit: PolicyRule = { prefix: AUDIT_PREFIX, access: 'deny' };
   switch (spec.role) {
     case 'admin':
       return {

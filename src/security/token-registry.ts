@@ -11,6 +11,7 @@ import Type from 'typebox';
 import type { Static } from 'typebox';
 import type { Backend, Watch } from '../core/backend.js';
 import type { Clock } from '../core/clock.js';
+import { sleep } from '../core/clock.js';
 import { InvalidArgumentError, TokenNotFoundError, UnauthenticatedError } from '../core/errors.js';
 import { AUTH_PREFIX, CustomPolicy, Policy, ROLES } from './policy.js';
 import type { Role } from './policy.js';
@@ -235,7 +236,10 @@ export class TokenRegistry {
   private async follow(): Promise<void> {
     const range = await this.backend.range({ key: TOKENS_PREFIX, prefix: true });
     this.cache.clear();
-    for (const kv of range.kvs) this.cache.set(decodeRecord(kv.value).id, decodeRecord(kv.value));
+    for (const kv of range.kvs) {
+      const record = decodeRecord(kv.value);
+      this.cache.set(record.id, record);
+    }
     const watch = this.backend.watch(TOKENS_PREFIX, { prefix: true, fromRevision: range.revision + 1 });
     this.watch = watch;
     this.watching = true;
@@ -254,7 +258,8 @@ export class TokenRegistry {
       this.watching = false;
       this.cache.clear();
       if (this.stopped || this.watch !== watch) return;
-      await new Promise((resolve) => setTimeout(resolve, 1000));
+      // On the injected clock, as all background work (a virtual one in tests and the simulator).
+      await sleep(this.clock, 1000);
       if (!this.stopped && this.watch === watch) await this.follow().catch(() => undefined);
     })();
   }

@@ -1,0 +1,69 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { SqliteBackend } from '../../src/backends/sqlite/sqlite-backend.js';
+import { systemClock } from '../../src/core/clock.js';
+import { UnauthenticatedError } from '../../src/core/errors.js';
+import { TokenRegistry } from '../../src/security/token-registry.js';
+
+/**
+ * Two registries on one store stand for two servers in front of one etcd cluster:
+ * a token made on one works on the other, and one revoked on one stops working on
+ * the other, also while requests keep arriving there.
+ */
+
+const closing: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const close of closing.splice(0)) await close();
+});
+
+async function twoServers(): Promise<[TokenRegistry, TokenRegistry]> {
+  const backend = SqliteBackend.open({ dataDir: ':memory:' });
+  const a = new TokenRegistry(backend, systemClock);
+  const b = new TokenRegistry(backend, systemClock);
+  await a.start();
+  await b.start();
+  closing.push(async () => {
+    a.stop();
+    b.stop();
+    await backend.close();
+  });
+  return [a, b];
+}
+
+describe('tokens shared by several servers', () => {
+  it('a token revoked on one server is refused by the other, with requests arriving there all along', async () => {
+    const [a, b] = await twoServers();
+    const { token, info } = await a.create({ role: 'operator' });
+    expect((await b.authenticate(token)).tokenId).toBe(info.id);
+    expect(b.authenticateNow(token)?.tokenId).toBe(info.id);
+
+    let refusedAt: number | null = null;
+    let acceptedAfterRefusal = 0;
+    let stop = false;
+    const hammer = async () => {
+      while (!stop) {
+        try {
+          await b.authenticate(token);
+          if (refusedAt !== null) acceptedAfterRefusal++;
+        } catch (error) {
+          expect(error).toBeInstanceOf(UnauthenticatedError);
+          refusedAt ??= Date.now();
+        }
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    };
+    const clients = Array.from({ length: 8 }, () => hammer());
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const revokedAt = Date.now();
+    await a.revoke(info.id);
+    for (let i = 0; i < 200 && refusedAt === null; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    stop = true;
+    await Promise.all(clients);
+    expect(refusedAt, 'the other server never refused the revoked token').not.toBeNull();
+    expect((refusedAt ?? Infinity) - revokedAt).toBeLessThan(1000);
+    expect(acceptedAfterRefusal, 'accepted again after it was refused').toBe(0);
+    // Gone from the other server's cache (it must read the store, which refuses it).
+    expect(b.authenticateNow(token)).toBeUndefined();
+    await expect(b.authenticate(token)).rejects.toBeInstanceOf(UnauthenticatedError);
+  });
+});
