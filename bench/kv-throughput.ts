@@ -10,6 +10,7 @@ import { startMuster } from './muster-process.js';
 import { findPid, machineBusyPercent, processCpuPercent, sampleCpu } from './process-stats.js';
 import type { BenchSettings, Measurement, Ratio, Scenario, ScenarioResult } from './scenario.js';
 import { ETCD_REQUIREMENT, oneAfterAnother, ratio } from './scenario.js';
+import type { WrkResult } from './wrk.js';
 import { errorCount, runWrk, WRK_INSTALL_HINT } from './wrk.js';
 
 const KEYSPACE = 10_000;
@@ -29,11 +30,10 @@ const SYSTEM = {
   memory: 'muster (memory)',
   etcd: 'etcd',
   onEtcd: 'muster (on etcd)',
-  durableNoAuth: 'muster (file, no auth)',
 } as const;
 
 /** A system under test while it runs. */
-interface Running {
+export interface Running {
   readonly url: string;
   /** The server process, for CPU accounting; null if it could not be found. */
   readonly pid: number | null;
@@ -46,7 +46,7 @@ interface Running {
   stop(): Promise<void>;
 }
 
-interface System {
+export interface System {
   readonly label: string;
   /** The `system` argument of bench/wrk/kv.lua. */
   readonly protocol: 'muster' | 'etcd';
@@ -66,7 +66,6 @@ async function runKvThroughput(settings: BenchSettings, log: (line: string) => v
   const { measurements, notes } = await oneAfterAnother(
     (scratch) => [
       musterSystem(SYSTEM.durable, join(scratch, 'muster-data')),
-      musterSystem(SYSTEM.durableNoAuth, join(scratch, 'muster-data-no-auth'), [], false),
       musterSystem(SYSTEM.memory, ':memory:'),
       etcdSystem(),
       musterOnEtcdSystem(join(scratch, 'unused')),
@@ -88,56 +87,81 @@ async function measureSystem(
   log(`${system.label}: starting`);
   const running = await system.start();
   try {
-    const drive = (op: 'put' | 'get', seconds: number) =>
-      runWrk({
-        url: running.url,
-        script: 'kv.lua',
-        scriptArgs: [system.protocol, op, String(KEYSPACE), String(VALUE_BYTES), running.token ?? '-'],
-        seconds,
-        connections: settings.connections,
-        threads: settings.threads,
-      });
-    const measure = async (op: 'put' | 'get', operation: string): Promise<Measurement> => {
-      const before = sampleCpu(running.pid);
-      const result = await drive(op, settings.seconds);
-      const after = sampleCpu(running.pid);
-      const errors = errorCount(result);
-      if (errors > 0)
-        notes.push(`${system.label} ${operation}: ${errors} failed requests ${JSON.stringify(result.errors)}`);
-      const measurement: Measurement = {
-        system: system.label,
-        operation,
-        requests: result.requests,
-        seconds: result.seconds,
-        reqPerSec: result.requests / result.seconds,
-        p50Ms: result.p50Ms,
-        p99Ms: result.p99Ms,
-        maxMs: result.maxMs,
-        errors,
-        serverCpuPercent: processCpuPercent(before, after),
-        machineBusyPercent: machineBusyPercent(before, after),
-      };
-      log(`${system.label} ${operation}: ${Math.round(measurement.reqPerSec)} req/s, p99 ${measurement.p99Ms} ms`);
-      return measurement;
-    };
-
+    const measure = (op: 'put' | 'get', operation: string) =>
+      measureRun(system, running, op, operation, settings.seconds, settings, notes);
     if (settings.warmupSeconds > 0) {
       log(`${system.label}: warm-up put, ${settings.warmupSeconds} s (not recorded)`);
-      await drive('put', settings.warmupSeconds);
+      await driveWrk(system, running, 'put', settings.warmupSeconds, settings);
     }
     const put = await measure('put', 'put');
+    log(`${system.label} put: ${Math.round(put.reqPerSec)} req/s, p99 ${put.p99Ms} ms`);
     // Every read must find its key: fill the keyspace and check it before the get run.
-    await running.populate(benchValue());
-    const count = await running.countKeys();
-    if (count !== KEYSPACE) throw new Error(`${system.label}: ${count} keys after populating, expected ${KEYSPACE}`);
+    await populateAndCheck(system, running);
     const get = await measure('get', system.readOperation);
+    log(`${system.label} ${get.operation}: ${Math.round(get.reqPerSec)} req/s, p99 ${get.p99Ms} ms`);
     return [put, get];
   } finally {
     await running.stop();
   }
 }
 
-/** The ratios issues 2, 4 and 8 set as targets. */
+/** Drive `running` with wrk for `seconds`: puts or gets of the keyspace. */
+export function driveWrk(
+  system: System,
+  running: Running,
+  op: 'put' | 'get',
+  seconds: number,
+  settings: BenchSettings,
+): Promise<WrkResult> {
+  return runWrk({
+    url: running.url,
+    script: 'kv.lua',
+    scriptArgs: [system.protocol, op, String(KEYSPACE), String(VALUE_BYTES), running.token ?? '-'],
+    seconds,
+    connections: settings.connections,
+    threads: settings.threads,
+  });
+}
+
+/** One measured wrk run of `running`, with the server's CPU over it; failed requests go to `notes`. */
+export async function measureRun(
+  system: System,
+  running: Running,
+  op: 'put' | 'get',
+  operation: string,
+  seconds: number,
+  settings: BenchSettings,
+  notes: string[],
+): Promise<Measurement> {
+  const before = sampleCpu(running.pid);
+  const result = await driveWrk(system, running, op, seconds, settings);
+  const after = sampleCpu(running.pid);
+  const errors = errorCount(result);
+  if (errors > 0)
+    notes.push(`${system.label} ${operation}: ${errors} failed requests ${JSON.stringify(result.errors)}`);
+  return {
+    system: system.label,
+    operation,
+    requests: result.requests,
+    seconds: result.seconds,
+    reqPerSec: result.requests / result.seconds,
+    p50Ms: result.p50Ms,
+    p99Ms: result.p99Ms,
+    maxMs: result.maxMs,
+    errors,
+    serverCpuPercent: processCpuPercent(before, after),
+    machineBusyPercent: machineBusyPercent(before, after),
+  };
+}
+
+/** Fill the keyspace of `running` and check that every key is there. */
+export async function populateAndCheck(system: System, running: Running): Promise<void> {
+  await running.populate(benchValue());
+  const count = await running.countKeys();
+  if (count !== KEYSPACE) throw new Error(`${system.label}: ${count} keys after populating, expected ${KEYSPACE}`);
+}
+
+/** The ratios issues 2 and 4 set as targets (issue 8's are the auth scenario's). */
 function ratios(measurements: readonly Measurement[]): Ratio[] {
   const find = (system: string, operation: string) => {
     const found = measurements.find((m) => m.system === system && m.operation === operation);
@@ -150,22 +174,7 @@ function ratios(measurements: readonly Measurement[]): Ratio[] {
   const durableGet = find(SYSTEM.durable, 'get');
   const etcdRange = find(SYSTEM.etcd, 'range');
   const onEtcdPut = find(SYSTEM.onEtcd, 'put');
-  const noAuthPut = find(SYSTEM.durableNoAuth, 'put');
-  const noAuthGet = find(SYSTEM.durableNoAuth, 'get');
   return [
-    // Issue 8: a token costs little (every muster row but "no auth" sends one).
-    ratio(
-      'muster (file) put with a token / without auth, req/s',
-      durablePut.reqPerSec / noAuthPut.reqPerSec,
-      0.9,
-      'at-least',
-    ),
-    ratio(
-      'muster (file) get with a token / without auth, req/s',
-      durableGet.reqPerSec / noAuthGet.reqPerSec,
-      0.9,
-      'at-least',
-    ),
     ratio('muster (file) put / etcd put, req/s', durablePut.reqPerSec / etcdPut.reqPerSec, 3.0, 'at-least'),
     ratio(
       'muster (file) put / muster (memory) put, req/s',
@@ -214,7 +223,7 @@ function musterOnEtcdSystem(dataDir: string): System {
   };
 }
 
-function musterSystem(label: string, dataDir: string, extraArgs: readonly string[] = [], auth = true): System {
+export function musterSystem(label: string, dataDir: string, extraArgs: readonly string[] = [], auth = true): System {
   return {
     label,
     protocol: 'muster',

@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
+import { authCost } from './auth-cost.js';
 import { kvThroughput } from './kv-throughput.js';
 import { lockHandoff } from './lock-handoff.js';
 import { packageRoot } from './paths.js';
@@ -18,7 +19,7 @@ import type { BenchSettings, Requirement, Scenario, ScenarioResult } from './sce
 import { waiters } from './waiters.js';
 
 /** Every scenario the bench knows, in the order a plain `npm run bench` runs them. New scenarios go here. */
-const SCENARIOS: readonly Scenario[] = [kvThroughput, lockHandoff, waiters];
+const SCENARIOS: readonly Scenario[] = [kvThroughput, authCost, lockHandoff, waiters];
 
 const USAGE = `usage: npm run bench [-- [--list] [scenario ...]]
 

@@ -7,6 +7,8 @@
  * included: refusals for want of a token or a right go to the server's log.
  */
 import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
+import { deflate, inflate } from 'node:zlib';
 import Type from 'typebox';
 import type { Static } from 'typebox';
 import type { Backend, Compare, TxnOp } from '../core/backend.js';
@@ -14,11 +16,16 @@ import type { Clock, TimerHandle } from '../core/clock.js';
 
 export const AUDIT_PREFIX = '/muster/audit/';
 /**
- * Records are stored several to a key (one JSON line each), at most this many: a
- * write per batch, not per record, keeps the log's cost small next to the writes
- * it records (a key of 500 records is about 100 KiB).
+ * Records are stored several to a key (one JSON line each, the lines compressed
+ * with zlib), at most this many: a write per batch, not per record, and a tenth of
+ * the bytes keep the log's cost small next to the writes it records, also when
+ * compaction later deletes their history (a key of 1,000 records is about 10 KiB).
  */
-const RECORDS_PER_KEY = 500;
+const RECORDS_PER_KEY = 1000;
+const compress = promisify(deflate);
+const decompress = promisify(inflate);
+/** A stored chunk that is not compressed starts with the "[" of its first record. */
+const PLAIN_CHUNK = 0x5b;
 /** Keys deleted in one txn (the stores take 128 ops in one txn). */
 const DELETES_PER_TXN = 100;
 
@@ -45,7 +52,9 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 export class AuditLog {
-  private pending: AuditRecord[] = [];
+  /** Records as stored (`compact`), newest last. */
+  private pending: string[] = [];
+  private newestAt = 0;
   private timer: TimerHandle | null = null;
   private flushing: Promise<void> = Promise.resolve();
   private sequence = 0;
@@ -59,7 +68,8 @@ export class AuditLog {
   ) {}
 
   record(entry: Omit<AuditRecord, 'at'>): void {
-    this.pending.push({ at: new Date(this.clock.now()).toISOString(), ...entry });
+    this.newestAt = this.clock.now();
+    this.pending.push(compact(this.newestAt, entry));
     // On the clock only (a virtual one in tests and the simulator), never in the middle of a request.
     this.timer ??= this.clock.setTimeout(() => void this.flush(), this.flushMs);
   }
@@ -69,13 +79,18 @@ export class AuditLog {
     if (this.timer) this.clock.clearTimeout(this.timer);
     this.timer = null;
     const batch = this.pending;
+    const newestAt = this.newestAt;
     this.pending = [];
     if (batch.length === 0) return this.flushing;
     this.flushing = this.flushing.then(async () => {
       for (let i = 0; i < batch.length; i += RECORDS_PER_KEY) {
         const chunk = batch.slice(i, i + RECORDS_PER_KEY);
-        const value = encoder.encode(chunk.map(compact).join('\n'));
-        await this.backend.put(this.keyFor(chunk), value).catch(() => undefined);
+        // A chunk's key carries the time of its newest record (query skips older keys): the
+        // last chunk's is the batch's newest; an earlier one's is read from its last line.
+        const at = i + RECORDS_PER_KEY >= batch.length ? newestAt : timeOfLine(chunk[chunk.length - 1] as string);
+        // Compressed on libuv's threads, off the event loop.
+        const value = await compress(encoder.encode(chunk.join('\n'))).catch(() => null);
+        if (value !== null) await this.backend.put(this.keyFor(at), value).catch(() => undefined);
       }
     });
     return this.flushing;
@@ -89,7 +104,9 @@ export class AuditLog {
     for (const kv of range.kvs) {
       // A key is named after its newest record: older keys hold nothing this recent.
       if (timeOfKey(kv.key) < since) continue;
-      for (const line of decoder.decode(kv.value).split('\n')) {
+      const text = kv.value[0] === PLAIN_CHUNK ? kv.value : await decompress(kv.value).catch(() => null);
+      if (text === null) continue; // not a chunk this server wrote: skipped, not fatal to the query
+      for (const line of decoder.decode(text).split('\n')) {
         const record = expand(line);
         if (Date.parse(record.at) < since) continue;
         if (query.tokenId !== undefined && record.tokenId !== query.tokenId) continue;
@@ -100,10 +117,9 @@ export class AuditLog {
   }
 
   /** The key of a chunk: the time of its newest record, then this server's origin and a sequence. */
-  private keyFor(chunk: readonly AuditRecord[]): string {
+  private keyFor(newestAt: number): string {
     this.sequence = (this.sequence + 1) % 1_000_000;
-    const newest = chunk[chunk.length - 1] as AuditRecord;
-    const ms = String(Date.parse(newest.at)).padStart(15, '0');
+    const ms = String(newestAt).padStart(15, '0');
     return `${AUDIT_PREFIX}${ms}-${this.origin}-${String(this.sequence).padStart(6, '0')}`;
   }
 }
@@ -123,8 +139,13 @@ export async function pruneAudit(backend: Backend, before: number, fence?: Compa
  * One record as stored: a JSON array in a fixed order, the time in ms since the
  * epoch (about half the bytes of the object form; the log is written for every write).
  */
-function compact(r: AuditRecord): string {
-  return JSON.stringify([Date.parse(r.at), r.tokenId, r.role, r.method, r.route, r.target, r.status]);
+function compact(at: number, r: Omit<AuditRecord, 'at'>): string {
+  return JSON.stringify([at, r.tokenId, r.role, r.method, r.route, r.target, r.status]);
+}
+
+/** The time of a stored record: the number that opens its array. */
+function timeOfLine(line: string): number {
+  return Number(line.slice(1, line.indexOf(',')));
 }
 
 function expand(line: string): AuditRecord {

@@ -15,7 +15,7 @@ import { sleep } from '../core/clock.js';
 import { InvalidArgumentError, TokenNotFoundError, UnauthenticatedError } from '../core/errors.js';
 import { AUTH_PREFIX, CustomPolicy, Policy, ROLES } from './policy.js';
 import type { Role } from './policy.js';
-import { hashSecret, newToken, parseToken, secretMatches } from './token-secret.js';
+import { hashSecret, newToken, parseToken, sameString, secretMatches } from './token-secret.js';
 
 export const TOKENS_PREFIX = `${AUTH_PREFIX}tokens/`;
 
@@ -63,6 +63,12 @@ export class TokenRegistry {
   private readonly cache = new Map<string, TokenRecord>();
   /** The principal of each record read; a changed record is a new object, so it gets a new principal. */
   private readonly principals = new WeakMap<TokenRecord, Principal>();
+  /**
+   * The secret of each record once it has been proven against the stored hash: the
+   * next request with that token compares strings in constant time instead of
+   * hashing again (held in memory only, as the secret passes through it anyway).
+   */
+  private readonly proven = new WeakMap<TokenRecord, string>();
   private watch: Watch | null = null;
   private watching = false;
   private stopped = false;
@@ -104,7 +110,7 @@ export class TokenRegistry {
   }
 
   private check(parts: { id: string; secret: string }, record: TokenRecord | null): Principal {
-    if (!record || !secretMatches(parts.secret, record.hash) || this.expired(record)) {
+    if (!record || !this.secretOf(record, parts.secret) || this.expired(record)) {
       throw new UnauthenticatedError('the token is not valid');
     }
     // One Principal (and its Policy) per token record, not per request.
@@ -114,6 +120,15 @@ export class TokenRegistry {
       this.principals.set(record, principal);
     }
     return principal;
+  }
+
+  /** True when `secret` is the record's: against the proven secret if there is one, else its hash. */
+  private secretOf(record: TokenRecord, secret: string): boolean {
+    const proven = this.proven.get(record);
+    if (proven !== undefined) return sameString(proven, secret);
+    if (!secretMatches(secret, record.hash)) return false;
+    this.proven.set(record, secret);
+    return true;
   }
 
   /** Create a token; its secret is in `token`, shown once. */

@@ -56,3 +56,14 @@ export function secretMatches(secret: string, storedHash: string): boolean {
   }
   return stored.length === presented.length && timingSafeEqual(presented, stored);
 }
+
+/**
+ * True when `a` and `b` are the same string, in time that depends on their lengths
+ * only, never on where they differ (for a secret already proven by its hash).
+ */
+export function sameString(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let difference = 0;
+  for (let i = 0; i < a.length; i++) difference |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return difference === 0;
+}

