@@ -5,7 +5,8 @@
  * runs, put then get, the order flipped every round. A 2-core virtual machine drifts
  * by tens of percent over a minute; runs taken one right after the other, in both
  * orders, see the same machine, so their ratio is the price of auth and not the
- * drift. The rows sum every round of a system.
+ * drift. Each ratio is the median of the rounds' ratios (a round that a burst of
+ * the machine's own work hit does not decide it); the rows sum every round of a system.
  */
 import { join } from 'node:path';
 import type { Running, System } from './kv-throughput.js';
@@ -15,7 +16,7 @@ import { oneAfterAnother, ratio } from './scenario.js';
 import { WRK_INSTALL_HINT } from './wrk.js';
 
 /** Rounds of alternation; each round runs each system once per operation. */
-const ROUNDS = 8;
+const ROUNDS = 10;
 
 const WITH_TOKEN = 'muster (file), token';
 const WITHOUT_AUTH = 'muster (file), no auth';
@@ -28,8 +29,9 @@ export const authCost: Scenario = {
 };
 
 async function runAuthCost(settings: BenchSettings, log: (line: string) => void): Promise<ScenarioResult> {
-  // Each system gets as much measured time as one kv run per operation.
-  const roundSeconds = Math.max(1, Math.round(settings.seconds / (ROUNDS / 2)));
+  // Each system gets twice the measured time of one kv run per operation, in short runs.
+  const roundSeconds = Math.max(1, Math.round((2 * settings.seconds) / ROUNDS));
+  let rounds: readonly Measurement[] = [];
   const { measurements, notes } = await oneAfterAnother(
     (scratch) => [
       [
@@ -43,7 +45,7 @@ async function runAuthCost(settings: BenchSettings, log: (line: string) => void)
       try {
         const b = await withoutAuth.start();
         try {
-          return await alternate(
+          rounds = await alternate(
             [
               [withToken, a],
               [withoutAuth, b],
@@ -53,6 +55,11 @@ async function runAuthCost(settings: BenchSettings, log: (line: string) => void)
             log,
             notes,
           );
+          return (['put', 'get'] as const).flatMap((op) =>
+            [WITH_TOKEN, WITHOUT_AUTH].map((label) =>
+              combine(rounds.filter((r) => r.system === label && r.operation === op)),
+            ),
+          );
         } finally {
           await b.stop();
         }
@@ -61,15 +68,10 @@ async function runAuthCost(settings: BenchSettings, log: (line: string) => void)
       }
     },
   );
-  const find = (system: string, operation: string) => {
-    const found = measurements.find((m) => m.system === system && m.operation === operation);
-    if (!found) throw new Error(`no measurement of ${system} ${operation}`);
-    return found;
-  };
   const ratios = (['put', 'get'] as const).map((op) =>
     ratio(
-      `muster (file) ${op} with a token / without auth, req/s`,
-      find(WITH_TOKEN, op).reqPerSec / find(WITHOUT_AUTH, op).reqPerSec,
+      `muster (file) ${op} with a token / without auth, req/s (median of ${ROUNDS} rounds)`,
+      medianRoundRatio(rounds, op),
       0.9,
       'at-least',
     ),
@@ -102,9 +104,18 @@ async function alternate(
       }
     }
   }
-  return (['put', 'get'] as const).flatMap((op) =>
-    systems.map(([system]) => combine(runs.filter((r) => r.system === system.label && r.operation === op))),
-  );
+  return runs;
+}
+
+/** The median over rounds of (with a token / without auth) for `op`: runs are in pairs, one pair per round. */
+function medianRoundRatio(runs: readonly Measurement[], op: string): number {
+  const withToken = runs.filter((r) => r.system === WITH_TOKEN && r.operation === op);
+  const without = runs.filter((r) => r.system === WITHOUT_AUTH && r.operation === op);
+  const ratios = withToken.map((r, i) => r.reqPerSec / (without[i]?.reqPerSec ?? NaN)).sort((a, b) => a - b);
+  const middle = ratios.length / 2;
+  return ratios.length % 2 === 1
+    ? (ratios[Math.floor(middle)] as number)
+    : ((ratios[middle - 1] as number) + (ratios[middle] as number)) / 2;
 }
 
 /** One row from the rounds of one system and operation: requests over time summed; latencies and CPU their worst or mean. */
