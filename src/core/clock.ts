@@ -66,6 +66,34 @@ export class ManualClock implements Clock {
     this.timers.delete(handle.id);
   }
 
+  /** When the earliest timer is due, or null when none is set. */
+  nextTimerAt(): number | null {
+    let at: number | null = null;
+    for (const t of this.timers.values()) if (at === null || t.at < at) at = t.at;
+    return at;
+  }
+
+  /**
+   * Fire the one earliest timer (the first set among equals), moving time to it;
+   * false when none is set. The simulator steps time this way, one timer at a time.
+   */
+  fireNext(): boolean {
+    let dueId: number | undefined;
+    let dueAt = Infinity;
+    for (const [id, t] of this.timers) {
+      if (t.at < dueAt) {
+        dueAt = t.at;
+        dueId = id;
+      }
+    }
+    if (dueId === undefined) return false;
+    const timer = this.timers.get(dueId);
+    this.timers.delete(dueId);
+    this.current = Math.max(this.current, dueAt);
+    timer?.callback();
+    return true;
+  }
+
   /** Move time forward by `ms`, firing due timers in order. */
   advance(ms: number): void {
     const target = this.current + ms;

@@ -1,0 +1,246 @@
+/**
+ * A simulator scenario: what every simulated node does, in order, with the
+ * coordination primitives. Written in YAML or JSON (docs/simulate.md); the
+ * built-in scenarios (src/sim/builtin/) are in the same format.
+ *
+ *     name: kubeadm
+ *     nodes: 100            # default node count (--nodes overrides)
+ *     start: 0-5s           # each node starts after a random delay in this range
+ *     ttl: 10s              # each node's session TTL
+ *     limit: 30m            # virtual time by which every node must have finished
+ *     steps:
+ *       - elect: k8s.master
+ *       - when: leader
+ *         put: { key: /clusters/k8s/join-token, value: "{random}" }
+ *       - when: follower
+ *         wait: { key: /clusters/k8s/join-token }
+ */
+import { LineCounter, parseDocument, isMap, isSeq } from 'yaml';
+import type { Node as YamlNode } from 'yaml';
+import { parseDuration } from '../core/duration.js';
+import { InvalidArgumentError } from '../core/errors.js';
+
+/** A duration picked at random in [min, max] ms for each use. */
+export interface DurationRange {
+  readonly min: number;
+  readonly max: number;
+}
+
+export type Role = 'leader' | 'follower';
+
+export type Step = (
+  | { readonly kind: 'sleep'; readonly duration: DurationRange }
+  | { readonly kind: 'put'; readonly key: string; readonly value: string }
+  | { readonly kind: 'wait'; readonly key: string; readonly equals: string | null }
+  | { readonly kind: 'lock'; readonly name: string; readonly hold: DurationRange }
+  | { readonly kind: 'elect'; readonly name: string }
+  | {
+      readonly kind: 'once';
+      readonly name: string;
+      readonly run: DurationRange;
+      readonly put: { readonly key: string; readonly value: string } | null;
+    }
+  | { readonly kind: 'barrier'; readonly name: string; readonly count: number | 'all' }
+) & {
+  /** Only nodes in this role (set by the last `elect`) take the step. */
+  readonly when: Role | null;
+  /** Where the step is in the file, for messages: `steps[2]` (line 14). */
+  readonly where: string;
+};
+
+export interface Scenario {
+  readonly name: string;
+  readonly description: string;
+  readonly nodes: number;
+  readonly start: DurationRange;
+  readonly ttlSeconds: number;
+  readonly limitMs: number;
+  readonly steps: readonly Step[];
+}
+
+export const MAX_NODES = 10_000;
+const STEP_KINDS = ['sleep', 'put', 'wait', 'lock', 'elect', 'once', 'barrier'] as const;
+const TOP_FIELDS = ['name', 'description', 'nodes', 'start', 'ttl', 'limit', 'steps'];
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/** A scenario file's mistake, naming where it is. */
+export class ScenarioError extends InvalidArgumentError {
+  constructor(message: string) {
+    super(message, 'invalid_argument');
+  }
+}
+
+/** Parse and check a scenario from YAML or JSON text (JSON is YAML). `source` names it in errors. */
+export function parseScenario(text: string, source: string): Scenario {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+  const first = doc.errors[0];
+  if (first) {
+    const at = lines.linePos(first.pos[0]);
+    throw new ScenarioError(`${source}:${at.line}: ${first.message.split('\n')[0]}`);
+  }
+  const at = (node: unknown): string => {
+    const range = (node as YamlNode | undefined)?.range;
+    return range ? `${source}:${lines.linePos(range[0]).line}` : source;
+  };
+  const root = doc.contents;
+  if (!isMap(root)) throw new ScenarioError(`${at(root)}: a scenario is a mapping with name and steps`);
+  const field = (key: string) => root.get(key, true) as YamlNode | undefined;
+  for (const pair of root.items) {
+    const key = String((pair.key as { value?: unknown } | null)?.value ?? pair.key);
+    if (!TOP_FIELDS.includes(key))
+      throw new ScenarioError(`${at(pair.key)}: unknown field "${key}" (known: ${TOP_FIELDS.join(', ')})`);
+  }
+  const value = (key: string): unknown => (field(key) as { toJSON?: () => unknown } | undefined)?.toJSON?.();
+
+  const name = value('name');
+  if (typeof name !== 'string' || !NAME.test(name))
+    throw new ScenarioError(`${at(field('name') ?? root)}: name must be letters, digits, ".", "_" or "-"`);
+  const description = value('description') ?? '';
+  if (typeof description !== 'string') throw new ScenarioError(`${at(field('description'))}: description is text`);
+  const nodes = value('nodes') ?? 10;
+  if (!Number.isInteger(nodes) || (nodes as number) < 1 || (nodes as number) > MAX_NODES)
+    throw new ScenarioError(`${at(field('nodes'))}: nodes must be a whole number from 1 to ${MAX_NODES}`);
+  const start = range(value('start') ?? '0s', `${at(field('start'))}: start`);
+  const ttl = duration(value('ttl') ?? '10s', `${at(field('ttl'))}: ttl`);
+  if (ttl < 1000 || ttl % 1000 !== 0)
+    throw new ScenarioError(`${at(field('ttl'))}: ttl must be whole seconds, 1s or more`);
+  const limitMs = duration(value('limit') ?? '1h', `${at(field('limit'))}: limit`);
+  if (limitMs <= 0) throw new ScenarioError(`${at(field('limit'))}: limit must be more than 0`);
+
+  const stepsNode = field('steps');
+  if (!isSeq(stepsNode) || stepsNode.items.length === 0)
+    throw new ScenarioError(`${at(stepsNode ?? root)}: steps must be a non-empty list`);
+  const steps = stepsNode.items.map((item, i) =>
+    parseStep((item as { toJSON?: () => unknown }).toJSON?.(), `steps[${i}] (${at(item)})`),
+  );
+  return {
+    name,
+    description,
+    nodes: nodes as number,
+    start,
+    ttlSeconds: ttl / 1000,
+    limitMs,
+    steps,
+  };
+}
+
+function parseStep(raw: unknown, where: string): Step {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw new ScenarioError(`${where}: a step is a mapping such as { sleep: 1s }`);
+  const fields = raw as Record<string, unknown>;
+  const kinds = STEP_KINDS.filter((k) => k in fields);
+  if (kinds.length !== 1)
+    throw new ScenarioError(`${where}: a step has exactly one of ${STEP_KINDS.join(', ')}` + describeFound(kinds));
+  for (const key of Object.keys(fields))
+    if (key !== 'when' && key !== kinds[0]) throw new ScenarioError(`${where}: unknown field "${key}"`);
+  const when = fields.when ?? null;
+  if (when !== null && when !== 'leader' && when !== 'follower')
+    throw new ScenarioError(`${where}: when must be leader or follower`);
+  const kind = kinds[0] as (typeof STEP_KINDS)[number];
+  const body = fields[kind];
+  const common = { when, where } as const;
+  const what = `${where}: ${kind}`;
+  switch (kind) {
+    case 'sleep':
+      return { kind, duration: range(body, what), ...common };
+    case 'elect':
+      return { kind, name: primitiveName(body, what), ...common };
+    case 'put': {
+      const o = object(body, what, ['key', 'value']);
+      return { kind, key: text(o.key, `${what}.key`), value: text(o.value ?? '', `${what}.value`), ...common };
+    }
+    case 'wait': {
+      const o = object(body, what, ['key', 'equals']);
+      const equals = o.equals === undefined ? null : text(o.equals, `${what}.equals`);
+      return { kind, key: text(o.key, `${what}.key`), equals, ...common };
+    }
+    case 'lock': {
+      const o = object(body, what, ['name', 'hold']);
+      return {
+        kind,
+        name: primitiveName(o.name, `${what}.name`),
+        hold: range(o.hold ?? '0s', `${what}.hold`),
+        ...common,
+      };
+    }
+    case 'once': {
+      const o = object(body, what, ['name', 'run', 'put']);
+      let put: { key: string; value: string } | null = null;
+      if (o.put !== undefined) {
+        const p = object(o.put, `${what}.put`, ['key', 'value']);
+        put = { key: text(p.key, `${what}.put.key`), value: text(p.value ?? '', `${what}.put.value`) };
+      }
+      return {
+        kind,
+        name: primitiveName(o.name, `${what}.name`),
+        run: range(o.run ?? '0s', `${what}.run`),
+        put,
+        ...common,
+      };
+    }
+    case 'barrier': {
+      const o = object(body, what, ['name', 'count']);
+      const count = o.count ?? 'all';
+      if (count !== 'all' && (!Number.isInteger(count) || (count as number) < 1))
+        throw new ScenarioError(`${what}.count must be a whole number above 0 or "all"`);
+      return { kind, name: primitiveName(o.name, `${what}.name`), count: count as number | 'all', ...common };
+    }
+  }
+}
+
+function describeFound(kinds: readonly string[]): string {
+  return kinds.length === 0 ? '' : ` (found ${kinds.join(' and ')})`;
+}
+
+function object(raw: unknown, what: string, known: readonly string[]): Record<string, unknown> {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw new ScenarioError(`${what} takes a mapping of ${known.join(', ')}`);
+  for (const key of Object.keys(raw))
+    if (!known.includes(key)) throw new ScenarioError(`${what}: unknown field "${key}" (known: ${known.join(', ')})`);
+  return raw as Record<string, unknown>;
+}
+
+function text(raw: unknown, what: string): string {
+  if (typeof raw === 'number' || typeof raw === 'boolean') return String(raw);
+  if (typeof raw !== 'string' || raw.length === 0) throw new ScenarioError(`${what} must be non-empty text`);
+  return raw;
+}
+
+function primitiveName(raw: unknown, what: string): string {
+  if (typeof raw !== 'string' || !NAME.test(raw))
+    throw new ScenarioError(`${what} must be a name of letters, digits, ".", "_" or "-"`);
+  return raw;
+}
+
+function duration(raw: unknown, what: string): number {
+  if (typeof raw !== 'string' && typeof raw !== 'number')
+    throw new ScenarioError(`${what} must be a duration such as 5s`);
+  try {
+    return parseDuration(raw, what);
+  } catch (error) {
+    throw new ScenarioError(`${what}: ${(error as Error).message}`);
+  }
+}
+
+/** `5s`, or a range `0-3s` / `500ms-2s` / `1s-1m`, picked at random on each use. */
+export function range(raw: unknown, what: string): DurationRange {
+  if (typeof raw === 'number') {
+    const ms = duration(raw, what);
+    return { min: ms, max: ms };
+  }
+  if (typeof raw !== 'string') throw new ScenarioError(`${what} must be a duration such as 5s or a range such as 0-3s`);
+  const dash = raw.indexOf('-');
+  if (dash < 0) {
+    const ms = duration(raw, what);
+    return { min: ms, max: ms };
+  }
+  const low = raw.slice(0, dash).trim();
+  const high = raw.slice(dash + 1).trim();
+  const max = duration(high, what);
+  // "0-3s": a bare low end takes the high end's unit.
+  const unit = /^\d+(\.\d+)?$/.test(low) ? (/[a-z]+$/.exec(high)?.[0] ?? 's') : '';
+  const min = duration(low + unit, what);
+  if (min > max) throw new ScenarioError(`${what}: the range ${raw} runs backwards`);
+  return { min, max };
+}
