@@ -1,0 +1,84 @@
+/**
+ * The contract between a node's agent (src/agent/) and the server's jobs
+ * (src/jobs/): what the server asks a node to run, and what the node reports
+ * back. The agent holds one outbound stream of assignments
+ * (`GET /v1/nodes/<node>/assignments`, SSE, resumable from a revision) and
+ * reports with `POST /v1/jobs/<id>/nodes/<node>/report`; a node token can use
+ * both for its own node only. Assignments live in the keyspace, so they survive
+ * a server restart and a reconnecting agent replays what it missed.
+ */
+import Type from 'typebox';
+import type { Static } from 'typebox';
+
+/** One command for one node in one job. `state: "abort"` asks the node to stop it. */
+export const Assignment = Type.Object(
+  {
+    jobId: Type.String({ minLength: 1, maxLength: 64 }),
+    /** The allowlisted command's name (the agent maps it to an argument vector). */
+    command: Type.String({ minLength: 1, maxLength: 128 }),
+    /** Extra arguments; the allowlist entry's `args` pattern must accept them. */
+    args: Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 64 }),
+    /** The job's timeout for this node, ms (the allowlist's own may be shorter). */
+    timeoutMs: Type.Integer({ minimum: 1 }),
+    /** After SIGTERM (abort, timeout, agent stop), how long before SIGKILL, ms. */
+    graceMs: Type.Integer({ minimum: 0 }),
+    state: Type.Enum(['run', 'abort']),
+  },
+  { additionalProperties: false },
+);
+export type Assignment = Static<typeof Assignment>;
+
+/** One event of the assignment stream: the assignment at the revision it was written. */
+export const AssignmentEvent = Type.Object(
+  {
+    revision: Type.Integer({ minimum: 0 }),
+    assignment: Assignment,
+  },
+  { additionalProperties: false },
+);
+export type AssignmentEvent = Static<typeof AssignmentEvent>;
+
+/**
+ * What a node reports about one job. `seq` orders a node's reports for a job
+ * (from 0, +1 per report); the server ignores a report whose seq it has seen,
+ * so an agent that reconnects may send again what it is not sure arrived.
+ */
+export const JobReport = Type.Union([
+  Type.Object(
+    { seq: Type.Integer({ minimum: 0 }), type: Type.Literal('started'), pid: Type.Integer() },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    {
+      seq: Type.Integer({ minimum: 0 }),
+      type: Type.Literal('output'),
+      stream: Type.Enum(['stdout', 'stderr']),
+      /** Text as UTF-8, or base64 with `encoding`. At most 64 KiB per report. */
+      data: Type.String({ maxLength: 90_000 }),
+      encoding: Type.Optional(Type.Enum(['base64'])),
+    },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    {
+      seq: Type.Integer({ minimum: 0 }),
+      type: Type.Literal('exit'),
+      /** The exit code, or null when a signal ended it. */
+      exitCode: Type.Union([Type.Integer(), Type.Null()]),
+      signal: Type.Union([Type.String(), Type.Null()]),
+      /** Why it ended when not on its own: the job timed out, or was aborted. */
+      reason: Type.Optional(Type.Enum(['timed_out', 'aborted'])),
+    },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    {
+      seq: Type.Integer({ minimum: 0 }),
+      type: Type.Literal('rejected'),
+      /** Why the agent refused: not allowlisted, arguments the pattern refuses, … */
+      reason: Type.String({ maxLength: 1024 }),
+    },
+    { additionalProperties: false },
+  ),
+]);
+export type JobReport = Static<typeof JobReport>;
