@@ -106,6 +106,13 @@ export function installErrorHandling(app: FastifyInstance): void {
   });
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0] ?? '';
+    // Outside /v1 is Noah's API (docs/noah.md): its 404 body, byte for byte.
+    if (path !== '/v1' && !path.startsWith('/v1/')) {
+      return reply
+        .status(404)
+        .type('application/json;charset=utf-8')
+        .send(' {"result":"failure","error_message":"Resource not found"}');
+    }
     const allowed = new Set(routes.filter((r) => r.pattern.test(path)).flatMap((r) => r.methods));
     if (allowed.size > 0 && !allowed.has(request.method)) {
       const allow = [...allowed].sort().join(', ');
