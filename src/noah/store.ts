@@ -137,13 +137,30 @@ export const decodeJson = <T>(kv: KeyValue | null): T | null =>
   kv === null ? null : (JSON.parse(decoder.decode(kv.value)) as T);
 export const decodeText = (bytes: Uint8Array): string => decoder.decode(bytes);
 
-/** One optimistic transaction: what it read is compared at commit, and it retries on a conflict. */
+/**
+ * One optimistic transaction: what it read is compared at commit, and it retries on
+ * a conflict. It reads its own writes, and a key written twice is written once (last wins).
+ */
 export class Tx {
   readonly reads = new Map<string, number>();
-  readonly ops: TxnOp[] = [];
+  private readonly writes = new Map<string, { value: Uint8Array | null; lease: LeaseId | null }>();
   constructor(private readonly backend: Backend) {}
 
+  get ops(): TxnOp[] {
+    return [...this.writes].map(([key, w]): TxnOp =>
+      w.value === null
+        ? { type: 'delete', key }
+        : { type: 'put', key, value: w.value, ...(w.lease ? { lease: w.lease } : {}) },
+    );
+  }
+
   async get(key: string): Promise<KeyValue | null> {
+    const written = this.writes.get(key);
+    if (written) {
+      return written.value === null
+        ? null
+        : { key, value: written.value, createRevision: 0, modRevision: 0, version: 0, lease: written.lease };
+    }
     const kv = await this.backend.get(key);
     this.reads.set(key, kv?.modRevision ?? 0);
     return kv;
@@ -153,15 +170,15 @@ export class Tx {
   }
   async range(prefix: string): Promise<KeyValue[]> {
     const result = await this.backend.range({ key: prefix, prefix: true });
-    for (const kv of result.kvs) this.reads.set(kv.key, kv.modRevision);
+    for (const kv of result.kvs) if (!this.writes.has(kv.key)) this.reads.set(kv.key, kv.modRevision);
     return result.kvs;
   }
   put(key: string, value: unknown, lease?: LeaseId | null): void {
     const bytes = value instanceof Uint8Array ? value : encodeJson(value);
-    this.ops.push({ type: 'put', key, value: bytes, ...(lease ? { lease } : {}) });
+    this.writes.set(key, { value: bytes, lease: lease ?? null });
   }
   delete(key: string): void {
-    this.ops.push({ type: 'delete', key });
+    this.writes.set(key, { value: null, lease: null });
   }
 }
 
@@ -169,14 +186,15 @@ export async function atomically<T>(backend: Backend, body: (tx: Tx) => Promise<
   for (let attempt = 0; ; attempt++) {
     const tx = new Tx(backend);
     const result = await body(tx);
-    if (tx.ops.length === 0) return result;
+    const ops = tx.ops;
+    if (ops.length === 0) return result;
     const compare = [...tx.reads].map(([key, rev]) => ({
       key,
       target: 'modRevision' as const,
       op: '=' as const,
       value: rev,
     }));
-    const outcome = await backend.txn({ compare, success: tx.ops, failure: [] });
+    const outcome = await backend.txn({ compare, success: ops, failure: [] });
     if (outcome.succeeded) return result;
     if (attempt >= 50) throw new NoahError(409, 'Too many concurrent changes, try again');
   }

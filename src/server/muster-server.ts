@@ -1,3 +1,6 @@
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -68,6 +71,8 @@ export interface MusterServerOptions {
   readonly limits?: LimitSettings;
   /** How long audit records are kept, in ms. @default 7 days */
   readonly auditRetentionMs?: number;
+  /** Also serve Noah's API (docs/noah.md) on this address, such as 127.0.0.1:5678 (Noah's port). @default none */
+  readonly noahListen?: { readonly host: string; readonly port: number };
 }
 
 /**
@@ -82,6 +87,10 @@ export class MusterServer {
   private currentState: ServerState = 'STARTING';
   private readonly listeners = new Set<(state: ServerState) => void>();
   private stopping: Promise<void> | null = null;
+  /** The second address serving Noah's API (`noahListen`), or null. */
+  private noahServer: Server | null = null;
+  /** Where Noah's API is served too, such as `http://127.0.0.1:5678`, or null. */
+  noahUrl: string | null = null;
 
   private constructor(
     readonly backend: Backend,
@@ -155,6 +164,13 @@ export class MusterServer {
       }
       for (const duty of options.duties ?? []) duties.register(duty);
       const server = new MusterServer(backend, app, duties, url, options.drainMs ?? 3000, tokens, adminOutcome);
+      if (options.noahListen) {
+        const noahServer = await listenNoah(app, options.noahListen, options.tls);
+        const noahAddress = noahServer.address() as AddressInfo;
+        const noahHost = noahAddress.family === 'IPv6' ? `[${noahAddress.address}]` : noahAddress.address;
+        server.noahServer = noahServer;
+        server.noahUrl = `${options.tls ? 'https' : 'http'}://${noahHost}:${noahAddress.port}`;
+      }
       duties.start();
       server.moveTo('RUNNING');
       return server;
@@ -191,8 +207,14 @@ export class MusterServer {
   private async drain(): Promise<void> {
     this.moveTo('DRAINING');
     try {
-      const closing = this.app.close();
-      const timer = setTimeout(() => this.app.server.closeAllConnections(), this.drainMs);
+      const noah = this.noahServer;
+      const noahClosed = noah ? new Promise<void>((done) => noah.close(() => done())) : Promise.resolve();
+      noah?.closeIdleConnections();
+      const closing = Promise.all([this.app.close(), noahClosed]);
+      const timer = setTimeout(() => {
+        this.app.server.closeAllConnections();
+        noah?.closeAllConnections();
+      }, this.drainMs);
       try {
         await closing;
       } finally {
@@ -230,4 +252,43 @@ async function listen(app: FastifyInstance, host: string, port: number): Promise
           : 'no such address here';
     throw new Error(`cannot listen on ${host}:${port}: ${why}`, { cause: error });
   });
+}
+
+/**
+ * A second address for Noah's clients (they hard-code port 5678): the same app, so
+ * the same store, tokens and routes; requests under /v1 get Noah's 404 there.
+ */
+async function listenNoah(
+  app: FastifyInstance,
+  address: { readonly host: string; readonly port: number },
+  tls: ServerTls | undefined,
+): Promise<Server> {
+  const handler = (
+    request: import('node:http').IncomingMessage,
+    response: import('node:http').ServerResponse,
+  ): void => {
+    const path = (request.url ?? '/').split('?')[0] ?? '/';
+    if (path === '/v1' || path.startsWith('/v1/')) {
+      response.writeHead(404, { 'content-type': 'application/json;charset=utf-8' });
+      response.end(' {"result":"failure","error_message":"Resource not found"}');
+      return;
+    }
+    app.routing(request, response);
+  };
+  const server: Server = tls
+    ? (createHttpsServer({ cert: tls.cert, key: tls.key }, handler) as unknown as Server)
+    : createServer(handler);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      const why =
+        error.code === 'EADDRINUSE'
+          ? 'the address is in use (another server?)'
+          : error.code === 'EACCES'
+            ? 'permission denied'
+            : error.message;
+      reject(new Error(`cannot listen on ${address.host}:${address.port} (--noah-listen): ${why}`, { cause: error }));
+    });
+    server.listen(address.port, address.host, () => resolve());
+  });
+  return server;
 }
