@@ -174,7 +174,7 @@ export async function noahRoutes(app: FastifyInstance, { backend, clock, maxValu
   const noah = { basicAuth: true };
 
   // ---------- root ----------
-  app.get('/', { config: { access: access.public, ...noah } }, async (request, reply) => {
+  app.get('/', { schema: { hide: true }, config: { access: access.public, ...noah } }, async (request, reply) => {
     const accept = request.headers.accept ?? '';
     if (accept.includes('application/json') && !accept.includes('text/html') && !accept.includes('*/*')) {
       const base = `${request.protocol}://${request.headers.host ?? request.host}`;
@@ -191,60 +191,75 @@ export async function noahRoutes(app: FastifyInstance, { backend, clock, maxValu
           '<a href="/applications">applications</a>, <a href="/configurations">configurations</a>.</p></body></html>',
       );
   });
-  app.get('/version', { config: { access: access.public, ...noah } }, async (_request, reply) =>
+  app.get('/version', { schema: { hide: true }, config: { access: access.public, ...noah } }, async (_request, reply) =>
     ok(reply, { redis_version: 'muster', noah_version: NOAH_VERSION }),
   );
 
   // ---------- hosts ----------
-  app.get('/hosts', { config: { access: readPrefix('/hosts/'), ...noah } }, async (_request, reply) => {
-    const { kvs } = await backend.range({ key: '/hosts/', prefix: true });
-    const hosts = kvs.filter((kv) => kv.key.endsWith('/record')).map((kv) => decodeJson<HostRecord>(kv)!);
-    if (hosts.length === 0) throw notFound();
-    const out: Obj = {};
-    for (const h of hosts) {
-      const { name: _name, ...rest } = hostView(h, await servicesOf(backend, h.name));
-      out[h.name] = rest;
-    }
-    return ok(reply, out);
-  });
-  app.get('/hosts/:host', { config: { access: access.keys(needs(['read', hostKey])), ...noah } }, async (r, reply) => {
-    const o = await viewOf(backend, { type: 'hosts', name: segment(p(r).host!) });
-    if (o === null) throw notFound();
-    return ok(reply, o);
-  });
+  app.get(
+    '/hosts',
+    { schema: { hide: true }, config: { access: readPrefix('/hosts/'), ...noah } },
+    async (_request, reply) => {
+      const { kvs } = await backend.range({ key: '/hosts/', prefix: true });
+      const hosts = kvs.filter((kv) => kv.key.endsWith('/record')).map((kv) => decodeJson<HostRecord>(kv)!);
+      if (hosts.length === 0) throw notFound();
+      const out: Obj = {};
+      for (const h of hosts) {
+        const { name: _name, ...rest } = hostView(h, await servicesOf(backend, h.name));
+        out[h.name] = rest;
+      }
+      return ok(reply, out);
+    },
+  );
+  app.get(
+    '/hosts/:host',
+    { schema: { hide: true }, config: { access: access.keys(needs(['read', hostKey])), ...noah } },
+    async (r, reply) => {
+      const o = await viewOf(backend, { type: 'hosts', name: segment(p(r).host!) });
+      if (o === null) throw notFound();
+      return ok(reply, o);
+    },
+  );
   app.get(
     '/hosts/:host/services/:svc',
-    { config: { access: access.keys(needs(['read', serviceKey])), ...noah } },
+    { schema: { hide: true }, config: { access: access.keys(needs(['read', serviceKey])), ...noah } },
     async (r, reply) => {
       const s = decodeJson<ServiceRecord>(await backend.get(keys.service(p(r).svc!, p(r).host!)));
       if (s === null) throw notFound();
       return ok(reply, serviceView(s));
     },
   );
-  app.put('/hosts/:host', { config: { access: access.keys(needs(['write', hostKey])), ...noah } }, async (r, reply) => {
-    const name = segment(p(r).host!);
-    const data = exact(r, ['status']);
-    const st = status(data.status);
-    const result = await atomically(backend, async (tx) => {
-      const key = keys.host(name);
-      const existing = await tx.json<HostRecord>(key);
-      const h: HostRecord = existing ?? { ...freshMeta(clock), name, status: st };
-      h.status = st;
-      h.updated_at = noahTime(clock.now());
-      tx.put(key, h);
-      return { h, created: existing === null };
-    });
-    return ok(reply, {
-      result: 'success',
-      id: result.h.id,
-      status: result.h.status,
-      name,
-      new_record: result.created,
-    });
-  });
+  app.put(
+    '/hosts/:host',
+    { schema: { hide: true }, config: { access: access.keys(needs(['write', hostKey])), ...noah } },
+    async (r, reply) => {
+      const name = segment(p(r).host!);
+      const data = exact(r, ['status']);
+      const st = status(data.status);
+      const result = await atomically(backend, async (tx) => {
+        const key = keys.host(name);
+        const existing = await tx.json<HostRecord>(key);
+        const h: HostRecord = existing ?? { ...freshMeta(clock), name, status: st };
+        h.status = st;
+        h.updated_at = noahTime(clock.now());
+        tx.put(key, h);
+        return { h, created: existing === null };
+      });
+      return ok(reply, {
+        result: 'success',
+        id: result.h.id,
+        status: result.h.status,
+        name,
+        new_record: result.created,
+      });
+    },
+  );
   app.delete(
     '/hosts/:host',
-    { config: { access: access.keys(needs(['write', hostKey], ['write', () => '/services/', true])), ...noah } },
+    {
+      schema: { hide: true },
+      config: { access: access.keys(needs(['write', hostKey], ['write', () => '/services/', true])), ...noah },
+    },
     async (r, reply) => {
       const name = segment(p(r).host!);
       const result = await atomically(backend, async (tx) => {
@@ -267,7 +282,7 @@ export async function noahRoutes(app: FastifyInstance, { backend, clock, maxValu
   );
   app.delete(
     '/hosts/:host/services/:svc',
-    { config: { access: access.keys(needs(['write', serviceKey])), ...noah } },
+    { schema: { hide: true }, config: { access: access.keys(needs(['write', serviceKey])), ...noah } },
     async (r, reply) => ok(reply, await deleteService(p(r).svc!, p(r).host!)),
   );
   objectRoutes('hosts', '/hosts/:host', hostKey, (r) => segment(p(r).host!));
@@ -292,15 +307,19 @@ export async function noahRoutes(app: FastifyInstance, { backend, clock, maxValu
     }
     return out;
   };
-  app.get('/services', { config: { access: readPrefix('/services/'), ...noah } }, async (_r, reply) => {
-    const out = await servicesMap();
-    if (Object.keys(out).length === 0) throw notFound();
-    return ok(reply, out);
-  });
+  app.get(
+    '/services',
+    { schema: { hide: true }, config: { access: readPrefix('/services/'), ...noah } },
+    async (_r, reply) => {
+      const out = await servicesMap();
+      if (Object.keys(out).length === 0) throw notFound();
+      return ok(reply, out);
+    },
+  );
   const svcPrefix = (r: FastifyRequest) => `/services/${segment(p(r).svc!)}/`;
   app.get(
     '/services/:svc',
-    { config: { access: access.keys(needs(['read', svcPrefix, true])), ...noah } },
+    { schema: { hide: true }, config: { access: access.keys(needs(['read', svcPrefix, true])), ...noah } },
     async (r, reply) => {
       const out = await servicesMap(segment(p(r).svc!));
       if (Object.keys(out).length === 0) throw notFound();
@@ -309,7 +328,7 @@ export async function noahRoutes(app: FastifyInstance, { backend, clock, maxValu
   );
   app.get(
     '/services/:svc/:host',
-    { config: { access: access.keys(needs(['read', serviceKey])), ...noah } },
+    { schema: { hide: true }, config: { access: access.keys(needs(['read', serviceKey])), ...noah } },
     async (r, reply) => {
       const s = decodeJson<ServiceRecord>(await backend.get(keys.service(p(r).svc!, p(r).host!)));
       if (s === null) throw notFound();
@@ -318,7 +337,10 @@ export async function noahRoutes(app: FastifyInstance, { backend, clock, maxValu
   );
   app.put(
     '/services/:svc/:host',
-    { config: { access: access.keys(needs(['write', serviceKey], ['write', hostKey])), ...noah } },
+    {
+      schema: { hide: true },
+      config: { access: access.keys(needs(['write', serviceKey], ['write', hostKey])), ...noah },
+    },
     async (r, reply) => {
       const svc = segment(p(r).svc!);
       const host = segment(p(r).host!);
@@ -352,12 +374,12 @@ export async function noahRoutes(app: FastifyInstance, { backend, clock, maxValu
   );
   app.delete(
     '/services/:svc/:host',
-    { config: { access: access.keys(needs(['write', serviceKey])), ...noah } },
+    { schema: { hide: true }, config: { access: access.keys(needs(['write', serviceKey])), ...noah } },
     async (r, reply) => ok(reply, await deleteService(p(r).svc!, p(r).host!)),
   );
   app.delete(
     '/services/:svc',
-    { config: { access: access.keys(needs(['write', svcPrefix, true])), ...noah } },
+    { schema: { hide: true }, config: { access: access.keys(needs(['write', svcPrefix, true])), ...noah } },
     async (r, reply) => {
       const svc = segment(p(r).svc!);
       const count = await atomically(backend, async (tx) => {
@@ -376,7 +398,7 @@ export async function noahRoutes(app: FastifyInstance, { backend, clock, maxValu
   // Noah's `PUT /services/:svc/link` raised NameError: here it links every host's instance.
   app.put(
     '/services/:svc/link',
-    { config: { access: access.keys(needs(['write', svcPrefix, true], linksWrite)), ...noah } },
+    { schema: { hide: true }, config: { access: access.keys(needs(['write', svcPrefix, true], linksWrite)), ...noah } },
     async (r, reply) => {
       const svc = segment(p(r).svc!);
       const linkName = str(exact(r, ['link_name']).link_name, 'link_name');
@@ -409,20 +431,24 @@ export async function noahRoutes(app: FastifyInstance, { backend, clock, maxValu
   }
 
   // ---------- applications ----------
-  app.get('/applications', { config: { access: readPrefix('/applications/'), ...noah } }, async (_r, reply) => {
-    const { kvs } = await backend.range({ key: '/applications/', prefix: true });
-    if (kvs.length === 0) throw notFound();
-    const out: Obj = {};
-    for (const kv of kvs) {
-      const a = decodeJson<AppRecord>(kv)!;
-      const { name: _name, ...rest } = await appView(backend, a);
-      out[a.name] = rest;
-    }
-    return ok(reply, out);
-  });
+  app.get(
+    '/applications',
+    { schema: { hide: true }, config: { access: readPrefix('/applications/'), ...noah } },
+    async (_r, reply) => {
+      const { kvs } = await backend.range({ key: '/applications/', prefix: true });
+      if (kvs.length === 0) throw notFound();
+      const out: Obj = {};
+      for (const kv of kvs) {
+        const a = decodeJson<AppRecord>(kv)!;
+        const { name: _name, ...rest } = await appView(backend, a);
+        out[a.name] = rest;
+      }
+      return ok(reply, out);
+    },
+  );
   app.get(
     '/applications/:app',
-    { config: { access: access.keys(needs(['read', appKey])), ...noah } },
+    { schema: { hide: true }, config: { access: access.keys(needs(['read', appKey])), ...noah } },
     async (r, reply) => {
       const o = await viewOf(backend, { type: 'applications', name: segment(p(r).app!) });
       if (o === null) throw notFound();
@@ -431,7 +457,7 @@ export async function noahRoutes(app: FastifyInstance, { backend, clock, maxValu
   );
   app.get(
     '/applications/:app/configurations/:cfg',
-    { config: { access: access.keys(needs(['read', appKey], ['read', configKey])), ...noah } },
+    { schema: { hide: true }, config: { access: access.keys(needs(['read', appKey], ['read', configKey])), ...noah } },
     async (r, reply) => {
       const a = decodeJson<AppRecord>(await backend.get(keys.app(p(r).app!)));
       if (a === null || !a.configurations.includes(p(r).cfg!)) throw notFound();
@@ -440,7 +466,7 @@ export async function noahRoutes(app: FastifyInstance, { backend, clock, maxValu
   );
   app.put(
     '/applications/:app',
-    { config: { access: access.keys(needs(['write', appKey])), ...noah } },
+    { schema: { hide: true }, config: { access: access.keys(needs(['write', appKey])), ...noah } },
     async (r, reply) => {
       const name = segment(p(r).app!);
       const data = exact(r, ['name']);
@@ -458,7 +484,10 @@ export async function noahRoutes(app: FastifyInstance, { backend, clock, maxValu
   );
   app.put(
     '/applications/:app/configurations/:cfg',
-    { config: { access: access.keys(needs(['write', appKey], ['write', configKey])), ...noah } },
+    {
+      schema: { hide: true },
+      config: { access: access.keys(needs(['write', appKey], ['write', configKey])), ...noah },
+    },
     async (r, reply) => {
       const name = segment(p(r).app!);
       const cfg = segment(p(r).cfg!);
@@ -493,7 +522,7 @@ export async function noahRoutes(app: FastifyInstance, { backend, clock, maxValu
   );
   app.delete(
     '/applications/:app',
-    { config: { access: access.keys(needs(['write', appKey])), ...noah } },
+    { schema: { hide: true }, config: { access: access.keys(needs(['write', appKey])), ...noah } },
     async (r, reply) => {
       const name = segment(p(r).app!);
       const a = await atomically(backend, async (tx) => {
@@ -509,7 +538,7 @@ export async function noahRoutes(app: FastifyInstance, { backend, clock, maxValu
   );
   app.delete(
     '/applications/:app/configurations/:cfg',
-    { config: { access: access.keys(needs(['write', appKey])), ...noah } },
+    { schema: { hide: true }, config: { access: access.keys(needs(['write', appKey])), ...noah } },
     async (r, reply) => {
       const name = segment(p(r).app!);
       const cfg = segment(p(r).cfg!);
@@ -565,16 +594,20 @@ export async function noahRoutes(app: FastifyInstance, { backend, clock, maxValu
   };
   // `/configurations/?short=true` too, as Noah's clients wrote it.
   for (const url of ['/configurations', '/configurations/']) {
-    app.get(url, { config: { access: readPrefix('/configurations/'), ...noah } }, listConfigurations);
+    app.get(
+      url,
+      { schema: { hide: true }, config: { access: readPrefix('/configurations/'), ...noah } },
+      listConfigurations,
+    );
   }
   app.get(
     '/configurations/:cfg',
-    { config: { access: access.keys(needs(['read', configKey])), ...noah } },
+    { schema: { hide: true }, config: { access: access.keys(needs(['read', configKey])), ...noah } },
     async (r, reply) => sendConfig(r, reply, p(r).cfg!),
   );
   app.put(
     '/configurations/:cfg',
-    { config: { access: access.keys(needs(['write', configKey])), ...noah } },
+    { schema: { hide: true }, config: { access: access.keys(needs(['write', configKey])), ...noah } },
     async (r, reply) => {
       const name = segment(p(r).cfg!);
       const data = exact(r, ['format', 'body']);
@@ -600,7 +633,10 @@ export async function noahRoutes(app: FastifyInstance, { backend, clock, maxValu
   );
   app.delete(
     '/configurations/:cfg',
-    { config: { access: access.keys(needs(['write', configKey], ['write', () => '/applications/', true])), ...noah } },
+    {
+      schema: { hide: true },
+      config: { access: access.keys(needs(['write', configKey], ['write', () => '/applications/', true])), ...noah },
+    },
     async (r, reply) => {
       const name = segment(p(r).cfg!);
       const result = await atomically(backend, async (tx) => {
@@ -631,12 +667,15 @@ export async function noahRoutes(app: FastifyInstance, { backend, clock, maxValu
   objectRoutes('configurations', '/configurations/:cfg', configKey, (r) => segment(p(r).cfg!));
 
   // ---------- ephemerals ----------
-  app.get('/ephemerals', { config: { access: access.public, ...noah } }, async () => {
+  app.get('/ephemerals', { schema: { hide: true }, config: { access: access.public, ...noah } }, async () => {
     throw notFound();
   });
   app.get(
     '/ephemerals/*',
-    { config: { access: access.keys(needs(['read', (r) => keys.ephemeral(ephemeralPath(r))])), ...noah } },
+    {
+      schema: { hide: true },
+      config: { access: access.keys(needs(['read', (r) => keys.ephemeral(ephemeralPath(r))])), ...noah },
+    },
     async (r, reply) => {
       const path = ephemeralPath(r);
       const meta = decodeJson<EphemeralMeta>(await backend.get(keys.ephemeralMeta(path)));
@@ -646,52 +685,56 @@ export async function noahRoutes(app: FastifyInstance, { backend, clock, maxValu
       return reply.type('application/octet-stream').send(Buffer.from(kv.value));
     },
   );
-  app.put('/ephemerals/*', { config: { access: access.keys(needs(['write', ephKey])), ...noah } }, async (r, reply) => {
-    const { path, suffix } = stripSuffix(ephemeralPath(r));
-    if (suffix === 'tag') return ok(reply, await tagObject(r, { type: 'ephemerals', name: path }, true));
-    if (suffix === 'watch') throw notFound();
-    const first = path.split('/')[1] ?? '';
-    if (PROTECTED.has(first)) throw new NoahError(400, 'Path is reserved');
-    const data = rawBody(r);
-    if (data.length > maxValueBytes) throw new NoahError(400, 'Data too large');
-    const ttl = (r.query as Record<string, string | undefined>).ttl;
-    let lease: LeaseId | null = null;
-    if (ttl !== undefined) {
-      let ms: number;
-      try {
-        ms = parseDuration(ttl, 'ttl');
-      } catch (error) {
-        throw new NoahError(400, (error as Error).message);
+  app.put(
+    '/ephemerals/*',
+    { schema: { hide: true }, config: { access: access.keys(needs(['write', ephKey])), ...noah } },
+    async (r, reply) => {
+      const { path, suffix } = stripSuffix(ephemeralPath(r));
+      if (suffix === 'tag') return ok(reply, await tagObject(r, { type: 'ephemerals', name: path }, true));
+      if (suffix === 'watch') throw notFound();
+      const first = path.split('/')[1] ?? '';
+      if (PROTECTED.has(first)) throw new NoahError(400, 'Path is reserved');
+      const data = rawBody(r);
+      if (data.length > maxValueBytes) throw new NoahError(400, 'Data too large');
+      const ttl = (r.query as Record<string, string | undefined>).ttl;
+      let lease: LeaseId | null = null;
+      if (ttl !== undefined) {
+        let ms: number;
+        try {
+          ms = parseDuration(ttl, 'ttl');
+        } catch (error) {
+          throw new NoahError(400, (error as Error).message);
+        }
+        const seconds = Math.ceil(ms / 1000);
+        if (seconds < 1 || seconds > 86_400) throw new NoahError(400, 'ttl must be from 1s to 86400s');
+        lease = (await backend.grantLease(seconds)).id;
       }
-      const seconds = Math.ceil(ms / 1000);
-      if (seconds < 1 || seconds > 86_400) throw new NoahError(400, 'ttl must be from 1s to 86400s');
-      lease = (await backend.grantLease(seconds)).id;
-    }
-    const result = await atomically(backend, async (tx) => {
-      const mk = keys.ephemeralMeta(path);
-      const existing = await tx.json<EphemeralMeta>(mk);
-      const m: EphemeralMeta = existing ?? { ...freshMeta(clock), path };
-      m.path = path;
-      m.updated_at = noahTime(clock.now());
-      tx.put(keys.ephemeral(path), new Uint8Array(data), lease);
-      tx.put(mk, m, lease);
-      return { m, created: existing === null };
-    });
-    const view = ephemeralView(result.m, data);
-    return ok(reply, {
-      action: result.created ? 'create' : 'update',
-      result: 'success',
-      id: view.id,
-      path: view.path,
-      data: view.data,
-      created_at: view.created_at,
-      updated_at: view.updated_at,
-      ...(ttl !== undefined ? { ttl: Number(ttlSecondsOf(ttl)), lease } : {}),
-    });
-  });
+      const result = await atomically(backend, async (tx) => {
+        const mk = keys.ephemeralMeta(path);
+        const existing = await tx.json<EphemeralMeta>(mk);
+        const m: EphemeralMeta = existing ?? { ...freshMeta(clock), path };
+        m.path = path;
+        m.updated_at = noahTime(clock.now());
+        tx.put(keys.ephemeral(path), new Uint8Array(data), lease);
+        tx.put(mk, m, lease);
+        return { m, created: existing === null };
+      });
+      const view = ephemeralView(result.m, data);
+      return ok(reply, {
+        action: result.created ? 'create' : 'update',
+        result: 'success',
+        id: view.id,
+        path: view.path,
+        data: view.data,
+        created_at: view.created_at,
+        updated_at: view.updated_at,
+        ...(ttl !== undefined ? { ttl: Number(ttlSecondsOf(ttl)), lease } : {}),
+      });
+    },
+  );
   app.delete(
     '/ephemerals/*',
-    { config: { access: access.keys(needs(['write', ephKey])), ...noah } },
+    { schema: { hide: true }, config: { access: access.keys(needs(['write', ephKey])), ...noah } },
     async (r, reply) => {
       const { path, suffix } = stripSuffix(ephemeralPath(r));
       if (suffix === 'tag') return ok(reply, await tagObject(r, { type: 'ephemerals', name: path }, false));
@@ -721,14 +764,14 @@ export async function noahRoutes(app: FastifyInstance, { backend, clock, maxValu
     }
     return out;
   };
-  app.get('/tags', { config: { access: readPrefix('/tags/'), ...noah } }, async (_r, reply) => {
+  app.get('/tags', { schema: { hide: true }, config: { access: readPrefix('/tags/'), ...noah } }, async (_r, reply) => {
     const out = await tagsMap();
     if (Object.keys(out).length === 0) throw notFound();
     return ok(reply, out);
   });
   app.get(
     '/tags/:tag',
-    { config: { access: access.keys(needs(['read', (r) => keys.tag(p(r).tag!)])), ...noah } },
+    { schema: { hide: true }, config: { access: access.keys(needs(['read', (r) => keys.tag(p(r).tag!)])), ...noah } },
     async (r, reply) => {
       const out = await tagsMap(segment(p(r).tag!));
       if (Object.keys(out).length === 0) throw notFound();
@@ -737,36 +780,35 @@ export async function noahRoutes(app: FastifyInstance, { backend, clock, maxValu
   );
 
   // ---------- links: GET /<link>[/<type>[/<item>]] (Noah's catch-all GETs) ----------
+  // Not `v1`, `v2`…: muster's own API keeps its 404 and 405 there.
+  const LINK = ':link(^(?!v\\d+$).+$)';
   const linkAccess = access.keys(needs(['read', () => '/links/', true]));
-  async function findLink(request: FastifyRequest, reply: FastifyReply): Promise<Obj | null> {
+  async function findLink(request: FastifyRequest): Promise<Obj> {
     const name = p(request).link!;
-    if (name === 'v1') {
-      reply.callNotFound();
-      return null;
-    }
     const l = decodeJson<LinkRecord>(await backend.get(keys.link(segment(name))));
     if (l === null) throw notFound();
     return linkView(backend, l);
   }
-  app.get('/:link', { config: { access: linkAccess, ...noah } }, async (r, reply) => {
-    const view = await findLink(r, reply);
-    return view === null ? reply : ok(reply, view);
+  app.get(`/${LINK}`, { schema: { hide: true }, config: { access: linkAccess, ...noah } }, async (r, reply) => {
+    return ok(reply, await findLink(r));
   });
-  app.get('/:link/:model', { config: { access: linkAccess, ...noah } }, async (r, reply) => {
-    const view = await findLink(r, reply);
-    if (view === null) return reply;
+  app.get(`/${LINK}/:model`, { schema: { hide: true }, config: { access: linkAccess, ...noah } }, async (r, reply) => {
+    const view = await findLink(r);
     const group = view[p(r).model!];
     if (!NOAH_TYPES_SET.has(p(r).model!) || group === undefined) throw notFound();
     return ok(reply, group);
   });
-  app.get('/:link/:model/:item', { config: { access: linkAccess, ...noah } }, async (r, reply) => {
-    const view = await findLink(r, reply);
-    if (view === null) return reply;
-    const group = view[p(r).model!] as Obj | undefined;
-    const item = group && NOAH_TYPES_SET.has(p(r).model!) ? (group[p(r).item!] as Obj | undefined) : undefined;
-    if (item === undefined) throw notFound();
-    return ok(reply, { ...item, name: p(r).item });
-  });
+  app.get(
+    `/${LINK}/:model/:item`,
+    { schema: { hide: true }, config: { access: linkAccess, ...noah } },
+    async (r, reply) => {
+      const view = await findLink(r);
+      const group = view[p(r).model!] as Obj | undefined;
+      const item = group && NOAH_TYPES_SET.has(p(r).model!) ? (group[p(r).item!] as Obj | undefined) : undefined;
+      if (item === undefined) throw notFound();
+      return ok(reply, { ...item, name: p(r).item });
+    },
+  );
 
   // ---------- per-object tag and link routes ----------
   function objectRoutes(
@@ -776,15 +818,15 @@ export async function noahRoutes(app: FastifyInstance, { backend, clock, maxValu
     nameOf: (r: FastifyRequest) => string,
   ): void {
     const tagAccess = access.keys(needs(['write', objectKey], tagsWrite));
-    app.put(`${url}/tag`, { config: { access: tagAccess, ...noah } }, async (r, reply) =>
+    app.put(`${url}/tag`, { schema: { hide: true }, config: { access: tagAccess, ...noah } }, async (r, reply) =>
       ok(reply, await tagObject(r, { type, name: nameOf(r) }, true)),
     );
-    app.delete(`${url}/tag`, { config: { access: tagAccess, ...noah } }, async (r, reply) =>
+    app.delete(`${url}/tag`, { schema: { hide: true }, config: { access: tagAccess, ...noah } }, async (r, reply) =>
       ok(reply, await tagObject(r, { type, name: nameOf(r) }, false)),
     );
     app.put(
       `${url}/link`,
-      { config: { access: access.keys(needs(['write', objectKey], linksWrite)), ...noah } },
+      { schema: { hide: true }, config: { access: access.keys(needs(['write', objectKey], linksWrite)), ...noah } },
       async (r, reply) => {
         const ref = { type, name: nameOf(r) };
         const linkName = str(exact(r, ['link_name']).link_name, 'link_name');

@@ -93,6 +93,9 @@ function patternOf(url: string): RegExp {
  * `method_not_allowed` (with Allow) when the path exists under other methods,
  * else 404 `not_found`. Call before any route is registered.
  */
+/** muster's own API: `/v<N>` and below. Other paths are Noah's (docs/noah.md). */
+export const MUSTER_API_PATH = /^\/v\d+(?:\/|$)/;
+
 export function installErrorHandling(app: FastifyInstance): void {
   const routes: { pattern: RegExp; methods: string[] }[] = [];
   app.addHook('onRoute', (route) => {
@@ -106,8 +109,8 @@ export function installErrorHandling(app: FastifyInstance): void {
   });
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0] ?? '';
-    // Outside /v1 is Noah's API (docs/noah.md): its 404 body, byte for byte.
-    if (path !== '/v1' && !path.startsWith('/v1/')) {
+    // Outside muster's versioned API (/v1, /v2…) is Noah's (docs/noah.md): its 404 body, byte for byte.
+    if (!MUSTER_API_PATH.test(path)) {
       return reply
         .status(404)
         .type('application/json;charset=utf-8')

@@ -1,5 +1,5 @@
 import { createServer } from 'node:http';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
@@ -14,6 +14,7 @@ import { ADMIN_TOKEN_FILE, bootstrapAdmin } from '../security/admin-bootstrap.js
 import type { AdminOutcome } from '../security/admin-bootstrap.js';
 import { TokenRegistry } from '../security/token-registry.js';
 import { buildApp } from './build-app.js';
+import { MUSTER_API_PATH } from './error-handler.js';
 import type { ServerTls } from './build-app.js';
 import type { Duty } from './duties/index.js';
 import { DutyRunner, compactionDuty, heartbeatDuty } from './duties/index.js';
@@ -263,12 +264,9 @@ async function listenNoah(
   address: { readonly host: string; readonly port: number },
   tls: ServerTls | undefined,
 ): Promise<Server> {
-  const handler = (
-    request: import('node:http').IncomingMessage,
-    response: import('node:http').ServerResponse,
-  ): void => {
+  const handler = (request: IncomingMessage, response: ServerResponse): void => {
     const path = (request.url ?? '/').split('?')[0] ?? '/';
-    if (path === '/v1' || path.startsWith('/v1/')) {
+    if (MUSTER_API_PATH.test(path)) {
       response.writeHead(404, { 'content-type': 'application/json;charset=utf-8' });
       response.end(' {"result":"failure","error_message":"Resource not found"}');
       return;
