@@ -111,10 +111,11 @@ function ephemeralKeyPath(path: string): string {
   return trimmed;
 }
 
+/** A link is named `/name` or `name`: one segment (it is read back at `GET /<name>`). */
 function linkSegments(name: string): string {
   const trimmed = name.replace(/^\/+/, '');
   if (trimmed === '') throw new NoahError(400, 'Link name missing');
-  return trimmed;
+  return segment(trimmed);
 }
 
 /** Noah's timestamps: `2011-02-15 05:19:05 UTC`. */
