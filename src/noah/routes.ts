@@ -694,6 +694,8 @@ export async function noahRoutes(app: FastifyInstance, { backend, clock, maxValu
       if (suffix === 'watch') throw notFound();
       const first = path.split('/')[1] ?? '';
       if (PROTECTED.has(first)) throw new NoahError(400, 'Path is reserved');
+      // Validated before a lease is granted for it.
+      keys.ephemeral(path);
       const data = rawBody(r);
       if (data.length > maxValueBytes) throw new NoahError(400, 'Data too large');
       const ttl = (r.query as Record<string, string | undefined>).ttl;

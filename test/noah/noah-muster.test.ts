@@ -312,3 +312,75 @@ describe('--noah-listen: a second address, the same store', () => {
     await expect(fetch(`${noahUrl}/hosts`)).rejects.toThrow();
   });
 });
+
+describe('hostile input on Noah routes', () => {
+  test('600 random requests: never a 5xx, always Noah JSON on a 4xx, and a 4xx changes nothing', async () => {
+    const noah = await start();
+    let seed = 20_111;
+    const random = () => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)]!;
+    const names = ['h1', 'web', 'app', 'cfg', 'x', '%2E%2E', '%01', 'a%2Fb', '.', 'v1', 'watch', 'tag', 'link', ''];
+    const paths = [
+      () => `/hosts/${pick(names)}`,
+      () => `/hosts/${pick(names)}/services/${pick(names)}`,
+      () => `/hosts/${pick(names)}/${pick(['tag', 'link', 'watch'])}`,
+      () => `/services/${pick(names)}/${pick(names)}`,
+      () => `/services/${pick(names)}/${pick(names)}/${pick(['tag', 'link'])}`,
+      () => `/services/${pick(names)}`,
+      () => `/applications/${pick(names)}`,
+      () => `/applications/${pick(names)}/configurations/${pick(names)}`,
+      () => `/configurations/${pick(names)}${pick(['', '/tag', '/link', '?short=true'])}`,
+      () => `/ephemerals/${pick(names)}/${pick(names)}${pick(['', '/tag', '?ttl=2s', '?ttl=-1', '?ttl=x'])}`,
+      () => `/tags/${pick(names)}`,
+      () => `/${pick(names)}/${pick(['hosts', 'services', 'nope'])}/${pick(names)}`,
+    ];
+    const bodies = [
+      undefined,
+      '',
+      'raw',
+      '{',
+      'null',
+      '[]',
+      '"up"',
+      '{"status":"up"}',
+      '{"status":"sideways"}',
+      '{"status":"up","host_status":"up"}',
+      '{"status":1,"host_status":null}',
+      '{"name":"app"}',
+      '{"name":{"a":1}}',
+      '{"format":"string","body":"b"}',
+      '{"format":[],"body":"b"}',
+      '{"tags":["a","b"]}',
+      '{"tags":[1]}',
+      '{"tags":"a/b"}',
+      '{"link_name":"/org"}',
+      '{"link_name":"a/b"}',
+      '{"link_name":""}',
+      '{"__proto__":{"x":1}}',
+    ];
+    const statuses = new Map<number, number>();
+    for (let i = 0; i < 600; i++) {
+      const method = pick(['GET', 'PUT', 'PUT', 'DELETE', 'POST']);
+      const path = pick(paths)();
+      const body = method === 'GET' ? undefined : pick(bodies);
+      const before = await t!.backend.revision();
+      const res = await noah.send(method, path, body);
+      statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+      const what = `${method} ${path} ${JSON.stringify(body)}: ${res.status} ${res.text.slice(0, 200)}`;
+      expect(res.status, what).toBeLessThan(500);
+      if (res.status >= 400) {
+        const parsed = JSON.parse(res.text) as Record<string, unknown>;
+        if (/^\/v\d+(\/|$)/.test(new URL(noah.base + path).pathname)) continue;
+        expect(parsed.result, what).toBe('failure');
+        expect(typeof parsed.error_message, what).toBe('string');
+        expect(await t!.backend.revision(), what).toBe(before);
+      }
+    }
+    // The run reached both answers.
+    expect(statuses.get(200)).toBeGreaterThan(5);
+    expect((statuses.get(400) ?? 0) + (statuses.get(404) ?? 0)).toBeGreaterThan(100);
+  });
+});
