@@ -9,7 +9,8 @@ import type { Clock } from '../core/clock.js';
 import { parseDuration } from '../core/duration.js';
 import { ForbiddenError, InvalidArgumentError, UnauthenticatedError } from '../core/errors.js';
 import type { KeyNeed } from '../server/access.js';
-import { access } from '../server/access.js';
+import { NO_AUTH_PRINCIPAL, access } from '../server/access.js';
+import { recordLeaseOwner } from '../security/lease-owners.js';
 import type { KeyMode } from '../security/policy.js';
 import type {
   AppRecord,
@@ -136,6 +137,12 @@ const serviceKey = (r: FastifyRequest) => keys.service(p(r).svc!, p(r).host!);
 const appKey = (r: FastifyRequest) => keys.app(p(r).app!);
 const configKey = (r: FastifyRequest) => keys.config(p(r).cfg!);
 const ephKey = (r: FastifyRequest) => keys.ephemeral(stripSuffix(ephemeralPath(r)).path);
+/** An ephemeral's key, and for `…/tag` the tags it writes too. */
+const ephNeeds = (r: FastifyRequest): KeyNeed[] => {
+  const list: KeyNeed[] = [{ mode: 'write', key: ephKey(r), prefix: false }];
+  if (stripSuffix(ephemeralPath(r)).suffix === 'tag') list.push({ mode: 'write', key: '/tags/', prefix: true });
+  return list;
+};
 /** Tags and links are shared records: tagging or linking writes under /tags/ or /links/. */
 const tagsWrite: [KeyMode, (r: FastifyRequest) => string, boolean] = ['write', () => '/tags/', true];
 const linksWrite: [KeyMode, (r: FastifyRequest) => string, boolean] = ['write', () => '/links/', true];
@@ -687,7 +694,7 @@ export async function noahRoutes(app: FastifyInstance, { backend, clock, maxValu
   );
   app.put(
     '/ephemerals/*',
-    { schema: { hide: true }, config: { access: access.keys(needs(['write', ephKey])), ...noah } },
+    { schema: { hide: true }, config: { access: access.keys(ephNeeds), ...noah } },
     async (r, reply) => {
       const { path, suffix } = stripSuffix(ephemeralPath(r));
       if (suffix === 'tag') return ok(reply, await tagObject(r, { type: 'ephemerals', name: path }, true));
@@ -710,6 +717,8 @@ export async function noahRoutes(app: FastifyInstance, { backend, clock, maxValu
         const seconds = Math.ceil(ms / 1000);
         if (seconds < 1 || seconds > 86_400) throw new NoahError(400, 'ttl must be from 1s to 86400s');
         lease = (await backend.grantLease(seconds)).id;
+        // The caller's lease, as one granted through /v1/leases.
+        if (r.principal !== NO_AUTH_PRINCIPAL) await recordLeaseOwner(backend, lease, r.principal.tokenId);
       }
       const result = await atomically(backend, async (tx) => {
         const mk = keys.ephemeralMeta(path);
@@ -736,7 +745,7 @@ export async function noahRoutes(app: FastifyInstance, { backend, clock, maxValu
   );
   app.delete(
     '/ephemerals/*',
-    { schema: { hide: true }, config: { access: access.keys(needs(['write', ephKey])), ...noah } },
+    { schema: { hide: true }, config: { access: access.keys(ephNeeds), ...noah } },
     async (r, reply) => {
       const { path, suffix } = stripSuffix(ephemeralPath(r));
       if (suffix === 'tag') return ok(reply, await tagObject(r, { type: 'ephemerals', name: path }, false));

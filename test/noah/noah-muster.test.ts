@@ -289,6 +289,31 @@ describe('auth: Basic credentials whose password is a muster token', () => {
   });
 });
 
+describe('auth: policies on Noah routes', () => {
+  test("a custom policy writing /ephemerals/chef/ only; a TTL lease is the caller's", async () => {
+    await start({ auth: true });
+    const base = `http://127.0.0.1:${t!.port}`;
+    const { token } = await t!.tokens!.create({
+      role: 'custom',
+      policy: { rules: [{ prefix: '/ephemerals/chef/', access: 'write' }] },
+    });
+    const chef = new NoahClient(base, basic(token));
+    const put = returnJson(await chef.put('/ephemerals/chef/node1?ttl=60s', 'up'));
+    expect(put.action).toBe('create');
+    // The lease is the token's, as one it granted itself.
+    const lease = await fetch(`${base}/v1/leases/${String(put.lease)}`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(lease.status).toBe(200);
+    expect((await chef.put('/ephemerals/other/node1', 'up')).status).toBe(403);
+    // Tagging writes under /tags/ too, which this policy does not allow.
+    expect((await chef.put('/ephemerals/chef/node1/tag', '{"tags":"web"}')).status).toBe(403);
+    expect((await chef.put('/hosts/node1', '{"status":"up"}')).status).toBe(403);
+    expect(await t!.backend.get('/hosts/node1/record')).toBeNull();
+    expect(await t!.backend.get('/tags/web')).toBeNull();
+  });
+});
+
 describe('--noah-listen: a second address, the same store', () => {
   test('MusterServer serves the Noah routes on both ports and stops both', async () => {
     server = await MusterServer.start({
