@@ -40,6 +40,7 @@ export {
   ForbiddenError,
   TokenNotFoundError,
   LimitExceededError,
+  NodeNotFoundError,
 } from '../core/errors.js';
 export type { KeyValue, LeaseId, LeaseInfo, RangeResult, WatchEvent, CompareOp } from '../core/backend.js';
 export { parseEndpoints } from './endpoints.js';
@@ -60,3 +61,4 @@ export type {
   BlockingOptions,
   AcquireLockOptions,
 } from './coordination-types.js';
+export type { NodeInfo, NodeRegistration } from '../api/agent-protocol.js';

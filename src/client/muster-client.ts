@@ -1,3 +1,4 @@
+import type { NodeInfo, NodeRegistration } from '../api/agent-protocol.js';
 import type { KeyValue, LeaseId, LeaseInfo, RangeResult, SnapshotStream, WatchEvent } from '../core/backend.js';
 import { BackendUnavailableError, InvalidArgumentError } from '../core/errors.js';
 import { validateKey, validatePrefix } from '../core/key-path.js';
@@ -332,6 +333,40 @@ export class MusterClient {
   ): Promise<{ token: string; info: TokenInfo }> {
     const body = { node, ...(options.description !== undefined ? { description: options.description } : {}) };
     return this.postJson('/v1/enrol', body, options, node);
+  }
+
+  /**
+   * Register (or re-register) node `name` on `registration.lease` (a lease this
+   * token granted): the node is up while the lease lives. A node token registers
+   * only its own name. `muster agent` does this after every (re)connect.
+   */
+  async registerNode(name: string, registration: NodeRegistration, options: CallOptions = {}): Promise<NodeInfo> {
+    const response = await this.transport.send({
+      method: 'PUT',
+      path: `/v1/nodes/${seg(name)}`,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(registration),
+      idempotent: true,
+      context: { subject: name },
+      ...callOptions(options),
+    });
+    return (await response.json()) as NodeInfo;
+  }
+
+  /** Registered nodes, those matching `query` when given (docs/queries.md; InvalidArgumentError `invalid_query`). */
+  async listNodes(query?: string, options: CallOptions = {}): Promise<NodeInfo[]> {
+    const path = '/v1/nodes' + queryString({ query: query === undefined || query.trim() === '' ? undefined : query });
+    return (await this.getJson<{ nodes: NodeInfo[] }>(path, options)).nodes;
+  }
+
+  /** One node. Throws NodeNotFoundError. */
+  async getNode(name: string, options: CallOptions = {}): Promise<NodeInfo> {
+    return this.getJson<NodeInfo>(`/v1/nodes/${seg(name)}`, options);
+  }
+
+  /** Forget a node (operator). Throws NodeNotFoundError. */
+  async removeNode(name: string, options: CallOptions = {}): Promise<void> {
+    await this.deleteJson(`/v1/nodes/${seg(name)}`, options);
   }
 
   /** Every token (never a secret). */

@@ -117,6 +117,11 @@ export const errorCatalogue = {
     status: 501,
     description: 'The store has no muster snapshot (etcd): back it up with `etcdctl snapshot save FILE`.',
   },
+  invalid_query: {
+    status: 400,
+    description: 'A node query does not parse; the message and `position` (1-based) say where (docs/queries.md).',
+  },
+  node_not_found: { status: 404, description: 'No node is registered under this name.' },
   internal: { status: 500, description: 'A bug: the server failed unexpectedly. The message is logged on the server.' },
 } as const satisfies Record<string, CatalogueEntry>;
 

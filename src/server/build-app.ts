@@ -25,6 +25,7 @@ import { txnRoutes } from './routes/txn.js';
 import { watchRoutes } from './routes/watch.js';
 import { access } from './access.js';
 import { noahRoutes } from '../noah/routes.js';
+import { nodeRoutes } from './routes/nodes.js';
 
 export interface AppDeps {
   readonly backend: Backend;
@@ -174,6 +175,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     shutdown,
     onBlockedCount: (d) => metrics.blockedRequests.inc(d),
   });
+
+  await app.register(nodeRoutes, { backend, clock });
 
   // Noah's API (lusis/Noah) at the root: docs/noah.md. Encapsulated: its raw-body parser and
   // its failure bodies apply to its routes only.

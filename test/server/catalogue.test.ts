@@ -193,6 +193,10 @@ describe('served documents', () => {
     'GET /v1/once/{name}',
     'DELETE /v1/once/{name}',
     'GET /v1/wait/{*}',
+    'PUT /v1/nodes/{node}',
+    'GET /v1/nodes',
+    'GET /v1/nodes/{node}',
+    'DELETE /v1/nodes/{node}',
   ];
   const hidden = ['GET /metrics', 'GET /openapi.json'];
 
