@@ -25,6 +25,8 @@ import { txnRoutes } from './routes/txn.js';
 import { watchRoutes } from './routes/watch.js';
 import { access } from './access.js';
 import { noahRoutes } from '../noah/routes.js';
+import { jobRoutes } from './routes/jobs.js';
+import { JobStore } from '../jobs/job-store.js';
 
 export interface AppDeps {
   readonly backend: Backend;
@@ -43,6 +45,8 @@ export interface AppDeps {
   readonly tls?: ServerTls;
   /** Per-token limits (with auth on). @default DEFAULT_LIMITS */
   readonly limits?: LimitSettings;
+  /** Output kept per node per job, bytes (`--job-output-limit`). @default 1 MiB */
+  readonly jobOutputLimit?: number;
 }
 
 export interface ServerTls {
@@ -178,6 +182,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // Noah's API (lusis/Noah) at the root: docs/noah.md. Encapsulated: its raw-body parser and
   // its failure bodies apply to its routes only.
   await app.register(noahRoutes, { backend, clock, maxValueBytes });
+
+  await app.register(jobRoutes, {
+    backend,
+    clock,
+    shutdown,
+    store: new JobStore(backend, deps.runtime ?? systemRuntime, {
+      ...(deps.jobOutputLimit !== undefined ? { outputLimit: deps.jobOutputLimit } : {}),
+    }),
+  });
 
   app.get('/openapi.json', { schema: { hide: true }, config: { access: access.public } }, async () => app.swagger());
   return app;

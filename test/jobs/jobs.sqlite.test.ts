@@ -1,0 +1,3 @@
+import { describeJobs } from './jobs-suite.js';
+
+describeJobs('sqlite', async () => ({ kind: 'sqlite', dataDir: ':memory:' }));
