@@ -24,4 +24,3 @@ export function allowsCommand(node: DirectoryNode, command: string): boolean {
   const commands = node.facts.commands;
   return !Array.isArray(commands) || commands.includes(command);
 }
-

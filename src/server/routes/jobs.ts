@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import Type from 'typebox';
-import type { AssignmentEvent} from '../../api/agent-protocol.js';
+import type { AssignmentEvent } from '../../api/agent-protocol.js';
 import { JobReport } from '../../api/agent-protocol.js';
 import type { Backend, Watch } from '../../core/backend.js';
 import type { Clock } from '../../core/clock.js';
