@@ -48,6 +48,8 @@ export class SimAgent {
   private response: IncomingMessage | null = null;
   private lastRevision: number | undefined;
   private stopped = false;
+  private paused = false;
+  private reconnecting = false;
   private connected: Promise<void> | null = null;
   /** Largest number of commands it ran at once. */
   maxConcurrent = 0;
@@ -59,6 +61,7 @@ export class SimAgent {
   /** Open the assignment stream (resuming after the last revision seen); resolves once the server answered. */
   connect(): Promise<void> {
     this.stopped = false;
+    this.paused = false;
     this.connected = new Promise((resolve, reject) => {
       const query = this.lastRevision !== undefined ? `?from=${this.lastRevision + 1}` : '';
       const req = request(
@@ -90,13 +93,31 @@ export class SimAgent {
             }
           });
           res.on('error', () => undefined);
+          res.on('close', () => {
+            if (this.response === res) this.response = null;
+            this.reconnectLater();
+          });
           resolve();
         },
       );
-      req.on('error', reject);
+      req.on('error', (error) => {
+        this.reconnectLater();
+        reject(error);
+      });
       req.end();
     });
     return this.connected;
+  }
+
+  /** After the stream ended without `kill()`/`disconnect()`: connect again (the server restarted). */
+  private reconnectLater(): void {
+    if (this.stopped || this.paused || this.reconnecting) return;
+    this.reconnecting = true;
+    setTimeout(() => {
+      this.reconnecting = false;
+      if (this.stopped || this.paused || this.response) return;
+      this.connect().catch(() => undefined);
+    }, 200);
   }
 
   private onBlock(block: string): void {
@@ -160,14 +181,14 @@ export class SimAgent {
     const seq = this.seqs.get(jobId) ?? 0;
     this.seqs.set(jobId, seq + 1);
     const payload = JSON.stringify({ seq, ...body });
-    for (let attempt = 0; attempt < 5 && !this.stopped; attempt++) {
+    for (let attempt = 0; attempt < 30 && !this.stopped; attempt++) {
       try {
         const status = await this.post(`/v1/jobs/${jobId}/nodes/${encodeURIComponent(this.name)}/report`, payload);
         if (status < 500) return;
       } catch {
         // Retried below.
       }
-      await new Promise((resolve) => setTimeout(resolve, 100 * (attempt + 1)));
+      await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 100 * (attempt + 1))));
     }
   }
 
@@ -205,6 +226,7 @@ export class SimAgent {
 
   /** Cut the stream only (commands go on and report); `connect()` resumes it. */
   disconnect(): void {
+    this.paused = true;
     this.response?.destroy();
     this.response = null;
   }

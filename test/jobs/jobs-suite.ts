@@ -14,7 +14,8 @@ import type { MusterServerOptions } from '../../src/server/muster-server.js';
 import { eventually } from '../conformance/harness.js';
 import { FakeDirectory } from './fake-directory.js';
 
-export type StoreFactory = () => Promise<BackendConfig>;
+/** A store for one test; `durable`: one a restarted server finds again (a folder, not :memory:). */
+export type StoreFactory = (durable?: boolean) => Promise<BackendConfig>;
 
 const COMMANDS: Record<string, SimBehaviour> = {
   echo: { output: ['hello'] },
@@ -33,10 +34,10 @@ export function describeJobs(name: string, makeStore: StoreFactory): void {
 
     async function setup(
       nodes: number,
-      options: Partial<MusterServerOptions> & { commands?: Record<string, SimBehaviour> } = {},
+      options: Partial<MusterServerOptions> & { commands?: Record<string, SimBehaviour>; durable?: boolean } = {},
     ) {
       const directory = new FakeDirectory();
-      const store = await makeStore();
+      const store = await makeStore(options.durable);
       const server = await MusterServer.start({
         store,
         port: 0,
@@ -47,6 +48,7 @@ export function describeJobs(name: string, makeStore: StoreFactory): void {
         dutiesTtl: 3,
         ...options,
       });
+      const stopServer = server.stop.bind(server);
       cleanup.push(() => server.stop());
       const fleet = new SimFleet(server.url);
       cleanup.push(() => fleet.close());
@@ -57,7 +59,7 @@ export function describeJobs(name: string, makeStore: StoreFactory): void {
       }
       await fleet.connectAll();
       const client = new MusterClient({ endpoints: server.url });
-      return { server, fleet, directory, client, store };
+      return { server, fleet, directory, client, store, stopServer };
     }
 
     async function finished(client: MusterClient, id: string, timeoutMs = 15_000): Promise<JobView> {
@@ -199,6 +201,31 @@ export function describeJobs(name: string, makeStore: StoreFactory): void {
       await eventually(() => expect(fleet.agents.every((a) => a.busy === 0)).toBe(true));
     });
 
+    it('a server restarted mid-job resumes the bookkeeping; agents report what finished meanwhile', async () => {
+      const { server, client, directory, store, fleet } = await setup(3, {
+        durable: true,
+        commands: { step: { durationMs: 700, output: ['step'] } },
+      });
+      const started = await client.startJob({ query: 'role:web', command: 'step', concurrency: 1 });
+      await eventually(async () => expect((await client.getJob(started.id)).counts.running).toBe(1));
+      const port = Number(new URL(server.url).port);
+      await server.stop();
+      const again = await MusterServer.start({
+        store,
+        port,
+        logger: false,
+        auth: 'off',
+        nodeDirectory: directory,
+        jobTickMs: 100,
+        dutiesTtl: 3,
+      });
+      cleanup.push(() => again.stop());
+      const job = await finished(client, started.id, 20_000);
+      expect(job.state).toBe('complete');
+      expect(job.counts.succeeded).toBe(3);
+      expect(fleet.agents.every((a) => a.started.length === 1)).toBe(true);
+    });
+
     it('refuses bad input with 4xx naming the problem', async () => {
       const { server, client } = await setup(0);
       const post = (body: unknown) =>
@@ -233,6 +260,88 @@ export function describeJobs(name: string, makeStore: StoreFactory): void {
         body: JSON.stringify({ seq: 0, type: 'exploded' }),
       });
       expect(report.status).toBe(400);
+    });
+  });
+}
+
+/** Tokens on: a node token sees and acts only for its own node; starting and aborting need jobs:run and are audited. */
+export function describeJobsAuth(name: string, makeStore: StoreFactory): void {
+  describe(`push jobs with tokens (${name})`, () => {
+    let server: MusterServer | null = null;
+    let fleet: SimFleet | null = null;
+    afterEach(async () => {
+      fleet?.close();
+      await server?.stop();
+    });
+
+    it('a node token sees only its own jobs, and acts only for its own node', async () => {
+      const directory = new FakeDirectory();
+      server = await MusterServer.start({
+        store: await makeStore(),
+        port: 0,
+        logger: false,
+        auth: { adminTokenFile: null },
+        nodeDirectory: directory,
+        jobTickMs: 100,
+      });
+      const tokens = server.tokens!;
+      const admin = new MusterClient({ endpoints: server.url, token: (await tokens.create({ role: 'admin' })).token });
+      const reader = new MusterClient({
+        endpoints: server.url,
+        token: (await tokens.create({ role: 'reader' })).token,
+      });
+      const operator = new MusterClient({
+        endpoints: server.url,
+        token: (await tokens.create({ role: 'operator' })).token,
+      });
+      fleet = new SimFleet(server.url);
+      const nodeTokens = new Map<string, string>();
+      for (const node of ['web-1', 'web-2', 'db-1']) {
+        directory.add(node, { attrs: { role: node.startsWith('web') ? 'web' : 'db' } });
+        const token = (await tokens.create({ role: 'node', node })).token;
+        nodeTokens.set(node, token);
+        fleet.add(node, COMMANDS, token);
+      }
+      await fleet.connectAll();
+      const asNode = (node: string) => new MusterClient({ endpoints: server!.url, token: nodeTokens.get(node)! });
+
+      await expect(reader.startJob({ query: 'role:web', command: 'echo' })).rejects.toMatchObject({
+        code: 'forbidden',
+      });
+      await expect(asNode('web-1').startJob({ query: 'role:web', command: 'echo' })).rejects.toMatchObject({
+        code: 'forbidden',
+      });
+      const webJob = await operator.startJob({ query: 'role:web', command: 'long' });
+      const dbJob = await admin.startJob({ query: 'role:db', command: 'echo' });
+      await eventually(async () => expect((await admin.getJob(webJob.id)).counts.running).toBe(2));
+      await eventually(async () => expect((await admin.getJob(dbJob.id)).state).toBe('complete'));
+
+      const web1 = asNode('web-1');
+      expect((await web1.listJobs()).map((j) => j.id)).toEqual([webJob.id]);
+      const seen = await web1.getJob(webJob.id);
+      expect(seen.nodeStates?.map((n) => n.node)).toEqual(['web-1']);
+      await expect(web1.getJob(dbJob.id)).rejects.toMatchObject({ code: 'job_not_found' });
+      await expect(web1.jobOutput(dbJob.id, 'db-1')).rejects.toMatchObject({ code: 'job_not_found' });
+      await expect(web1.jobOutput(webJob.id, 'web-2')).rejects.toMatchObject({ code: 'forbidden' });
+      await expect(
+        web1.reportJob(webJob.id, 'web-2', { seq: 99, type: 'exit', exitCode: 0, signal: null }),
+      ).rejects.toMatchObject({ code: 'forbidden' });
+      const stream = await fetch(`${server.url}/v1/nodes/web-2/assignments`, {
+        headers: { authorization: `Bearer ${nodeTokens.get('web-1')}` },
+      });
+      expect(stream.status).toBe(403);
+      await stream.body?.cancel();
+      expect((await reader.getJob(webJob.id)).nodeStates).toHaveLength(2);
+      await expect(reader.abortJob(webJob.id)).rejects.toMatchObject({ code: 'forbidden' });
+
+      await operator.abortJob(webJob.id);
+      await eventually(async () => expect((await admin.getJob(webJob.id)).state).toBe('aborted'));
+      await eventually(async () => {
+        const records = await admin.audit();
+        const routes = records.map((r) => `${r.method} ${r.route} ${r.target} ${r.status}`);
+        expect(routes).toContain('POST /v1/jobs  201');
+        expect(routes).toContain(`DELETE /v1/jobs/:id ${webJob.id} 200`);
+      });
     });
   });
 }
