@@ -21,6 +21,8 @@ import { registerOnce } from './commands/once.js';
 import { registerSemaphore } from './commands/semaphore.js';
 import { registerSignal } from './commands/signal.js';
 import { registerWait } from './commands/wait.js';
+import { registerRun } from './commands/run-job.js';
+import { registerJob, registerJobs } from './commands/jobs.js';
 import { CliContext, DEFAULT_ENDPOINT } from './context.js';
 import { describeError, EXIT_CODES_HELP, exitCodeFor } from './exit-codes.js';
 import type { CliIo } from './io.js';
@@ -107,6 +109,9 @@ Every command has --help with an example. Reference: docs/cli.md`,
   registerBarrier(program, ctx);
   registerWait(program, ctx);
   registerSignal(program, ctx);
+  registerRun(program, ctx);
+  registerJobs(program, ctx);
+  registerJob(program, ctx);
   return program;
 }
 
