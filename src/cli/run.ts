@@ -23,6 +23,7 @@ import { registerSignal } from './commands/signal.js';
 import { registerWait } from './commands/wait.js';
 import { registerRun } from './commands/run-job.js';
 import { registerJob, registerJobs } from './commands/jobs.js';
+import { registerTrigger } from './commands/trigger.js';
 import { CliContext, DEFAULT_ENDPOINT } from './context.js';
 import { describeError, EXIT_CODES_HELP, exitCodeFor } from './exit-codes.js';
 import type { CliIo } from './io.js';
@@ -112,6 +113,7 @@ Every command has --help with an example. Reference: docs/cli.md`,
   registerRun(program, ctx);
   registerJobs(program, ctx);
   registerJob(program, ctx);
+  registerTrigger(program, ctx);
   return program;
 }
 

@@ -27,6 +27,8 @@ import { access } from './access.js';
 import { noahRoutes } from '../noah/routes.js';
 import { jobRoutes } from './routes/jobs.js';
 import { JobStore } from '../jobs/job-store.js';
+import { triggerRoutes } from './routes/triggers.js';
+import { TriggerStore } from '../jobs/trigger-store.js';
 
 export interface AppDeps {
   readonly backend: Backend;
@@ -191,6 +193,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       ...(deps.jobOutputLimit !== undefined ? { outputLimit: deps.jobOutputLimit } : {}),
     }),
   });
+  await app.register(triggerRoutes, { store: new TriggerStore(backend, clock) });
 
   app.get('/openapi.json', { schema: { hide: true }, config: { access: access.public } }, async () => app.swagger());
   return app;

@@ -20,7 +20,7 @@ import type { Duty } from './duties/index.js';
 import { DutyRunner, compactionDuty, heartbeatDuty } from './duties/index.js';
 import { auditRetentionDuty } from './duties/audit-retention-duty.js';
 import type { LimitSettings } from './limits.js';
-import { jobRetentionDuty, jobSchedulerDuty } from './duties/job-duties.js';
+import { jobRetentionDuty, jobSchedulerDuty, triggerDuty } from './duties/job-duties.js';
 import type { NodeDirectory } from '../jobs/node-directory.js';
 import { registryDirectory } from '../jobs/registry-directory.js';
 import { DEFAULT_JOB_RETENTION_MS } from '../jobs/job-model.js';
@@ -183,6 +183,7 @@ export class MusterServer {
         }),
       );
       duties.register(jobRetentionDuty({ retentionMs: options.jobRetentionMs ?? DEFAULT_JOB_RETENTION_MS }));
+      duties.register(triggerDuty(options.jobTickMs !== undefined ? { tickMs: options.jobTickMs } : {}));
       for (const duty of options.duties ?? []) duties.register(duty);
       const server = new MusterServer(backend, app, duties, url, options.drainMs ?? 3000, tokens, adminOutcome);
       if (options.noahListen) {

@@ -96,4 +96,33 @@ describe('muster run and jobs (CLI)', () => {
     const help = await muster(['run', '--help']);
     expect(help.stdout).toMatch(/Examples:/);
   });
+
+  it('muster trigger add, list, show, rm', async () => {
+    const add = await muster([
+      'trigger',
+      'add',
+      'converge-web',
+      'echo',
+      '--on',
+      '/ephemerals/backends/',
+      '--run',
+      'role:web',
+      '--debounce',
+      '200ms',
+    ]);
+    expect(add.code, add.stderr).toBe(0);
+    expect(add.stdout).toMatch(/a change under \/ephemerals\/backends\/ runs echo on role:web/);
+    expect((await muster(['trigger', 'list'])).stdout).toMatch(/converge-web\s+\/ephemerals\/backends\/\s+0.2s/);
+    expect((await muster(['put', '/ephemerals/backends/a', 'up'])).code).toBe(0);
+    let jobs = '';
+    for (let i = 0; i < 100 && !/jobs: [0-9a-z]/.test(jobs); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      jobs = (await muster(['trigger', 'show', 'converge-web'])).stdout;
+    }
+    expect(jobs).toMatch(/jobs: [0-9a-z]{9}-[0-9a-f]{6}/);
+    expect((await muster(['trigger', 'rm', 'converge-web'])).code).toBe(0);
+    const gone = await muster(['trigger', 'show', 'converge-web']);
+    expect(gone.code).not.toBe(0);
+    expect(gone.stderr).toMatch(/no trigger is named/);
+  });
 });

@@ -226,6 +226,47 @@ export function describeJobs(name: string, makeStore: StoreFactory): void {
       expect(fleet.agents.every((a) => a.started.length === 1)).toBe(true);
     });
 
+    it('a trigger coalesces 20 quick changes into one run, and a run in progress is followed by at most one more', async () => {
+      const { client } = await setup(2, {
+        commands: { converge: { durationMs: 1500, output: ['converged'] } },
+      });
+      const trigger = await client.addTrigger({
+        name: 'converge-web',
+        on: '/ephemerals/backends/',
+        debounce: '500ms',
+        job: { query: 'role:web', command: 'converge' },
+      });
+      expect(trigger.debounceMs).toBe(500);
+      const jobsOf = async () => (await client.getTrigger('converge-web')).jobs ?? [];
+      await Promise.all(Array.from({ length: 20 }, (_, i) => client.put(`/ephemerals/backends/b${i}`, 'up')));
+      await client.put('/elsewhere/x', 'not watched');
+      await eventually(async () => expect(await jobsOf()).toHaveLength(1), 5000);
+      const [first] = await jobsOf();
+      await eventually(async () => expect((await client.getJob(first!)).state).toBe('running'));
+      // Changes while it runs: several debounce windows close before it ends, yet one more run follows.
+      for (let i = 0; i < 4; i++) {
+        await client.put(`/ephemerals/backends/late${i}`, 'up');
+        await new Promise((resolve) => setTimeout(resolve, 300));
+      }
+      expect(await jobsOf()).toHaveLength(1);
+      await eventually(async () => expect(await jobsOf()).toHaveLength(2), 8000);
+      const jobs = await jobsOf();
+      for (const id of jobs) expect((await finished(client, id)).state).toBe('complete');
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      expect(await jobsOf()).toHaveLength(2);
+      const job = await client.getJob(jobs[0]!);
+      expect(job.createdBy).toBe('trigger:converge-web');
+      expect((await client.listTriggers()).map((t) => t.name)).toEqual(['converge-web']);
+      await client.removeTrigger('converge-web');
+      await expect(client.getTrigger('converge-web')).rejects.toMatchObject({ code: 'trigger_not_found' });
+      await expect(
+        client.addTrigger({ name: 'bad name', on: '/x/', job: { query: 'role:web', command: 'echo' } }),
+      ).rejects.toMatchObject({ code: 'invalid_name' });
+      await expect(
+        client.addTrigger({ name: 'ok', on: 'no-slash', job: { query: 'role:web', command: 'echo' } }),
+      ).rejects.toMatchObject({ code: 'invalid_key' });
+    });
+
     it('refuses bad input with 4xx naming the problem', async () => {
       const { server, client } = await setup(0);
       const post = (body: unknown) =>

@@ -5,7 +5,7 @@ import type { CliContext } from '../context.js';
 import { ExitCode } from '../exit-codes.js';
 import { jobSummary, nodeOutcome, progressLine } from './job-format.js';
 
-interface RunFlags {
+export interface RunFlags {
   quorum?: string;
   concurrency?: string;
   failureThreshold?: string;

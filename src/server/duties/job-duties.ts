@@ -1,3 +1,4 @@
+import { TriggerRunner } from '../../jobs/trigger-runner.js';
 import { JobScheduler } from '../../jobs/job-scheduler.js';
 import { JobStore } from '../../jobs/job-store.js';
 import { FINAL_JOB_STATES } from '../../jobs/job-model.js';
@@ -36,6 +37,17 @@ export function jobRetentionDuty(options: { retentionMs: number; intervalMs?: nu
         const finished = Date.parse(job.record.finishedAt ?? job.record.createdAt);
         if (finished < cutoff) await store.remove(job.record, fence);
       }
+    },
+  };
+}
+
+/** Triggers (src/jobs/trigger-runner.ts): a change under a prefix starts a job, debounced. */
+export function triggerDuty(options: { tickMs?: number; restartMs?: number } = {}): Duty {
+  return {
+    name: 'triggers',
+    intervalMs: options.restartMs ?? 1000,
+    async run(context) {
+      await new TriggerRunner(context, options.tickMs ?? 250).run();
     },
   };
 }
