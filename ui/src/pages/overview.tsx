@@ -28,6 +28,8 @@ export function Overview(_props: PageProps) {
     leases.refresh();
   }, 1000);
   const { status } = useWatch('/', (event) => {
+    // The audit log's own batches are not changes anyone made (the Audit page shows them).
+    if (event.kv.key.startsWith('/muster/audit/')) return;
     setEvents((list) => [event, ...list].slice(0, RECENT));
     if (event.kv.key.startsWith('/muster/')) refresh();
   });
