@@ -43,6 +43,10 @@ const MATRIX: Record<string, Row> = {
   'GET /v1/tokens/{id}': { path: fixed('/v1/tokens/000000000000'), allowed: ['admin'] },
   'DELETE /v1/tokens/{id}': { path: fixed('/v1/tokens/000000000000'), allowed: ['admin'] },
   'GET /v1/auth/whoami': { path: fixed('/v1/auth/whoami'), allowed: ALL },
+  'GET /v1/primitives': { path: fixed('/v1/primitives'), allowed: ALL },
+  // Signing in checks the token in the body (a valid one here), whoever sends it.
+  'POST /v1/ui/session': { path: fixed('/v1/ui/session'), body: () => ({ token: t.token.admin }), allowed: PUBLIC },
+  'DELETE /v1/ui/session': { path: fixed('/v1/ui/session'), allowed: PUBLIC },
   'GET /v1/audit': { path: fixed('/v1/audit?since=1h'), allowed: ['admin'] },
   'POST /v1/enrol': { path: fixed('/v1/enrol'), body: () => ({ node: 'enrolled' }), allowed: ['admin'] },
   'PUT /v1/kv/{*}': { path: fixed('/v1/kv/app/x'), body: () => Buffer.from('v'), allowed: WRITERS },
