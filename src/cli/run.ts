@@ -11,6 +11,7 @@ import { registerServer } from './commands/server.js';
 import { registerSnapshot } from './commands/snapshot.js';
 import { registerEnrol, registerToken } from './commands/token.js';
 import { registerAudit } from './commands/audit.js';
+import { registerPrimitives } from './commands/primitives.js';
 import { registerTxn } from './commands/txn.js';
 import { registerWatch } from './commands/watch.js';
 import { registerBarrier } from './commands/barrier.js';
@@ -110,6 +111,7 @@ Every command has --help with an example. Reference: docs/cli.md`,
   registerBarrier(program, ctx);
   registerWait(program, ctx);
   registerSignal(program, ctx);
+  registerPrimitives(program, ctx);
   registerRun(program, ctx);
   registerJobs(program, ctx);
   registerJob(program, ctx);

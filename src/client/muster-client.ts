@@ -18,6 +18,8 @@ import type {
   WireRangeResponse,
   WireTxnRequest,
   WireTxnResponse,
+  WirePrimitiveKind,
+  WirePrimitiveList,
 } from '../api/wire.js';
 import { fromWireKeyValue } from '../api/values.js';
 import type { CustomPolicy, Role } from '../security/policy.js';
@@ -97,6 +99,8 @@ export interface MusterClientOptions {
   readonly tls?: ClientTls;
   /** The token sent with every request (`muster token create` makes one; a new server keeps its admin's in <data-dir>/admin.token). */
   readonly token?: string;
+  /** Headers sent with every request (the dashboard's CSRF header, for one). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /** A key with its metadata, and the store revision the read was served at. */
@@ -137,6 +141,10 @@ export interface CallOptions {
   readonly timeoutMs?: number;
 }
 
+/** Text in and out of values (TextEncoder/TextDecoder: the client runs in browsers too). */
+const utf8 = new TextDecoder();
+const utf8Encoder = new TextEncoder();
+
 /** How long past a long poll's own timeout the client waits for its answer. */
 const LONG_POLL_GRACE_MS = 10_000;
 
@@ -165,6 +173,7 @@ export class MusterClient {
       fetchFn,
       options.requestTimeoutMs ?? 30_000,
       options.token,
+      options.headers,
     );
   }
 
@@ -194,7 +203,7 @@ export class MusterClient {
 
   /** A key's value as UTF-8 text. Throws KeyNotFoundError. */
   async getText(key: string, options: CallOptions = {}): Promise<string> {
-    return Buffer.from((await this.get(key, options)).value).toString('utf8');
+    return utf8.decode((await this.get(key, options)).value);
   }
 
   /** Write a value; with `prevRevision`, only if the key is still at that revision (else RevisionConflictError). */
@@ -204,7 +213,7 @@ export class MusterClient {
       path:
         keyPath('/v1/kv', validateKey(key)) + queryString({ lease: options.lease, prevRevision: options.prevRevision }),
       headers: { 'content-type': 'application/octet-stream' },
-      body: typeof value === 'string' ? Buffer.from(value, 'utf8') : value,
+      body: typeof value === 'string' ? utf8Encoder.encode(value) : value,
       idempotent: false,
       context: { subject: key, expectedModRevision: options.prevRevision },
       ...callOptions(options),
@@ -372,6 +381,24 @@ export class MusterClient {
   ): Promise<AuditRecord[]> {
     const path = '/v1/audit' + queryString({ since: query.since, token: query.token, limit: query.limit });
     return (await this.getJson<{ records: AuditRecord[] }>(path, options)).records;
+  }
+
+  /** The coordination primitives in use (with keys now), by kind and name; only those the token may read. */
+  async listPrimitives(kind?: WirePrimitiveKind, options: CallOptions = {}): Promise<WirePrimitiveList> {
+    return this.getJson<WirePrimitiveList>('/v1/primitives' + queryString({ kind }), options);
+  }
+
+  /**
+   * Sign a browser in to the dashboard with a token: the server answers with an
+   * HttpOnly session cookie (the browser keeps it; script never sees it again).
+   */
+  async startUiSession(token: string, options: CallOptions = {}): Promise<WireWhoAmI> {
+    return this.postJson<WireWhoAmI>('/v1/ui/session', { token }, options, 'session');
+  }
+
+  /** Sign out of the dashboard: the server ends the session and clears the cookie. */
+  async endUiSession(options: CallOptions = {}): Promise<{ signedOut: boolean }> {
+    return this.deleteJson<{ signedOut: boolean }>('/v1/ui/session', options);
   }
 
   /** The ids of every live lease. */
@@ -623,7 +650,7 @@ export class MusterClient {
     return {
       key: body.key,
       revision: body.revision,
-      value: kv ? Buffer.from(kv.value).toString('utf8') : null,
+      value: kv ? utf8.decode(kv.value) : null,
       modRevision: kv ? kv.modRevision : null,
     };
   }

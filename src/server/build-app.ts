@@ -25,6 +25,11 @@ import { txnRoutes } from './routes/txn.js';
 import { watchRoutes } from './routes/watch.js';
 import { access } from './access.js';
 import { noahRoutes } from '../noah/routes.js';
+import { uiRoutes } from './routes/ui.js';
+import { primitiveListRoutes } from './routes/primitive-list.js';
+import { UiSessions } from './ui/ui-sessions.js';
+import type { UiSessionSettings } from './ui/ui-sessions.js';
+import { defaultUiDir, loadUiAssets } from './ui/ui-assets.js';
 import { jobRoutes } from './routes/jobs.js';
 import { JobStore } from '../jobs/job-store.js';
 import { triggerRoutes } from './routes/triggers.js';
@@ -47,6 +52,11 @@ export interface AppDeps {
   readonly tls?: ServerTls;
   /** Per-token limits (with auth on). @default DEFAULT_LIMITS */
   readonly limits?: LimitSettings;
+  /**
+   * The dashboard: the folder of its built files (null: none served), and how long
+   * its sign-in sessions last. @default dist/ui/ of this package, when built
+   */
+  readonly ui?: { readonly dir?: string | null; readonly sessions?: UiSessionSettings };
   /** Output kept per node per job, bytes (`--job-output-limit`). @default 1 MiB */
   readonly jobOutputLimit?: number;
 }
@@ -161,8 +171,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const audit = tokens === null ? null : new AuditLog(backend, clock);
   // What is still pending reaches the store before it closes.
   if (audit !== null) app.addHook('onClose', async () => audit.flush());
+  const sessions = new UiSessions(clock, deps.ui?.sessions);
   // Before every route: each declares its access, and this checks it.
-  await app.register(accessControl, { backend, tokens, limits, audit });
+  await app.register(accessControl, { backend, tokens, limits, audit, sessions });
   const metrics = new ServerMetrics(backend);
   metrics.install(app);
 
@@ -181,10 +192,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     onBlockedCount: (d) => metrics.blockedRequests.inc(d),
   });
 
+  await app.register(primitiveListRoutes, { backend });
+
   // Noah's API (lusis/Noah) at the root: docs/noah.md. Encapsulated: its raw-body parser and
   // its failure bodies apply to its routes only.
   await app.register(noahRoutes, { backend, clock, maxValueBytes });
 
+  const uiDir = deps.ui?.dir === undefined ? defaultUiDir() : deps.ui.dir;
+  await app.register(uiRoutes, { assets: uiDir === null ? null : loadUiAssets(uiDir), tokens, sessions });
   await app.register(jobRoutes, {
     backend,
     clock,

@@ -1,3 +1,4 @@
+import { defaultUiDir } from '../../server/ui/ui-assets.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ADMIN_TOKEN_FILE } from '../../security/admin-bootstrap.js';
@@ -64,6 +65,11 @@ export async function runServer(
     const store = config.etcd ? `etcd ${config.etcd.endpoints.join(',')} under ${config.etcd.prefix}` : config.dataDir;
     ctx.print(welcome(server.url, store, server.adminOutcome));
     if (server.noahUrl !== null) ctx.print(`Noah's API also on ${server.noahUrl} (docs/noah.md)`);
+    ctx.print(
+      defaultUiDir() === null
+        ? 'dashboard: not built (run `npm run build`), then at ' + `${server.url}/ui/`
+        : `dashboard: ${server.url}/ui/ (sign in with a token${server.adminOutcome?.kind === 'file' ? `: the admin's is in ${server.adminOutcome.file}` : ''})`,
+    );
     if (server.adminOutcome === null) {
       ctx.warn(
         'muster: WARNING: --insecure-no-auth: there are no tokens; anyone who can reach this port can read, ' +
