@@ -22,6 +22,9 @@ import { registerOnce } from './commands/once.js';
 import { registerSemaphore } from './commands/semaphore.js';
 import { registerSignal } from './commands/signal.js';
 import { registerWait } from './commands/wait.js';
+import { registerRun } from './commands/run-job.js';
+import { registerJob, registerJobs } from './commands/jobs.js';
+import { registerTrigger } from './commands/trigger.js';
 import { CliContext, DEFAULT_ENDPOINT } from './context.js';
 import { describeError, EXIT_CODES_HELP, exitCodeFor } from './exit-codes.js';
 import type { CliIo } from './io.js';
@@ -109,6 +112,10 @@ Every command has --help with an example. Reference: docs/cli.md`,
   registerWait(program, ctx);
   registerSignal(program, ctx);
   registerPrimitives(program, ctx);
+  registerRun(program, ctx);
+  registerJobs(program, ctx);
+  registerJob(program, ctx);
+  registerTrigger(program, ctx);
   return program;
 }
 

@@ -60,3 +60,14 @@ export type {
   BlockingOptions,
   AcquireLockOptions,
 } from './coordination-types.js';
+export type {
+  JobEvent,
+  JobOutput,
+  JobRecord,
+  JobRequest,
+  JobView,
+  NodeJobRecord,
+  OutputChunk,
+  TriggerRecord,
+  TriggerRequest,
+} from './job-types.js';

@@ -57,6 +57,18 @@ import { readSse } from './sse-reader.js';
 import { Backoff } from '../core/backoff.js';
 import type { Runtime } from '../core/runtime.js';
 import { systemRuntime } from '../core/runtime.js';
+import type { AssignmentEvent, JobReport } from '../api/agent-protocol.js';
+import type {
+  JobEvent,
+  JobOutput,
+  JobRecord,
+  JobRequest,
+  JobView,
+  NodeJobRecord,
+  OutputChunk,
+  TriggerRecord,
+  TriggerRequest,
+} from './job-types.js';
 
 /** What `createToken` takes. */
 export interface NewTokenRequest {
@@ -665,6 +677,152 @@ export class MusterClient {
       size: Number(response.headers.get('content-length') ?? 0),
       chunks: chunks(),
     };
+  }
+
+  // ---- push jobs and triggers (issue 10) ----------------------------------
+
+  /** Start a job: `command` (allowlisted on the nodes) on the nodes `query` matches. Needs jobs:run. */
+  async startJob(request: JobRequest, options: CallOptions = {}): Promise<JobRecord> {
+    return this.postJson<JobRecord>('/v1/jobs', request, options, request.command);
+  }
+
+  /** The jobs, newest first (a node token sees only its own). */
+  async listJobs(query: { limit?: number; state?: string } = {}, options: CallOptions = {}): Promise<JobView[]> {
+    const path = '/v1/jobs' + queryString({ limit: query.limit, state: query.state });
+    return (await this.getJson<{ jobs: JobView[] }>(path, options)).jobs;
+  }
+
+  /** A job with its counts and every node's state. Throws InvalidArgumentError (job_not_found). */
+  async getJob(id: string, options: CallOptions = {}): Promise<JobView> {
+    return this.getJson<JobView>(`/v1/jobs/${seg(id)}`, options);
+  }
+
+  /** A node's output in a job, oldest chunk first. */
+  async jobOutput(id: string, node: string, options: CallOptions = {}): Promise<JobOutput> {
+    return this.getJson<JobOutput>(`/v1/jobs/${seg(id)}/nodes/${seg(node)}/output`, options);
+  }
+
+  /** Abort a job (nodes not started never start; running ones are stopped). Needs jobs:run. */
+  async abortJob(id: string, options: CallOptions = {}): Promise<JobRecord> {
+    return this.deleteJson<JobRecord>(`/v1/jobs/${seg(id)}`, options);
+  }
+
+  /**
+   * Follow a job: its record, every node's state and output as they change, then
+   * `{type: 'end'}` once it is over. Reconnects on its own, resuming after the last
+   * revision it delivered.
+   *
+   * @example
+   *   for await (const e of client.jobEvents(job.id)) if (e.type === 'output') process.stdout.write(e.chunk.data);
+   */
+  async *jobEvents(id: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<JobEvent> {
+    let last: number | undefined;
+    const backoff = new Backoff(this.runtime, { initialMs: 200, maxMs: 5000 });
+    while (!options.signal?.aborted) {
+      try {
+        const response = await this.transport.send({
+          method: 'GET',
+          path: `/v1/jobs/${seg(id)}/events`,
+          headers: last !== undefined ? { 'last-event-id': String(last) } : {},
+          idempotent: true,
+          timeoutMs: 0,
+          context: { subject: id },
+          ...(options.signal ? { signal: options.signal } : {}),
+        });
+        if (!response.body) throw new BackendUnavailableError('the job stream has no body');
+        for await (const item of readSse(response.body)) {
+          if (item.type !== 'event') continue;
+          backoff.reset();
+          const revision = item.id !== undefined && item.id !== '' ? Number(item.id) : undefined;
+          if (item.event === 'job') yield { type: 'job', job: JSON.parse(item.data) as JobRecord };
+          else if (item.event === 'node') yield { type: 'node', node: JSON.parse(item.data) as NodeJobRecord };
+          else if (item.event === 'output') yield { type: 'output', chunk: JSON.parse(item.data) as OutputChunk };
+          else if (item.event === 'end') {
+            yield { type: 'end' };
+            return;
+          } else if (item.event === 'compacted') last = undefined;
+          else if (item.event === 'error') throw new BackendUnavailableError(`the job stream failed: ${item.data}`);
+          if (revision !== undefined && Number.isFinite(revision)) last = revision;
+        }
+      } catch (error) {
+        if (options.signal?.aborted) return;
+        if (!(error instanceof BackendUnavailableError) && !isNetworkError(error)) throw error;
+      }
+      await backoff.wait(options.signal).catch(() => undefined);
+    }
+  }
+
+  /**
+   * A node's assignments (what its agent is asked to run or stop), as they come;
+   * reconnects and resumes after the last revision it delivered. `muster agent` holds this.
+   */
+  async *assignments(
+    node: string,
+    options: { signal?: AbortSignal; from?: number } = {},
+  ): AsyncGenerator<AssignmentEvent> {
+    let next = options.from;
+    const backoff = new Backoff(this.runtime, { initialMs: 200, maxMs: 5000 });
+    while (!options.signal?.aborted) {
+      try {
+        const response = await this.transport.send({
+          method: 'GET',
+          path: `/v1/nodes/${seg(node)}/assignments` + queryString({ from: next }),
+          idempotent: true,
+          timeoutMs: 0,
+          context: { subject: node },
+          ...(options.signal ? { signal: options.signal } : {}),
+        });
+        if (!response.body) throw new BackendUnavailableError('the assignment stream has no body');
+        for await (const data of sseData(response, 'assignment')) {
+          backoff.reset();
+          const event = JSON.parse(data) as AssignmentEvent;
+          next = event.revision + 1;
+          yield event;
+        }
+      } catch (error) {
+        if (options.signal?.aborted) return;
+        if (!(error instanceof BackendUnavailableError) && !isNetworkError(error)) throw error;
+      }
+      await backoff.wait(options.signal).catch(() => undefined);
+    }
+  }
+
+  /** A node reports on its part in a job; a seq already taken is answered `accepted: false`. */
+  async reportJob(
+    id: string,
+    node: string,
+    report: JobReport,
+    options: CallOptions = {},
+  ): Promise<{ accepted: boolean; state: string }> {
+    const response = await this.transport.send({
+      method: 'POST',
+      path: `/v1/jobs/${seg(id)}/nodes/${seg(node)}/report`,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(report),
+      // The seq makes a resent report harmless.
+      idempotent: true,
+      context: { subject: id },
+      ...callOptions(options),
+    });
+    return (await response.json()) as { accepted: boolean; state: string };
+  }
+
+  /** Add (or replace) a trigger: a change under `on` starts the job. Needs jobs:run. */
+  async addTrigger(request: TriggerRequest, options: CallOptions = {}): Promise<TriggerRecord> {
+    return this.postJson<TriggerRecord>('/v1/triggers', request, options, request.name);
+  }
+
+  async listTriggers(options: CallOptions = {}): Promise<TriggerRecord[]> {
+    return (await this.getJson<{ triggers: TriggerRecord[] }>('/v1/triggers', options)).triggers;
+  }
+
+  /** A trigger with the jobs it started. Throws InvalidArgumentError (trigger_not_found). */
+  async getTrigger(name: string, options: CallOptions = {}): Promise<TriggerRecord> {
+    return this.getJson<TriggerRecord>(`/v1/triggers/${seg(name)}`, options);
+  }
+
+  async removeTrigger(name: string, options: CallOptions = {}): Promise<void> {
+    await this.deleteJson(`/v1/triggers/${seg(name)}`, options);
   }
 
   /**

@@ -117,6 +117,15 @@ export const errorCatalogue = {
     status: 501,
     description: 'The store has no muster snapshot (etcd): back it up with `etcdctl snapshot save FILE`.',
   },
+  job_not_found: {
+    status: 404,
+    description: 'No job has this id (it never existed, or was pruned), or the node has no part in it.',
+  },
+  job_conflict: {
+    status: 409,
+    description: "A job report that the node's state does not expect (it was not asked to run yet).",
+  },
+  trigger_not_found: { status: 404, description: 'No trigger has this name.' },
   internal: { status: 500, description: 'A bug: the server failed unexpectedly. The message is logged on the server.' },
 } as const satisfies Record<string, CatalogueEntry>;
 

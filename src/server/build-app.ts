@@ -30,6 +30,10 @@ import { primitiveListRoutes } from './routes/primitive-list.js';
 import { UiSessions } from './ui/ui-sessions.js';
 import type { UiSessionSettings } from './ui/ui-sessions.js';
 import { defaultUiDir, loadUiAssets } from './ui/ui-assets.js';
+import { jobRoutes } from './routes/jobs.js';
+import { JobStore } from '../jobs/job-store.js';
+import { triggerRoutes } from './routes/triggers.js';
+import { TriggerStore } from '../jobs/trigger-store.js';
 
 export interface AppDeps {
   readonly backend: Backend;
@@ -53,6 +57,8 @@ export interface AppDeps {
    * its sign-in sessions last. @default dist/ui/ of this package, when built
    */
   readonly ui?: { readonly dir?: string | null; readonly sessions?: UiSessionSettings };
+  /** Output kept per node per job, bytes (`--job-output-limit`). @default 1 MiB */
+  readonly jobOutputLimit?: number;
 }
 
 export interface ServerTls {
@@ -194,6 +200,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   const uiDir = deps.ui?.dir === undefined ? defaultUiDir() : deps.ui.dir;
   await app.register(uiRoutes, { assets: uiDir === null ? null : loadUiAssets(uiDir), tokens, sessions });
+  await app.register(jobRoutes, {
+    backend,
+    clock,
+    shutdown,
+    store: new JobStore(backend, deps.runtime ?? systemRuntime, {
+      ...(deps.jobOutputLimit !== undefined ? { outputLimit: deps.jobOutputLimit } : {}),
+    }),
+  });
+  await app.register(triggerRoutes, { store: new TriggerStore(backend, clock) });
 
   app.get('/openapi.json', { schema: { hide: true }, config: { access: access.public } }, async () => app.swagger());
   return app;

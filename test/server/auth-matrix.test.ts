@@ -130,6 +130,34 @@ const MATRIX: Record<string, Row> = {
   'GET /v1/once/{name}': { path: fixed('/v1/once/k8s.o'), allowed: ALL },
   'DELETE /v1/once/{name}': { path: fixed('/v1/once/k8s.o'), allowed: USERS },
   'GET /v1/wait/{*}': { path: fixed('/v1/wait/app/ready?exists=true&timeout=1s'), allowed: READERS },
+  // Push jobs (docs/jobs.md): a job id nobody started answers 404 to those who may look.
+  'POST /v1/jobs': { path: fixed('/v1/jobs'), body: () => ({ query: 'role:web', command: 'echo' }), allowed: WRITERS },
+  'GET /v1/jobs': { path: fixed('/v1/jobs'), allowed: [...READERS, 'node'] },
+  'GET /v1/jobs/{id}': { path: fixed('/v1/jobs/0mhq3x1k2-4f9a0c'), allowed: ALL },
+  'DELETE /v1/jobs/{id}': { path: fixed('/v1/jobs/0mhq3x1k2-4f9a0c'), allowed: WRITERS },
+  'GET /v1/jobs/{id}/events': { path: fixed('/v1/jobs/0mhq3x1k2-4f9a0c/events'), allowed: ALL },
+  'GET /v1/jobs/{id}/nodes/{node}/output': {
+    path: fixed('/v1/jobs/0mhq3x1k2-4f9a0c/nodes/web-3/output'),
+    allowed: ALL,
+  },
+  'POST /v1/jobs/{id}/nodes/{node}/report': {
+    path: fixed('/v1/jobs/0mhq3x1k2-4f9a0c/nodes/web-3/report'),
+    body: () => ({ seq: 0, type: 'started', pid: 1 }),
+    allowed: ['admin', 'node'],
+  },
+  'GET /v1/nodes/{node}/assignments': {
+    path: fixed('/v1/nodes/web-3/assignments'),
+    allowed: ['admin', 'node'],
+    stream: true,
+  },
+  'POST /v1/triggers': {
+    path: fixed('/v1/triggers'),
+    body: () => ({ name: 'converge', on: '/app/', job: { query: 'role:web', command: 'echo' } }),
+    allowed: WRITERS,
+  },
+  'GET /v1/triggers': { path: fixed('/v1/triggers'), allowed: READERS },
+  'GET /v1/triggers/{name}': { path: fixed('/v1/triggers/nothing'), allowed: READERS },
+  'DELETE /v1/triggers/{name}': { path: fixed('/v1/triggers/nothing'), allowed: WRITERS },
 };
 
 beforeAll(async () => {

@@ -196,6 +196,18 @@ describe('served documents', () => {
     'GET /v1/once/{name}',
     'DELETE /v1/once/{name}',
     'GET /v1/wait/{*}',
+    'POST /v1/jobs',
+    'GET /v1/jobs',
+    'GET /v1/jobs/{id}',
+    'DELETE /v1/jobs/{id}',
+    'GET /v1/jobs/{id}/nodes/{node}/output',
+    'GET /v1/jobs/{id}/events',
+    'GET /v1/nodes/{node}/assignments',
+    'POST /v1/jobs/{id}/nodes/{node}/report',
+    'POST /v1/triggers',
+    'GET /v1/triggers',
+    'GET /v1/triggers/{name}',
+    'DELETE /v1/triggers/{name}',
   ];
   // The dashboard's files (docs/dashboard.md) are not API routes either.
   const hidden = ['GET /metrics', 'GET /openapi.json', 'GET /ui', 'GET /ui/', 'GET /ui/{*}'];
