@@ -162,4 +162,3 @@ export function converged(
   const state = until ?? desired.state;
   return actual.state === state && (desired.version === null || actual.version === desired.version);
 }
-

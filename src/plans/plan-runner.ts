@@ -9,6 +9,7 @@
  * Time is the injected clock's; every write is fenced by the duty's leadership.
  */
 import type { Compare } from '../core/backend.js';
+import { MusterError } from '../core/errors.js';
 import { sleep } from '../core/clock.js';
 import type { DutyContext } from '../server/duties/duty-runner.js';
 import { JobStore } from '../jobs/job-store.js';
@@ -59,7 +60,14 @@ export class PlanRunner {
         this.specs.delete(record.id);
         continue;
       }
-      const next = await this.advance(structuredClone(record));
+      let next: PlanRecord;
+      try {
+        next = await this.advance(structuredClone(record));
+      } catch (error) {
+        // One plan the store refuses to move on (a bad group query, say) must not hold up the others.
+        if (!(error instanceof MusterError) || this.context.signal.aborted) throw error;
+        next = await this.end(structuredClone(record), 'failed', `the plan cannot go on: ${error.message}`);
+      }
       if (JSON.stringify(next) !== new TextDecoder().decode(kv.value)) await this.save(record, next, kv.modRevision);
     }
   }
@@ -206,17 +214,23 @@ export class PlanRunner {
       this.failBatch(step, batch, `the group ${spec.group} does not exist (any more)`);
       return;
     }
-    const job = await this.jobs.create(
-      {
-        query: groupQuery,
-        only: batch.nodes,
-        command: spec.run.command,
-        args: [...spec.run.args],
-        timeout: spec.timeoutMs,
-      },
-      `plan:${plan.id}`,
-    );
-    batch.jobId = job.id;
+    try {
+      const job = await this.jobs.create(
+        {
+          query: groupQuery,
+          only: batch.nodes,
+          command: spec.run.command,
+          args: [...spec.run.args],
+          timeout: `${spec.timeoutMs}ms`,
+        },
+        `plan:${plan.id}`,
+      );
+      batch.jobId = job.id;
+    } catch (error) {
+      // A job the server refuses (a timeout beyond its limit, say) fails the batch, visibly.
+      if (!(error instanceof MusterError)) throw error;
+      this.failBatch(step, batch, `its job could not start: ${error.message}`);
+    }
   }
 
   private async advanceStep(plan: PlanRecord, step: StepRecord, spec: PlanStepSpec): Promise<void> {
