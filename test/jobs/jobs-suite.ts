@@ -267,6 +267,23 @@ export function describeJobs(name: string, makeStore: StoreFactory): void {
       ).rejects.toMatchObject({ code: 'invalid_key' });
     });
 
+    it('keeps the last part of a long output within the limit and says it truncated', async () => {
+      const line = 'x'.repeat(499);
+      const { client } = await setup(1, {
+        jobOutputLimit: 2048,
+        commands: { chatty: { output: Array.from({ length: 10 }, (_, i) => `${i}${line}`) } },
+      });
+      const job = await finished(client, (await client.startJob({ query: 'role:web', command: 'chatty' })).id);
+      expect(job.state).toBe('complete');
+      const output = await client.jobOutput(job.id, 'web-1');
+      expect(output.truncated).toBe(true);
+      const text = output.chunks.map((c) => c.data).join('');
+      expect(text.length).toBeLessThanOrEqual(2048);
+      expect(text.endsWith(`9${line}\n`)).toBe(true);
+      expect(text).not.toContain(`0${line}`);
+      expect(job.nodeStates?.[0]?.truncated).toBe(true);
+    });
+
     it('refuses bad input with 4xx naming the problem', async () => {
       const { server, client } = await setup(0);
       const post = (body: unknown) =>
