@@ -72,7 +72,7 @@ async function runFleet(n: number, scratch: string, log: (line: string) => void)
         }),
       );
     }
-    for (const name of names) fleet.add(name, { noop: { output: ['ok'] } }, server.token ?? undefined);
+    for (const name of names) fleet.add(name, { noop: {} }, server.token ?? undefined);
     await fleet.connectAll(200);
     log(`  ${n} agents registered and connected in ${((performance.now() - registerStart) / 1000).toFixed(1)} s`);
     await sleep(1000);

@@ -13,6 +13,7 @@
 import type { Assignment } from '../api/agent-protocol.js';
 import type { Compare, TxnOp, WatchEvent } from '../core/backend.js';
 import { sleep } from '../core/clock.js';
+import type { TimerHandle } from '../core/clock.js';
 import { CompactedError } from '../core/errors.js';
 import type { DutyContext } from '../server/duties/duty-runner.js';
 import type { JobRecord, NodeJobRecord, NodeState } from './job-model.js';
@@ -44,6 +45,19 @@ export interface SchedulerOptions {
   /** How often timeouts and the liveness of running nodes are checked, ms. @default 1000 */
   readonly tickMs?: number;
 }
+
+/**
+ * What the scheduler wrote, unless the watch already brought something newer (a
+ * node that reported while the scheduler was still writing the rest).
+ */
+function remember(job: ActiveJob, node: string, record: NodeJobRecord, modRevision: number): void {
+  const known = job.nodes.get(node);
+  if (known && known.modRevision > modRevision) return;
+  job.nodes.set(node, { record, modRevision });
+}
+
+/** Changes are gathered this long before the scheduler looks at them, ms. */
+const BATCH_MS = 20;
 
 /** Nodes failed, for the failure threshold. */
 const FAILURES: ReadonlySet<NodeState> = new Set(['failed', 'timed_out', 'rejected', 'unreachable']);
@@ -81,30 +95,51 @@ export class JobScheduler {
     const watch = this.backend.watch(JOBS_PREFIX, { prefix: true, fromRevision: revision + 1 });
     const stop = () => watch.close();
     signal.addEventListener('abort', stop, { once: true });
-    let working: Promise<void> = this.work();
+    let working: Promise<void> = Promise.resolve();
+    const clock = this.context.runtime.clock;
+    // Changes are looked at together, at most every BATCH_MS: a job of 10,000 nodes
+    // gets thousands of reports a second, and each look goes over all its nodes.
+    let kicked: TimerHandle | null = null;
+    let failure: unknown = null;
+    const look = () => {
+      working = working
+        .then(() => this.work())
+        .catch((error: unknown) => {
+          failure = error;
+          watch.close();
+        });
+    };
+    const kick = () => {
+      kicked ??= clock.setTimeout(() => {
+        kicked = null;
+        look();
+      }, BATCH_MS);
+    };
+    look();
     const ticker = (async () => {
       while (!signal.aborted) {
-        await sleep(this.context.runtime.clock, this.tickMs, signal).catch(() => undefined);
+        await sleep(clock, this.tickMs, signal).catch(() => undefined);
         if (signal.aborted) break;
         for (const id of this.jobs.keys()) this.dirty.add(id);
         this.up = null;
-        working = working.then(() => this.work());
-        await working;
+        kick();
       }
     })();
     try {
       for await (const batch of watch) {
         for (const event of batch.events) this.observe(event);
-        working = working.then(() => this.work());
-        await working;
+        if (this.dirty.size > 0) kick();
         if (signal.aborted) break;
       }
+      if (failure) throw failure;
     } catch (error) {
       if (!(error instanceof CompactedError) && !signal.aborted) throw error;
     } finally {
       signal.removeEventListener('abort', stop);
       watch.close();
+      if (kicked) clock.clearTimeout(kicked);
       await ticker.catch(() => undefined);
+      await working.catch(() => undefined);
     }
   }
 
@@ -337,10 +372,7 @@ export class JobScheduler {
     const revisions = await this.writeOps(ops, []);
     if (revisions === null) return false;
     let i = 0;
-    for (const [node, state] of written) {
-      job.nodes.set(node, { record: state, modRevision: revisions[i] ?? 0 });
-      i++;
-    }
+    for (const [node, state] of written) remember(job, node, state, revisions[i++] ?? 0);
     const next: JobRecord = { ...record, state: 'running', nodes: available, matched: matched.length, startedAt: at };
     if (!(await this.putJob(job, next))) return false;
     this.dirty.add(record.id);
@@ -434,9 +466,7 @@ export class JobScheduler {
         failure: [],
       });
       if (!result.succeeded) return false;
-      for (const n of slice) {
-        job.nodes.set(n.record.node, { record: make(n), modRevision: result.revision });
-      }
+      for (const n of slice) remember(job, n.record.node, make(n), result.revision);
     }
     return true;
   }
