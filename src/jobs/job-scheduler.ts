@@ -57,7 +57,7 @@ function remember(job: ActiveJob, node: string, record: NodeJobRecord, modRevisi
 }
 
 /** Changes are gathered this long before the scheduler looks at them, ms. */
-const BATCH_MS = 20;
+const BATCH_MS = 50;
 
 /** Nodes failed, for the failure threshold. */
 const FAILURES: ReadonlySet<NodeState> = new Set(['failed', 'timed_out', 'rejected', 'unreachable']);
@@ -66,6 +66,8 @@ export class JobScheduler {
   private readonly jobs = new Map<string, ActiveJob>();
   private readonly dirty = new Set<string>();
   private up: Set<string> | null = null;
+  /** Set by the ticker: the next look checks whether running nodes are still up. */
+  private livenessDue = false;
   private upAt = 0;
   private readonly tickMs: number;
 
@@ -122,6 +124,7 @@ export class JobScheduler {
         if (signal.aborted) break;
         for (const id of this.jobs.keys()) this.dirty.add(id);
         this.up = null;
+        this.livenessDue = true;
         kick();
       }
     })();
@@ -205,6 +208,7 @@ export class JobScheduler {
   }
 
   private async work(): Promise<void> {
+    const liveness = this.livenessDue;
     while (this.dirty.size > 0 && !this.context.signal.aborted) {
       const [id] = this.dirty;
       if (id === undefined) break;
@@ -214,6 +218,7 @@ export class JobScheduler {
       const ok = await this.step(job);
       if (!ok) await this.reload(id);
     }
+    if (liveness) this.livenessDue = false;
   }
 
   /** After a write lost a race: read the job again (and look at it again). */
@@ -251,9 +256,16 @@ export class JobScheduler {
     if (job.record.state === 'voting') return this.vote(job);
     if (job.record.state !== 'running') return true;
     const { record } = job;
-    const nodes = [...job.nodes.values()];
-    const inFlight = nodes.filter((n) => n.record.assignedAt !== undefined && !FINAL_NODE_STATES.has(n.record.state));
-    const unassigned = nodes.filter((n) => n.record.assignedAt === undefined && !FINAL_NODE_STATES.has(n.record.state));
+    // One pass over the nodes (a job may have 10,000).
+    const inFlight: { record: NodeJobRecord; modRevision: number }[] = [];
+    const unassigned: { record: NodeJobRecord; modRevision: number }[] = [];
+    let failures = 0;
+    for (const n of job.nodes.values()) {
+      if (FINAL_NODE_STATES.has(n.record.state)) {
+        if (FAILURES.has(n.record.state)) failures++;
+      } else if (n.record.assignedAt === undefined) unassigned.push(n);
+      else inFlight.push(n);
+    }
 
     if (record.abortRequested) {
       const ok = await this.endNodes(job, inFlight, 'aborted', 'the job was aborted', true);
@@ -280,7 +292,7 @@ export class JobScheduler {
       if (!ok || !ok2) return false;
       return this.finish(job, 'timed_out', `timed out after ${Math.round(record.timeoutMs / 1000)}s`);
     }
-    if (inFlight.length > 0) {
+    if (inFlight.length > 0 && this.livenessDue) {
       const up = await this.upNodes();
       const gone = inFlight.filter((n) => !up.has(n.record.node));
       if (gone.length > 0) {
@@ -289,7 +301,6 @@ export class JobScheduler {
         return this.step(job);
       }
     }
-    const failures = nodes.filter((n) => FAILURES.has(n.record.state)).length;
     const tolerated = toleratedOf(record.failureThreshold, record.nodes.length);
     if (failures > tolerated && unassigned.length > 0) {
       const reason = `not started: ${failures} nodes failed, more than the failure threshold (${describeAmount(record.failureThreshold)})`;
@@ -310,20 +321,19 @@ export class JobScheduler {
       if (down.length > 0) return this.step(job);
       return true;
     }
-    if (nodes.every((n) => FINAL_NODE_STATES.has(n.record.state))) {
-      const counts = new Map<NodeState, number>();
-      for (const n of nodes) counts.set(n.record.state, (counts.get(n.record.state) ?? 0) + 1);
+    if (inFlight.length === 0 && unassigned.length === 0) {
+      const total = job.nodes.size;
       if (failures > tolerated) {
         return this.finish(
           job,
           'failed',
-          `${failures} of ${nodes.length} nodes failed, more than the failure threshold (${describeAmount(record.failureThreshold)})`,
+          `${failures} of ${total} nodes failed, more than the failure threshold (${describeAmount(record.failureThreshold)})`,
         );
       }
       return this.finish(
         job,
         'complete',
-        failures > 0 ? `${failures} of ${nodes.length} nodes failed, within the threshold` : undefined,
+        failures > 0 ? `${failures} of ${total} nodes failed, within the threshold` : undefined,
       );
     }
     return true;
@@ -351,6 +361,7 @@ export class JobScheduler {
     const at = this.iso();
     const ops: TxnOp[] = [];
     const written = new Map<string, NodeJobRecord>();
+    const run = encodeJson(this.assignment(record, 'run'));
     available.forEach((node, i) => {
       const state: NodeJobRecord = {
         node,
@@ -362,12 +373,7 @@ export class JobScheduler {
       };
       written.set(node, state);
       ops.push({ type: 'put', key: keys.node(record.id, node), value: encodeJson(state) });
-      if (i < first)
-        ops.push({
-          type: 'put',
-          key: keys.assignment(node, record.id),
-          value: encodeJson(this.assignment(record, 'run')),
-        });
+      if (i < first) ops.push({ type: 'put', key: keys.assignment(node, record.id), value: run });
     });
     const revisions = await this.writeOps(ops, []);
     if (revisions === null) return false;

@@ -50,7 +50,13 @@ export function registryDirectory(
       return (await read()).filter(test);
     },
     async upNodes() {
-      return new Set((await read()).filter((n) => n.up).map((n) => n.name));
+      // Keys only: whether a node is up is whether one of its keys has a lease.
+      const range = await backend.range({ key: NODES_PREFIX, prefix: true, keysOnly: true });
+      const up = new Set<string>();
+      for (const kv of range.kvs) {
+        if (kv.lease !== null) up.add(kv.key.slice(NODES_PREFIX.length).split('/')[0] ?? '');
+      }
+      return up;
     },
   };
 }
