@@ -89,7 +89,7 @@ export function describeJobs(name: string, makeStore: StoreFactory): void {
     });
 
     it('streams state changes and output as events, ending when the job is over', async () => {
-      const { client } = await setup(2);
+      const { client, server } = await setup(2);
       const started = await client.startJob({ query: 'tag:web', command: 'slow' });
       const events: JobEvent[] = [];
       for await (const event of client.jobEvents(started.id)) events.push(event);
@@ -104,6 +104,15 @@ export function describeJobs(name: string, makeStore: StoreFactory): void {
       expect(states).toContain('succeeded');
       const last = events.filter((e) => e.type === 'job').at(-1);
       expect(last?.type === 'job' && last.job.state).toBe('complete');
+      // A late follower gets where the job is, output included, then the end.
+      const late: JobEvent[] = [];
+      for await (const event of client.jobEvents(started.id)) late.push(event);
+      expect(late.map((e) => e.type)).toEqual(['job', 'node', 'node', 'output', 'output', 'end']);
+      // Resuming from a revision replays what came after it.
+      const response = await fetch(`${server.url}/v1/jobs/${started.id}/events?from=1`);
+      const text = await response.text();
+      expect(text.match(/^event: output$/gm)).toHaveLength(2);
+      expect(text).toMatch(/event: end/);
     });
 
     it('fails the quorum when too few matched nodes are up, and runs when enough are', async () => {
