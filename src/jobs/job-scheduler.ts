@@ -42,7 +42,7 @@ interface ActiveJob {
 
 export interface SchedulerOptions {
   readonly directory: NodeDirectory;
-  /** How often timeouts and the liveness of running nodes are checked, ms. @default 1000 */
+  /** How often timeouts are checked, ms (the liveness of running nodes every other time). @default 1000 */
   readonly tickMs?: number;
 }
 
@@ -118,13 +118,17 @@ export class JobScheduler {
       }, BATCH_MS);
     };
     look();
+    let ticks = 0;
     const ticker = (async () => {
       while (!signal.aborted) {
         await sleep(clock, this.tickMs, signal).catch(() => undefined);
         if (signal.aborted) break;
         for (const id of this.jobs.keys()) this.dirty.add(id);
-        this.up = null;
-        this.livenessDue = true;
+        // Whether running nodes are still up is read every other tick: it lists every node.
+        if (++ticks % 2 === 0) {
+          this.livenessDue = true;
+          this.up = null;
+        }
         kick();
       }
     })();
@@ -244,7 +248,7 @@ export class JobScheduler {
   }
 
   private async upNodes(): Promise<Set<string>> {
-    if (this.up === null || this.now() - this.upAt >= this.tickMs) {
+    if (this.up === null || this.now() - this.upAt >= 2 * this.tickMs) {
       this.up = await this.options.directory.upNodes();
       this.upAt = this.now();
     }
