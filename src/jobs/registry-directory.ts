@@ -88,3 +88,8 @@ export function simpleQuery(query: string): (node: DirectoryNode) => boolean {
   });
   return (node) => tests.every((t) => t(node));
 }
+
+/** Check a query before a job or trigger is accepted (InvalidArgumentError naming the problem). */
+export function checkQuery(query: string): void {
+  simpleQuery(query);
+}

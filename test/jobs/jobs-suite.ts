@@ -307,6 +307,7 @@ export function describeJobs(name: string, makeStore: StoreFactory): void {
         [{ query: 'role:web', command: 'echo', quorum: '150%' }, /quorum/],
         [{ query: 'role:web', command: 'echo', timeout: 'soon' }, /timeout/],
         [{ query: 'role:web', command: 'echo; rm -rf /' }, /command/],
+        [{ query: 'role', command: 'echo' }, /query/],
       ] as const) {
         const res = await post(body);
         expect(res.status).toBe(400);

@@ -22,6 +22,7 @@ import {
   validateNodeName,
 } from '../../jobs/job-model.js';
 import { JobNotFoundError } from '../../jobs/job-store.js';
+import { checkQuery } from '../../jobs/registry-directory.js';
 import type { JobStore } from '../../jobs/job-store.js';
 import type { Principal } from '../../security/token-registry.js';
 import { access } from '../access.js';
@@ -116,6 +117,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobRouteDeps> = async (app, de
       },
     },
     async (request, reply) => {
+      checkQuery(request.body.query);
       const job = await store.create(request.body, request.principal.tokenId);
       return reply.status(201).send(job);
     },
