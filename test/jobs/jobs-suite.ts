@@ -293,6 +293,60 @@ export function describeJobs(name: string, makeStore: StoreFactory): void {
       expect(job.nodeStates?.[0]?.truncated).toBe(true);
     });
 
+    it('the assignment stream resumes after the last revision seen; a resent report is ignored', async () => {
+      const { client, directory } = await setup(0);
+      directory.add('solo', { attrs: { role: 'solo' } });
+      const stop = new AbortController();
+      const seen: { revision: number; jobId: string; state: string }[] = [];
+      const first = await client.startJob({ query: 'role:solo', command: 'build', args: ['--fast'], grace: '3s' });
+      for await (const event of client.assignments('solo', { signal: stop.signal })) {
+        seen.push({ revision: event.revision, jobId: event.assignment.jobId, state: event.assignment.state });
+        expect(event.assignment).toMatchObject({ command: 'build', args: ['--fast'], graceMs: 3000, state: 'run' });
+        break;
+      }
+      expect(await client.reportJob(first.id, 'solo', { seq: 0, type: 'started', pid: 42 })).toEqual({
+        accepted: true,
+        state: 'running',
+      });
+      expect(await client.reportJob(first.id, 'solo', { seq: 0, type: 'started', pid: 42 })).toEqual({
+        accepted: false,
+        state: 'running',
+      });
+      const second = await client.startJob({ query: 'role:solo', command: 'deploy' });
+      await client.abortJob(first.id);
+      const resumed: string[] = [];
+      for await (const event of client.assignments('solo', { from: seen[0]!.revision + 1 })) {
+        resumed.push(`${event.assignment.jobId === first.id ? 'first' : 'second'}:${event.assignment.state}`);
+        if (resumed.length === 2) break;
+      }
+      expect(resumed.sort()).toEqual(['first:abort', 'second:run']);
+      expect(
+        await client.reportJob(first.id, 'solo', {
+          seq: 1,
+          type: 'exit',
+          exitCode: null,
+          signal: 'SIGTERM',
+          reason: 'aborted',
+        }),
+      ).toMatchObject({ accepted: true, state: 'aborted' });
+      await client.reportJob(second.id, 'solo', { seq: 0, type: 'started', pid: 43 });
+      await client.reportJob(second.id, 'solo', {
+        seq: 1,
+        type: 'output',
+        stream: 'stderr',
+        data: Buffer.from([0xff, 0x00]).toString('base64'),
+        encoding: 'base64',
+      });
+      await client.reportJob(second.id, 'solo', { seq: 2, type: 'exit', exitCode: 0, signal: null });
+      const done = await finished(client, second.id);
+      expect(done.state).toBe('complete');
+      const output = await client.jobOutput(second.id, 'solo');
+      expect(output.chunks[0]).toMatchObject({ stream: 'stderr', encoding: 'base64', data: '/wA=' });
+      await expect(client.reportJob(second.id, 'other', { seq: 0, type: 'started', pid: 1 })).rejects.toMatchObject({
+        code: 'job_not_found',
+      });
+    });
+
     it('refuses bad input with 4xx naming the problem', async () => {
       const { server, client } = await setup(0);
       const post = (body: unknown) =>
