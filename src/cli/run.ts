@@ -11,6 +11,8 @@ import { registerServer } from './commands/server.js';
 import { registerSnapshot } from './commands/snapshot.js';
 import { registerEnrol, registerToken } from './commands/token.js';
 import { registerAudit } from './commands/audit.js';
+import { registerDesired, registerGroup, registerPlan, registerState } from './commands/plans.js';
+import { registerPrimitives } from './commands/primitives.js';
 import { registerTxn } from './commands/txn.js';
 import { registerWatch } from './commands/watch.js';
 import { registerBarrier } from './commands/barrier.js';
@@ -22,6 +24,9 @@ import { registerSemaphore } from './commands/semaphore.js';
 import { registerSignal } from './commands/signal.js';
 import { registerWait } from './commands/wait.js';
 import { registerNodes } from './commands/nodes.js';
+import { registerRun } from './commands/run-job.js';
+import { registerJob, registerJobs } from './commands/jobs.js';
+import { registerTrigger } from './commands/trigger.js';
 import { CliContext, DEFAULT_ENDPOINT } from './context.js';
 import { describeError, EXIT_CODES_HELP, exitCodeFor } from './exit-codes.js';
 import type { CliIo } from './io.js';
@@ -33,6 +38,12 @@ import { processIo } from './io.js';
  */
 export async function run(argv: readonly string[], io: CliIo = processIo): Promise<number> {
   const ctx = new CliContext(io);
+  // `--version` is the program's only as the first argument: after a command it is that
+  // command's own (muster desired set web converged --version v42).
+  if (argv[0] === '--version') {
+    io.stdout.write(packageVersion() + '\n');
+    return 0;
+  }
   const program = buildProgram(ctx);
   try {
     await program.parseAsync([...argv], { from: 'user' });
@@ -48,7 +59,7 @@ export async function run(argv: readonly string[], io: CliIo = processIo): Promi
 export function buildProgram(ctx: CliContext): Command {
   const program = new Command('muster')
     .description('muster: coordination for fleets of machines (a keyspace with revisions, leases and watches)')
-    .version(packageVersion(), '-V, --version')
+    .version(packageVersion(), '-V', 'print the version (also --version, as the first argument)')
     .addOption(
       new Option(
         '--endpoint <urls>',
@@ -109,6 +120,15 @@ Every command has --help with an example. Reference: docs/cli.md`,
   registerWait(program, ctx);
   registerSignal(program, ctx);
   registerNodes(program, ctx);
+  registerPrimitives(program, ctx);
+  registerRun(program, ctx);
+  registerJobs(program, ctx);
+  registerJob(program, ctx);
+  registerTrigger(program, ctx);
+  registerGroup(program, ctx);
+  registerDesired(program, ctx);
+  registerState(program, ctx);
+  registerPlan(program, ctx);
   return program;
 }
 

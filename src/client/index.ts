@@ -62,3 +62,15 @@ export type {
   AcquireLockOptions,
 } from './coordination-types.js';
 export type { NodeInfo, NodeRegistration } from '../api/agent-protocol.js';
+export type {
+  JobEvent,
+  JobOutput,
+  JobRecord,
+  JobRequest,
+  JobView,
+  NodeJobRecord,
+  OutputChunk,
+  TriggerRecord,
+  TriggerRequest,
+} from './job-types.js';
+export type { ActualState, Desired, DesiredSpec, Group, GroupStatus, PlanPreview, PlanRecord } from './plan-types.js';

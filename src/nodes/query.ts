@@ -11,7 +11,7 @@
  *     or      := and ( "OR" and )*
  *     and     := unary ( "AND"? unary )*
  *     unary   := "NOT" unary | "(" or ")" | term
- *     term    := FIELD ":" VALUE
+ *     term    := FIELD ":" VALUE | "*"          ("*" alone: every node)
  *
  * FIELD: `tag`, `name`, `status` (up|down), `fact.<key>`, or any other word: an
  * attribute key. VALUE: a word up to white space or a parenthesis, or a quoted
@@ -91,6 +91,11 @@ function tokenize(text: string): Token[] {
       const keyword = KEYWORDS[word.toLowerCase()];
       if (keyword && word.length > 0) {
         tokens.push({ kind: keyword, at: start });
+        continue;
+      }
+      if (word === '*') {
+        // Every node: `*` alone is `name:*`.
+        tokens.push({ kind: 'term', at: start, field: 'name', value: '*', literal: [false] });
         continue;
       }
       if (text[i] === '"') fail(`unexpected quote after ${JSON.stringify(word)}`, i);

@@ -3,10 +3,11 @@
  *
  * - `/muster/nodes/<name>`: the node's record (tags, attrs, facts,
  *   registeredAt, lastSeen), JSON, written at each registration.
- * - `/muster/nodes-live/<name>`: bound to the agent's session lease, so the
+ * - `/muster/nodes/<name>/alive`: bound to the agent's session lease, so the
  *   node is `up` exactly while that lease lives; nothing is written per
  *   keepalive. A lease that ends (the agent died, its session expired) deletes
- *   the key, and the node reads `down`.
+ *   the key, and the node reads `down`. (Any key of the node bound to a lease
+ *   counts: the jobs bench's simulated agents bind the record itself.)
  *
  * `watchNodeLiveness` follows the liveness keys, for the jobs scheduler
  * ("node went down").
@@ -20,10 +21,10 @@ import type { NodeQuery } from './query.js';
 import { matchNode, parseNodeQuery } from './query.js';
 
 export const NODES_PREFIX = '/muster/nodes/';
-export const NODES_LIVE_PREFIX = '/muster/nodes-live/';
+const ALIVE = '/alive';
 
 export const nodeKey = (name: string): string => NODES_PREFIX + name;
-export const nodeLiveKey = (name: string): string => NODES_LIVE_PREFIX + name;
+export const nodeLiveKey = (name: string): string => NODES_PREFIX + name + ALIVE;
 
 /** What the record key holds. */
 interface NodeRecord {
@@ -140,21 +141,22 @@ export async function registerNode(
 /** Every registered node (matching `query` when given: text or a parsed query), sorted by name. */
 export async function listNodes(backend: Backend, clock: Clock, query?: string | NodeQuery): Promise<NodeInfo[]> {
   const ast = typeof query === 'string' ? (query.trim() === '' ? null : parseNodeQuery(query)) : (query ?? null);
-  const records = await backend.range({ key: NODES_PREFIX, prefix: true });
-  const live = await backend.range({
-    key: NODES_LIVE_PREFIX,
-    prefix: true,
-    keysOnly: true,
-    revision: records.revision,
-  });
-  const up = new Set(live.kvs.map((kv) => kv.key.slice(NODES_LIVE_PREFIX.length)));
+  const range = await backend.range({ key: NODES_PREFIX, prefix: true });
+  const records = new Map<string, NodeRecord>();
+  const up = new Set<string>();
+  for (const kv of range.kvs) {
+    const rest = kv.key.slice(NODES_PREFIX.length);
+    const slash = rest.indexOf('/');
+    const name = slash < 0 ? rest : rest.slice(0, slash);
+    if (kv.lease !== null) up.add(name);
+    if (slash < 0) {
+      const record = decodeRecord(kv);
+      if (record !== null) records.set(name, record);
+    }
+  }
   const now = clock.now();
   const nodes: NodeInfo[] = [];
-  for (const kv of records.kvs) {
-    const name = kv.key.slice(NODES_PREFIX.length);
-    if (name.includes('/')) continue;
-    const record = decodeRecord(kv);
-    if (record === null) continue;
+  for (const [name, record] of records) {
     const info = toInfo(name, record, up.has(name), now);
     if (ast === null || matchNode(ast, info)) nodes.push(info);
   }
@@ -168,20 +170,22 @@ export async function getNode(backend: Backend, clock: Clock, name: string): Pro
     compare: [],
     success: [
       { type: 'get', key: nodeKey(name) },
-      { type: 'get', key: nodeLiveKey(name), keysOnly: true },
+      { type: 'get', key: nodeKey(name) + '/', prefix: true, keysOnly: true },
     ],
     failure: [],
   });
-  const [record, live] = result.results as unknown as [{ kvs: KeyValue[] }, { kvs: KeyValue[] }];
-  const decoded = record.kvs[0] ? decodeRecord(record.kvs[0]) : null;
-  if (decoded === null) throw new NodeNotFoundError(name);
-  return toInfo(name, decoded, live.kvs.length > 0, clock.now());
+  const [record, under] = result.results as unknown as [{ kvs: KeyValue[] }, { kvs: KeyValue[] }];
+  const kv = record.kvs[0];
+  const decoded = kv ? decodeRecord(kv) : null;
+  if (!kv || decoded === null) throw new NodeNotFoundError(name);
+  const up = kv.lease !== null || under.kvs.some((k) => k.lease !== null);
+  return toInfo(name, decoded, up, clock.now());
 }
 
 /** The lease the node is up on, or null when it is down. */
 export async function nodeLease(backend: Backend, name: string): Promise<LeaseId | null> {
   const kv = await backend.get(nodeLiveKey(validateNodeName(name)));
-  return kv?.lease ?? null;
+  return kv?.lease ?? (await backend.get(nodeKey(name)))?.lease ?? null;
 }
 
 /** Forget a node (its record and liveness); NodeNotFoundError when none is registered under `name`. */
@@ -191,7 +195,7 @@ export async function removeNode(backend: Backend, name: string): Promise<void> 
     compare: [],
     success: [
       { type: 'delete', key: nodeKey(name) },
-      { type: 'delete', key: nodeLiveKey(name) },
+      { type: 'delete', key: nodeKey(name) + '/', prefix: true },
     ],
     failure: [],
   });
@@ -220,21 +224,33 @@ export interface NodeLivenessWatch extends AsyncIterable<NodeLivenessEvent[]> {
  * retained: read `listNodes` again and resume from its revision.
  */
 export function watchNodeLiveness(backend: Backend, options: { fromRevision?: number } = {}): NodeLivenessWatch {
-  const watch: Watch = backend.watch(NODES_LIVE_PREFIX, {
+  const watch: Watch = backend.watch(NODES_PREFIX, {
     prefix: true,
+    prevKv: true,
     ...(options.fromRevision !== undefined ? { fromRevision: options.fromRevision } : {}),
   });
   return {
     close: () => watch.close(),
     async *[Symbol.asyncIterator]() {
       for await (const batch of watch) {
-        if (batch.events.length === 0) continue;
-        yield batch.events.map((event): NodeLivenessEvent => ({
-          name: event.kv.key.slice(NODES_LIVE_PREFIX.length),
-          status: event.type === 'put' ? 'up' : 'down',
-          revision: event.revision,
-          ...(event.type === 'put' && event.kv.lease ? { lease: event.kv.lease } : {}),
-        }));
+        const changes: NodeLivenessEvent[] = [];
+        for (const event of batch.events) {
+          const rest = event.kv.key.slice(NODES_PREFIX.length);
+          const alive = rest.endsWith(ALIVE) && rest.indexOf('/') === rest.length - ALIVE.length;
+          const record = !rest.includes('/');
+          if (!alive && !record) continue;
+          const name = alive ? rest.slice(0, -ALIVE.length) : rest;
+          if (event.type === 'put') {
+            // A record written without a lease says nothing about liveness.
+            if (event.kv.lease === null) continue;
+            changes.push({ name, status: 'up', revision: event.revision, lease: event.kv.lease });
+          } else {
+            // A record without a lease deleted (removeNode) goes with its alive key: one event.
+            if (record && event.prevKv && event.prevKv.lease === null) continue;
+            changes.push({ name, status: 'down', revision: event.revision });
+          }
+        }
+        if (changes.length > 0) yield changes;
       }
     },
   };

@@ -70,6 +70,8 @@ describe('node query: matching', () => {
     ['name:web\\-1', ['web-1']],
     ['role:WEB', []],
     ['  role:db  ', ['db-1']],
+    ['*', ['web-1', 'web-2', 'web-3', 'db-1', 'lb.edge']],
+    ['* AND NOT role:web', ['db-1', 'lb.edge']],
   ])('%s', (query, expected) => {
     expect(names(query)).toEqual(expected);
   });

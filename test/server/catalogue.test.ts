@@ -161,6 +161,9 @@ describe('served documents', () => {
     'GET /v1/tokens/{id}',
     'DELETE /v1/tokens/{id}',
     'GET /v1/auth/whoami',
+    'GET /v1/primitives',
+    'POST /v1/ui/session',
+    'DELETE /v1/ui/session',
     'GET /v1/audit',
     'POST /v1/enrol',
     'PUT /v1/kv/{*}',
@@ -197,8 +200,36 @@ describe('served documents', () => {
     'GET /v1/nodes',
     'GET /v1/nodes/{node}',
     'DELETE /v1/nodes/{node}',
+    'POST /v1/jobs',
+    'GET /v1/jobs',
+    'GET /v1/jobs/{id}',
+    'DELETE /v1/jobs/{id}',
+    'GET /v1/jobs/{id}/nodes/{node}/output',
+    'GET /v1/jobs/{id}/events',
+    'GET /v1/nodes/{node}/assignments',
+    'POST /v1/jobs/{id}/nodes/{node}/report',
+    'POST /v1/triggers',
+    'GET /v1/triggers',
+    'PUT /v1/groups/{group}',
+    'GET /v1/groups',
+    'GET /v1/groups/{group}',
+    'DELETE /v1/groups/{group}',
+    'PUT /v1/desired/{group}',
+    'GET /v1/desired/{group}',
+    'PUT /v1/state/{group}/{node}',
+    'GET /v1/state/{group}',
+    'POST /v1/plans',
+    'GET /v1/plans',
+    'GET /v1/plans/{id}',
+    'POST /v1/plans/{id}/pause',
+    'POST /v1/plans/{id}/resume',
+    'DELETE /v1/plans/{id}',
+    'GET /v1/plans/{id}/events',
+    'GET /v1/triggers/{name}',
+    'DELETE /v1/triggers/{name}',
   ];
-  const hidden = ['GET /metrics', 'GET /openapi.json'];
+  // The dashboard's files (docs/dashboard.md) are not API routes either.
+  const hidden = ['GET /metrics', 'GET /openapi.json', 'GET /ui', 'GET /ui/', 'GET /ui/{*}'];
 
   /** Non-wildcard routes read from printRoutes' tree (it folds every `*` route into one line). */
   function printedRoutes(): string[] {
