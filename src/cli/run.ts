@@ -24,6 +24,7 @@ import { registerSemaphore } from './commands/semaphore.js';
 import { registerSignal } from './commands/signal.js';
 import { registerWait } from './commands/wait.js';
 import { registerNodes } from './commands/nodes.js';
+import { registerAgent } from './commands/agent.js';
 import { registerRun } from './commands/run-job.js';
 import { registerJob, registerJobs } from './commands/jobs.js';
 import { registerTrigger } from './commands/trigger.js';
@@ -120,6 +121,7 @@ Every command has --help with an example. Reference: docs/cli.md`,
   registerWait(program, ctx);
   registerSignal(program, ctx);
   registerNodes(program, ctx);
+  registerAgent(program, ctx, packageVersion());
   registerPrimitives(program, ctx);
   registerRun(program, ctx);
   registerJobs(program, ctx);
