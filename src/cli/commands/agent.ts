@@ -203,9 +203,13 @@ Examples:
       const stop = () => void agent.stop();
       process.on('SIGTERM', stop);
       process.on('SIGINT', stop);
+      // The injected clock's timers do not keep the process alive (a backoff while the
+      // server is away would otherwise end it): this does, until the agent has stopped.
+      const alive = setInterval(() => undefined, 60_000);
       try {
         await agent.start();
       } finally {
+        clearInterval(alive);
         process.off('SIGTERM', stop);
         process.off('SIGINT', stop);
       }
