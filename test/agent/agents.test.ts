@@ -219,6 +219,14 @@ describe('muster agent, three real agents', () => {
     expect(job.state).toBe('complete');
   }, 60_000);
 
+  it('a bad allowlist stops the agent at start with a message naming the entry and field (exit 2)', async () => {
+    const bad = join(dir, 'bad-allowlist.json');
+    writeFileSync(bad, JSON.stringify({ deploy: { argv: ['deploy'], shell: 'bash -c' } }));
+    const result = await muster(['agent', '--server', server.url, '--allowlist', bad, '--state-dir', join(dir, 'x')]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/"deploy": unknown field "shell"/);
+  });
+
   it('SIGTERM: the agent stops and its node goes down at once', async () => {
     const agent = agents.get('web-1')!;
     const result = await agent.stop('SIGTERM');
