@@ -10,6 +10,7 @@
  */
 import type { Compare } from '../core/backend.js';
 import { sleep } from '../core/clock.js';
+import { InvalidArgumentError } from '../core/errors.js';
 import type { DutyContext } from '../server/duties/duty-runner.js';
 import { JobStore } from '../jobs/job-store.js';
 import type { NodeDirectory } from '../jobs/node-directory.js';
@@ -52,6 +53,7 @@ export class PlanRunner {
   /** Move every unfinished plan on by what can be done now. */
   async tick(): Promise<void> {
     const range = await this.context.backend.range({ key: PLANS_PREFIX, prefix: true });
+    let firstError: unknown = null;
     for (const kv of range.kvs) {
       if (this.context.signal.aborted) return;
       const record = decodeJson<PlanRecord>(kv.value);
@@ -59,9 +61,15 @@ export class PlanRunner {
         this.specs.delete(record.id);
         continue;
       }
-      const next = await this.advance(structuredClone(record));
-      if (JSON.stringify(next) !== new TextDecoder().decode(kv.value)) await this.save(record, next, kv.modRevision);
+      // One plan's failure (a store error) must not hold up the plans after it.
+      try {
+        const next = await this.advance(structuredClone(record));
+        if (JSON.stringify(next) !== new TextDecoder().decode(kv.value)) await this.save(record, next, kv.modRevision);
+      } catch (error) {
+        firstError ??= error;
+      }
     }
+    if (firstError !== null) throw firstError;
   }
 
   private get fence(): Compare {
@@ -112,7 +120,14 @@ export class PlanRunner {
 
   /** The plan after what can be done now (side effects: desired states, jobs). */
   async advance(plan: PlanRecord): Promise<PlanRecord> {
-    const spec = this.specOf(plan);
+    let spec: PlanSpec;
+    try {
+      spec = this.specOf(plan);
+    } catch (error) {
+      // Stored by a server whose checks were looser: it would be refused on every tick.
+      if (!(error instanceof InvalidArgumentError)) throw error;
+      return this.end(plan, 'failed', `the plan is not valid (any more): ${error.message}`);
+    }
     const now = this.now();
     if (plan.abortRequested) return this.end(plan, 'aborted', 'aborted on request');
     if (plan.pauseRequested && plan.state === 'running') {
@@ -171,10 +186,17 @@ export class PlanRunner {
       .sort();
     if (spec.desired) {
       const current = await this.fleet.getDesired(spec.group);
-      step.previousDesired = current
-        ? { state: current.state, version: current.version, params: current.params }
-        : null;
-      await this.fleet.setDesired(spec.group, spec.desired, `plan:${plan.id}`, this.fence);
+      const setBy = `plan:${plan.id}`;
+      if (current?.setBy === setBy && sameDesired(current, spec.desired)) {
+        // This step set it already, but the plan's record was not saved after (a
+        // restart, a failed write): what it replaced is the one before.
+        step.previousDesired = current.previous;
+      } else {
+        step.previousDesired = current
+          ? { state: current.state, version: current.version, params: current.params }
+          : null;
+        await this.fleet.setDesired(spec.group, spec.desired, setBy, this.fence);
+      }
       step.setDesired = true;
     }
     step.batches = batchesOf(up, spec.rolling).map((nodes) => ({ nodes, state: 'pending' }));
@@ -206,16 +228,25 @@ export class PlanRunner {
       this.failBatch(step, batch, `the group ${spec.group} does not exist (any more)`);
       return;
     }
-    const job = await this.jobs.create(
-      {
-        query: groupQuery,
-        only: batch.nodes,
-        command: spec.run.command,
-        args: [...spec.run.args],
-        timeout: spec.timeoutMs,
-      },
-      `plan:${plan.id}`,
-    );
+    let job;
+    try {
+      job = await this.jobs.create(
+        {
+          query: groupQuery,
+          only: batch.nodes,
+          command: spec.run.command,
+          args: [...spec.run.args],
+          timeout: spec.timeoutMs,
+        },
+        `plan:${plan.id}`,
+      );
+    } catch (error) {
+      // A job the jobs refuse (a plan stored before its checks were tightened) fails
+      // the batch; it would be refused again on every tick.
+      if (!(error instanceof InvalidArgumentError)) throw error;
+      this.failBatch(step, batch, `its job was refused: ${error.message}`);
+      return;
+    }
     batch.jobId = job.id;
   }
 
@@ -343,6 +374,15 @@ export class PlanRunner {
     plan.pauseRequested = false;
     return plan;
   }
+}
+
+/** Is `current` the desired state `wanted` (state, version and params)? */
+function sameDesired(current: DesiredValue, wanted: DesiredValue): boolean {
+  return (
+    current.state === wanted.state &&
+    current.version === wanted.version &&
+    JSON.stringify(current.params) === JSON.stringify(wanted.params)
+  );
 }
 
 function shift(iso: string, ms: number): string {

@@ -158,6 +158,30 @@ const MATRIX: Record<string, Row> = {
   'GET /v1/triggers': { path: fixed('/v1/triggers'), allowed: READERS },
   'GET /v1/triggers/{name}': { path: fixed('/v1/triggers/nothing'), allowed: READERS },
   'DELETE /v1/triggers/{name}': { path: fixed('/v1/triggers/nothing'), allowed: WRITERS },
+  // Groups, desired state and plans (docs/plans.md): a node reports under its own /nodes/<node>/.
+  'PUT /v1/groups/{group}': { path: fixed('/v1/groups/web'), body: () => ({ query: 'role:web' }), allowed: WRITERS },
+  'GET /v1/groups': { path: fixed('/v1/groups'), allowed: ALL },
+  'GET /v1/groups/{group}': { path: fixed('/v1/groups/nothing'), allowed: ALL },
+  'DELETE /v1/groups/{group}': { path: fixed('/v1/groups/nothing'), allowed: WRITERS },
+  'PUT /v1/desired/{group}': { path: fixed('/v1/desired/nothing'), body: () => ({ state: 'up' }), allowed: WRITERS },
+  'GET /v1/desired/{group}': { path: fixed('/v1/desired/nothing'), allowed: ALL },
+  'PUT /v1/state/{group}/{node}': {
+    path: fixed('/v1/state/nothing/web-3'),
+    body: () => ({ state: 'up' }),
+    allowed: ['admin', 'operator', 'node'],
+  },
+  'GET /v1/state/{group}': { path: fixed('/v1/state/nothing'), allowed: ALL },
+  'POST /v1/plans': {
+    path: fixed('/v1/plans'),
+    body: () => ({ source: 'name: p\nsteps:\n  - id: a\n    group: nothing\n    run: echo\n', dryRun: true }),
+    allowed: WRITERS,
+  },
+  'GET /v1/plans': { path: fixed('/v1/plans'), allowed: READERS },
+  'GET /v1/plans/{id}': { path: fixed('/v1/plans/0mhq3x1k2-4f9a0c'), allowed: READERS },
+  'POST /v1/plans/{id}/pause': { path: fixed('/v1/plans/0mhq3x1k2-4f9a0c/pause'), allowed: WRITERS },
+  'POST /v1/plans/{id}/resume': { path: fixed('/v1/plans/0mhq3x1k2-4f9a0c/resume'), allowed: WRITERS },
+  'DELETE /v1/plans/{id}': { path: fixed('/v1/plans/0mhq3x1k2-4f9a0c'), allowed: WRITERS },
+  'GET /v1/plans/{id}/events': { path: fixed('/v1/plans/0mhq3x1k2-4f9a0c/events'), allowed: READERS, stream: true },
 };
 
 beforeAll(async () => {

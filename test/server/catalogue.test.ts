@@ -208,6 +208,21 @@ describe('served documents', () => {
     'GET /v1/triggers',
     'GET /v1/triggers/{name}',
     'DELETE /v1/triggers/{name}',
+    'PUT /v1/groups/{group}',
+    'GET /v1/groups',
+    'GET /v1/groups/{group}',
+    'DELETE /v1/groups/{group}',
+    'PUT /v1/desired/{group}',
+    'GET /v1/desired/{group}',
+    'PUT /v1/state/{group}/{node}',
+    'GET /v1/state/{group}',
+    'POST /v1/plans',
+    'GET /v1/plans',
+    'GET /v1/plans/{id}',
+    'POST /v1/plans/{id}/pause',
+    'POST /v1/plans/{id}/resume',
+    'DELETE /v1/plans/{id}',
+    'GET /v1/plans/{id}/events',
   ];
   // The dashboard's files (docs/dashboard.md) are not API routes either.
   const hidden = ['GET /metrics', 'GET /openapi.json', 'GET /ui', 'GET /ui/', 'GET /ui/{*}'];
