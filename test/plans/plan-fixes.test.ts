@@ -106,3 +106,46 @@ describe('plan fixes', () => {
     expect(desired?.previous?.version).toBe('v41');
   });
 });
+
+describe('a node token and its group desired state', () => {
+  it('may read, wait on and watch /muster/desired/<group> (a recipe does), and write none of it', async () => {
+    const server = await MusterServer.start({
+      store: { kind: 'sqlite', dataDir: ':memory:' },
+      port: 0,
+      logger: false,
+      auth: { adminTokenFile: null },
+      nodeDirectory: new FakeDirectory(),
+      dutiesTtl: 3,
+    });
+    cleanup.push(() => server.stop());
+    const tokens = server.tokens!;
+    const admin = new MusterClient({ endpoints: server.url, token: (await tokens.create({ role: 'admin' })).token });
+    const nodeToken = (await tokens.create({ role: 'node', node: 'web-1' })).token;
+    const call = (method: string, path: string, body?: unknown) =>
+      fetch(server.url + path, {
+        method,
+        headers: {
+          authorization: `Bearer ${nodeToken}`,
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        },
+        ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
+      });
+    await admin.putGroup('web', 'role:web');
+    await admin.setDesired('web', { state: 'converged', version: 'v42' });
+    const get = await call('GET', '/v1/kv/muster/desired/web');
+    expect(get.status).toBe(200);
+    const wait = await call('GET', '/v1/wait/muster/desired/web?exists=true&timeout=1s');
+    expect(wait.status).toBe(200);
+    const stop = new AbortController();
+    const watch = await fetch(server.url + '/v1/watch/muster/desired/web', {
+      headers: { authorization: `Bearer ${nodeToken}` },
+      signal: stop.signal,
+    });
+    expect(watch.status).toBe(200);
+    stop.abort();
+    expect((await call('PUT', '/v1/kv/muster/desired/web', '{}')).status).toBe(403);
+    expect((await call('PUT', '/v1/desired/web', { state: 'x' })).status).toBe(403);
+    expect((await call('GET', '/v1/kv/muster/plans/x')).status).toBe(403);
+    expect((await call('GET', '/v1/kv/muster/groups/web')).status).toBe(403);
+  });
+});
