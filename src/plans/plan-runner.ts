@@ -195,15 +195,16 @@ export class PlanRunner {
         step.previousDesired = current
           ? { state: current.state, version: current.version, params: current.params }
           : null;
-        await this.fleet.setDesired(spec.group, spec.desired, setBy, this.fence);
+        // A rolling step releases its nodes batch by batch: until then they stay in the previous state.
+        const rollout = spec.rolling ? { plan: plan.id, step: spec.id, released: [] } : undefined;
+        await this.fleet.setDesired(spec.group, spec.desired, setBy, this.fence, rollout);
       }
       step.setDesired = true;
     }
     step.batches = batchesOf(up, spec.rolling).map((nodes) => ({ nodes, state: 'pending' }));
     step.state = 'running';
     if (step.batches.length === 0) {
-      step.state = 'complete';
-      step.finishedAt = this.iso();
+      await this.completeStep(plan, step, spec);
       step.reason = 'no node of the group was up';
       return;
     }
@@ -219,6 +220,7 @@ export class PlanRunner {
   ): Promise<void> {
     batch.state = 'running';
     batch.startedAt = this.iso();
+    if (spec.rolling && spec.desired) await this.fleet.updateRollout(spec.group, plan.id, batch.nodes, this.fence);
     if (!spec.run) {
       batch.state = 'converging';
       return;
@@ -254,8 +256,7 @@ export class PlanRunner {
     const now = this.now();
     const index = step.batches.findIndex((b) => b.state !== 'complete');
     if (index < 0) {
-      step.state = 'complete';
-      step.finishedAt = this.iso();
+      await this.completeStep(plan, step, spec);
       return;
     }
     const batch = step.batches[index] as BatchRecord;
@@ -320,8 +321,7 @@ export class PlanRunner {
       batch.finishedAt = this.iso();
       const next = step.batches[index + 1];
       if (!next) {
-        step.state = 'complete';
-        step.finishedAt = this.iso();
+        await this.completeStep(plan, step, spec);
       } else if ((spec.rolling?.pauseMs ?? 0) > 0) {
         step.state = 'waiting';
         step.nextAt = now + (spec.rolling?.pauseMs ?? 0);
@@ -329,6 +329,13 @@ export class PlanRunner {
         await this.startBatch(plan, step, spec, next);
       }
     }
+  }
+
+  /** The step is over: a rolling one's desired state now holds for every node (those that join later too). */
+  private async completeStep(plan: PlanRecord, step: StepRecord, spec: PlanStepSpec): Promise<void> {
+    if (spec.rolling && spec.desired) await this.fleet.updateRollout(spec.group, plan.id, null, this.fence);
+    step.state = 'complete';
+    step.finishedAt = this.iso();
   }
 
   private failBatch(step: StepRecord, batch: BatchRecord, reason: string): void {
