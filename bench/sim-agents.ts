@@ -58,6 +58,8 @@ export class SimAgent {
   private connected: Promise<void> | null = null;
   /** Largest number of commands it ran at once. */
   maxConcurrent = 0;
+  /** When the server took each report (performance.now()), by `<jobId>:<type>`. */
+  readonly acked = new Map<string, number>();
 
   constructor(private readonly options: SimAgentOptions) {
     this.name = options.name;
@@ -194,6 +196,7 @@ export class SimAgent {
     for (let attempt = 0; attempt < 30 && !this.stopped; attempt++) {
       try {
         const status = await this.post(`/v1/jobs/${jobId}/nodes/${encodeURIComponent(this.name)}/report`, payload);
+        if (status < 300) this.acked.set(`${jobId}:${body.type}`, performance.now());
         if (status < 500) return;
       } catch {
         // Retried below.

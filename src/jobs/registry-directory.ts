@@ -50,7 +50,13 @@ export function registryDirectory(
       return (await read()).filter(test);
     },
     async upNodes() {
-      return new Set((await read()).filter((n) => n.up).map((n) => n.name));
+      // Keys only: whether a node is up is whether one of its keys has a lease.
+      const range = await backend.range({ key: NODES_PREFIX, prefix: true, keysOnly: true });
+      const up = new Set<string>();
+      for (const kv of range.kvs) {
+        if (kv.lease !== null) up.add(kv.key.slice(NODES_PREFIX.length).split('/')[0] ?? '');
+      }
+      return up;
     },
   };
 }
@@ -81,4 +87,9 @@ export function simpleQuery(query: string): (node: DirectoryNode) => boolean {
     return (n: DirectoryNode) => n.attrs[field] !== undefined && glob.test(n.attrs[field] ?? '');
   });
   return (node) => tests.every((t) => t(node));
+}
+
+/** Check a query before a job or trigger is accepted (InvalidArgumentError naming the problem). */
+export function checkQuery(query: string): void {
+  simpleQuery(query);
 }

@@ -10,7 +10,7 @@
  */
 import type { Compare } from '../core/backend.js';
 import { sleep } from '../core/clock.js';
-import { InvalidArgumentError } from '../core/errors.js';
+import { InvalidArgumentError, MusterError } from '../core/errors.js';
 import type { DutyContext } from '../server/duties/duty-runner.js';
 import { JobStore } from '../jobs/job-store.js';
 import type { NodeDirectory } from '../jobs/node-directory.js';
@@ -53,7 +53,6 @@ export class PlanRunner {
   /** Move every unfinished plan on by what can be done now. */
   async tick(): Promise<void> {
     const range = await this.context.backend.range({ key: PLANS_PREFIX, prefix: true });
-    let firstError: unknown = null;
     for (const kv of range.kvs) {
       if (this.context.signal.aborted) return;
       const record = decodeJson<PlanRecord>(kv.value);
@@ -61,15 +60,16 @@ export class PlanRunner {
         this.specs.delete(record.id);
         continue;
       }
-      // One plan's failure (a store error) must not hold up the plans after it.
+      let next: PlanRecord;
       try {
-        const next = await this.advance(structuredClone(record));
-        if (JSON.stringify(next) !== new TextDecoder().decode(kv.value)) await this.save(record, next, kv.modRevision);
+        next = await this.advance(structuredClone(record));
       } catch (error) {
-        firstError ??= error;
+        // One plan the store refuses to move on (a bad group query, say) must not hold up the others.
+        if (!(error instanceof MusterError) || this.context.signal.aborted) throw error;
+        next = await this.end(structuredClone(record), 'failed', `the plan cannot go on: ${error.message}`);
       }
+      if (JSON.stringify(next) !== new TextDecoder().decode(kv.value)) await this.save(record, next, kv.modRevision);
     }
-    if (firstError !== null) throw firstError;
   }
 
   private get fence(): Compare {
@@ -230,26 +230,23 @@ export class PlanRunner {
       this.failBatch(step, batch, `the group ${spec.group} does not exist (any more)`);
       return;
     }
-    let job;
     try {
-      job = await this.jobs.create(
+      const job = await this.jobs.create(
         {
           query: groupQuery,
           only: batch.nodes,
           command: spec.run.command,
           args: [...spec.run.args],
-          timeout: spec.timeoutMs,
+          timeout: `${spec.timeoutMs}ms`,
         },
         `plan:${plan.id}`,
       );
+      batch.jobId = job.id;
     } catch (error) {
-      // A job the jobs refuse (a plan stored before its checks were tightened) fails
-      // the batch; it would be refused again on every tick.
-      if (!(error instanceof InvalidArgumentError)) throw error;
-      this.failBatch(step, batch, `its job was refused: ${error.message}`);
-      return;
+      // A job the server refuses (a timeout beyond its limit, say) fails the batch, visibly.
+      if (!(error instanceof MusterError)) throw error;
+      this.failBatch(step, batch, `its job could not start: ${error.message}`);
     }
-    batch.jobId = job.id;
   }
 
   private async advanceStep(plan: PlanRecord, step: StepRecord, spec: PlanStepSpec): Promise<void> {

@@ -206,8 +206,6 @@ describe('served documents', () => {
     'POST /v1/jobs/{id}/nodes/{node}/report',
     'POST /v1/triggers',
     'GET /v1/triggers',
-    'GET /v1/triggers/{name}',
-    'DELETE /v1/triggers/{name}',
     'PUT /v1/groups/{group}',
     'GET /v1/groups',
     'GET /v1/groups/{group}',
@@ -223,6 +221,8 @@ describe('served documents', () => {
     'POST /v1/plans/{id}/resume',
     'DELETE /v1/plans/{id}',
     'GET /v1/plans/{id}/events',
+    'GET /v1/triggers/{name}',
+    'DELETE /v1/triggers/{name}',
   ];
   // The dashboard's files (docs/dashboard.md) are not API routes either.
   const hidden = ['GET /metrics', 'GET /openapi.json', 'GET /ui', 'GET /ui/', 'GET /ui/{*}'];
