@@ -52,5 +52,6 @@ describe('muster desired get --node (CLI)', () => {
     expect(canary.stdout).toMatch(/^for web-1: converged v42$/m);
     const help = await muster(['desired', 'get', '--help']);
     expect(help.stdout).toMatch(/--node "\$\(hostname\)" --json/);
-  });
+    // Six CLI processes: slow on a loaded machine.
+  }, 90_000);
 });
