@@ -1,350 +1,180 @@
 /**
- * `muster agent`: the node's side of push jobs (docs/agent.md). A state machine:
+ * `muster agent`: one machine's end of muster (docs/agent.md). A state machine:
  *
- *   enrolling → connecting → registered → streaming → backoff → connecting …
- *                                  any state → stopping → stopped
+ *   ENROLLING  no node token yet: spend one use of an enrolment token on one
+ *              (POST /v1/enrol) and keep it in the state folder (0600);
+ *   CONNECTING grant a session lease and keep it alive, register the node
+ *              (tags, attributes, detected facts) bound to it;
+ *   STREAMING  hold the one outbound stream of assignments; run what the
+ *              allowlist allows, refuse the rest (`rejected`), stop what is aborted;
+ *   BACKOFF    the server went away or the session was lost: wait (exponential,
+ *              with jitter) and connect again, registering anew;
+ *   STOPPING   SIGTERM: take no new work, let running commands finish up to the
+ *              grace period, then stop them (SIGTERM, SIGKILL to their groups);
+ *   STOPPED.
  *
- * It enrols once (an enrolment token → a node token kept in the state folder,
- * 0600), keeps a session (a lease kept alive), registers the node on it, holds
- * one outbound assignment stream (resumed from the last revision seen), runs
- * allowlisted commands and reports on them (journalled until acknowledged). A
- * lost session or a broken stream leads to backoff (with jitter), then a new
- * session and a new registration.
+ * Reports are numbered per job (seq) and kept in a journal in the state folder
+ * until the server took them, so a report is never lost to a reconnect or an
+ * agent restart, and never counted twice (the server drops a seq it has).
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { cpus, hostname, networkInterfaces, platform, release } from 'node:os';
 import { join } from 'node:path';
-import type { Assignment, AssignmentEvent } from '../api/agent-protocol.js';
+import type { Assignment, AssignmentEvent, JobReport } from '../api/agent-protocol.js';
 import { MusterClient } from '../client/muster-client.js';
-import { Backoff } from '../core/backoff.js';
-import { sleep } from '../core/clock.js';
-import { MusterError } from '../core/errors.js';
-import type { Runtime } from '../core/runtime.js';
-import { systemRuntime } from '../core/runtime.js';
+import type { ClientTls } from '../client/tls-fetch.js';
 import { Session } from '../core/session.js';
 import type { Allowlist } from './allowlist.js';
-import { resolveAssignment } from './allowlist.js';
-import { execute } from './executor.js';
-import { Journal } from './journal.js';
-import type { PendingReport } from './journal.js';
+import { resolveCommand } from './allowlist.js';
+import { Execution } from './executor.js';
+import type { ReportBody } from './executor.js';
 
-export type AgentState = 'enrolling' | 'connecting' | 'registered' | 'streaming' | 'backoff' | 'stopping' | 'stopped';
+export type AgentState = 'ENROLLING' | 'CONNECTING' | 'STREAMING' | 'BACKOFF' | 'STOPPING' | 'STOPPED';
 
 export interface AgentOptions {
-  /** Server URLs (tried in order). */
-  readonly servers: readonly string[];
+  readonly server: string;
   readonly name: string;
   readonly tags: readonly string[];
   readonly attrs: Readonly<Record<string, string>>;
   readonly allowlist: Allowlist;
+  /** Where the node token and the journal are kept. */
   readonly stateDir: string;
-  /** A file holding an enrolment token, used once when the state folder has no node token. */
+  /** A file with an enrolment token, used once when there is no node token yet. */
   readonly enrolTokenFile?: string;
   /** A node token given directly (instead of enrolling). */
   readonly token?: string;
-  /** PEM of the CA that signed the server's certificate. */
-  readonly ca?: string;
-  /** The session's TTL, seconds. @default 10 */
-  readonly sessionTtlSeconds?: number;
-  /** On stop, how long a running command may go on before it is stopped. @default 30 s */
-  readonly stopGraceMs?: number;
-  readonly agentVersion?: string;
-  readonly runtime?: Runtime;
-  /** One line per state change and notable event. */
+  readonly tls?: ClientTls;
+  /** The session TTL, seconds: the node is down this long after the agent dies. @default 10 */
+  readonly ttlSeconds?: number;
+  /** On stop, how long running commands get to finish, ms. @default 30000 */
+  readonly graceMs?: number;
+  readonly version?: string;
   readonly log?: (line: string) => void;
 }
 
-interface SavedState {
-  lastRevision?: number;
-  /** Jobs already run (or refused) here: an assignment replayed for one is not run again. */
-  handled?: string[];
+interface JournalEntry {
+  /** The next seq to use. */
+  next: number;
+  /** Reports not yet taken by the server. */
+  unsent: JobReport[];
+  /** The command has ended (its exit or rejection is in `unsent` or was sent). */
+  ended: boolean;
 }
 
-const MAX_HANDLED = 1000;
+const NODE_TOKEN_FILE = 'node.token';
+const JOURNAL_FILE = 'journal.json';
 
 export class Agent {
-  private currentState: AgentState = 'connecting';
+  private stateValue: AgentState = 'ENROLLING';
+  private readonly running = new Map<string, Execution>();
+  private journal: Record<string, JournalEntry> = {};
   private readonly stopping = new AbortController();
-  private readonly runtime: Runtime;
-  private readonly journal: Journal;
-  private saved: SavedState;
-  private readonly handled: Set<string>;
-  private readonly running = new Map<string, AbortController>();
-  private readonly runs = new Set<Promise<void>>();
   private client: MusterClient | null = null;
-  private wakeSender: (() => void) | null = null;
-  private sender: Promise<void> | null = null;
-  private done: Promise<void> | null = null;
+  private session: Session | null = null;
+  private sending: Promise<void> = Promise.resolve();
+  private lastRevision: number | undefined;
+  private readonly listeners = new Set<(state: AgentState) => void>();
 
-  constructor(private readonly options: AgentOptions) {
-    this.runtime = options.runtime ?? systemRuntime;
-    mkdirSync(options.stateDir, { recursive: true, mode: 0o700 });
-    this.journal = new Journal(options.stateDir);
-    this.saved = this.readSaved();
-    this.handled = new Set([...(this.saved.handled ?? []), ...this.journal.jobs()]);
-  }
+  constructor(private readonly options: AgentOptions) {}
 
   get state(): AgentState {
-    return this.currentState;
+    return this.stateValue;
   }
 
-  /** Run until `stop()`. Rejects only when it cannot start at all (no token, enrolment refused). */
-  start(): Promise<void> {
-    this.done ??= this.run();
-    return this.done;
+  onState(listener: (state: AgentState) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
-  /**
-   * Stop taking work; let running commands finish for up to stopGraceMs, then
-   * stop them (SIGTERM, SIGKILL after their grace); send what is pending; end
-   * the session (the node goes down at once).
-   */
-  async stop(): Promise<void> {
-    if (!this.stopping.signal.aborted) {
-      this.setState('stopping');
-      this.stopping.abort(new Error('stopping'));
-    }
-    await this.done?.catch(() => undefined);
+  private moveTo(state: AgentState): void {
+    if (this.stateValue === state) return;
+    this.stateValue = state;
+    this.log(`state ${state}`);
+    for (const listener of this.listeners) listener(state);
   }
 
-  private setState(state: AgentState, detail = ''): void {
-    if (this.currentState === state && !detail) return;
-    this.currentState = state;
-    this.options.log?.(`agent ${this.options.name}: ${state}${detail ? ` (${detail})` : ''}`);
+  private log(line: string): void {
+    this.options.log?.(`muster agent ${this.options.name}: ${line}`);
   }
 
-  private async run(): Promise<void> {
+  /** Run until stop(): enrol if needed, then connect, stream, reconnect. */
+  async run(): Promise<void> {
+    mkdirSync(this.options.stateDir, { recursive: true, mode: 0o700 });
+    this.loadJournal();
     const token = await this.nodeToken();
     this.client = new MusterClient({
-      endpoints: [...this.options.servers],
+      endpoints: this.options.server,
       token,
-      runtime: this.runtime,
-      ...(this.options.ca ? { tls: { ca: this.options.ca } } : {}),
+      ...(this.options.tls ? { tls: this.options.tls } : {}),
     });
-    this.sender = this.sendReports(this.client);
-    const backoff = new Backoff(this.runtime, { initialMs: 250, maxMs: 10_000 });
+    let delay = 500;
     while (!this.stopping.signal.aborted) {
-      const broke = await this.connectOnce(this.client).then(
-        () => null,
-        (error: unknown) => error,
-      );
+      this.moveTo('CONNECTING');
+      try {
+        await this.connectAndStream();
+        delay = 500;
+      } catch (error) {
+        if (this.stopping.signal.aborted) break;
+        this.log(`connection: ${(error as Error).message}`);
+      }
       if (this.stopping.signal.aborted) break;
-      if (broke === null) backoff.reset();
-      const delay = backoff.next();
-      this.setState('backoff', `${broke instanceof Error ? broke.message : 'stream ended'}; again in ${delay} ms`);
-      await backoff.wait(this.stopping.signal, delay).catch(() => undefined);
+      this.moveTo('BACKOFF');
+      const wait = delay / 2 + Math.random() * (delay / 2);
+      delay = Math.min(delay * 2, 30_000);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, wait);
+        this.stopping.signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+      });
     }
     await this.finish();
   }
 
-  /** One connection: session, registration, stream, until something breaks. */
-  private async connectOnce(client: MusterClient): Promise<void> {
-    this.setState('connecting');
-    const connection = new AbortController();
-    const onStop = () => connection.abort(new Error('stopping'));
-    this.stopping.signal.addEventListener('abort', onStop, { once: true });
-    let session: Session | null = null;
-    try {
-      session = await Session.start(client, {
-        ttlSeconds: this.options.sessionTtlSeconds ?? 10,
-        clock: this.runtime.clock,
-        onLost: (reason) => connection.abort(reason),
-      });
-      await client.registerNode(
-        this.options.name,
-        { lease: session.leaseId, tags: [...this.options.tags], attrs: { ...this.options.attrs }, facts: this.facts() },
-        { signal: connection.signal },
-      );
-      this.setState('registered', `lease ${session.leaseId}`);
-      this.wakeSender?.();
-      const from = this.saved.lastRevision !== undefined ? this.saved.lastRevision + 1 : undefined;
-      this.setState('streaming');
-      for await (const event of client.assignments(this.options.name, {
-        signal: connection.signal,
-        ...(from !== undefined ? { from } : {}),
-      })) {
-        this.onAssignment(event);
-      }
-      if (connection.signal.aborted && !this.stopping.signal.aborted) {
-        throw connection.signal.reason instanceof Error ? connection.signal.reason : new Error('session lost');
-      }
-    } finally {
-      this.stopping.signal.removeEventListener('abort', onStop);
-      // While stopping, the session is kept until the running commands have ended (finish()).
-      if (session && !this.stopping.signal.aborted) await session.close().catch(() => undefined);
-      else if (session) this.closingSession = session;
-    }
+  /** Stop: no new work; running commands get the grace period, then are stopped. */
+  stop(): void {
+    if (this.stopping.signal.aborted) return;
+    this.moveTo('STOPPING');
+    this.stopping.abort();
   }
-
-  private closingSession: Session | null = null;
-
-  private onAssignment(event: AssignmentEvent): void {
-    const { assignment } = event;
-    this.saved.lastRevision = Math.max(this.saved.lastRevision ?? 0, event.revision);
-    if (assignment.state === 'abort') {
-      const run = this.running.get(assignment.jobId);
-      if (run) {
-        this.options.log?.(`job ${assignment.jobId}: abort`);
-        run.abort();
-      }
-      this.writeSaved();
-      return;
-    }
-    if (this.handled.has(assignment.jobId)) {
-      this.writeSaved();
-      return;
-    }
-    this.handled.add(assignment.jobId);
-    this.writeSaved();
-    const run = this.runJob(assignment).catch((error: unknown) => {
-      this.options.log?.(`job ${assignment.jobId}: ${(error as Error).message}`);
-    });
-    this.runs.add(run);
-    void run.finally(() => this.runs.delete(run));
-  }
-
-  private report(jobId: string, report: Parameters<Journal['add']>[1]): void {
-    this.journal.add(jobId, report);
-    this.wakeSender?.();
-  }
-
-  private async runJob(assignment: Assignment): Promise<void> {
-    const { jobId } = assignment;
-    const resolved = resolveAssignment(this.options.allowlist, assignment);
-    if (!resolved.ok) {
-      this.options.log?.(`job ${jobId}: rejected: ${resolved.reason}`);
-      this.report(jobId, { type: 'rejected', reason: resolved.reason });
-      return;
-    }
-    if (this.stopping.signal.aborted) {
-      this.report(jobId, { type: 'rejected', reason: 'the agent is stopping' });
-      return;
-    }
-    const abort = new AbortController();
-    this.running.set(jobId, abort);
-    this.options.log?.(`job ${jobId}: run ${JSON.stringify(resolved.argv)}`);
-    try {
-      const outcome = await execute({
-        command: resolved.command,
-        argv: resolved.argv,
-        timeoutMs: resolved.timeoutMs,
-        graceMs: assignment.graceMs,
-        abort: abort.signal,
-        onStarted: (pid) => this.report(jobId, { type: 'started', pid }),
-        onOutput: (stream, data) => {
-          const text = data.toString('utf8');
-          if (Buffer.from(text, 'utf8').equals(data)) this.report(jobId, { type: 'output', stream, data: text });
-          else this.report(jobId, { type: 'output', stream, data: data.toString('base64'), encoding: 'base64' });
-        },
-      });
-      if (outcome.error) {
-        this.report(jobId, { type: 'output', stream: 'stderr', data: outcome.error + '\n' });
-      }
-      this.report(jobId, {
-        type: 'exit',
-        exitCode: outcome.signal !== null ? null : outcome.exitCode,
-        signal: outcome.signal,
-        ...(outcome.reason ? { reason: outcome.reason } : {}),
-      });
-      this.options.log?.(
-        `job ${jobId}: exit ${outcome.exitCode ?? outcome.signal ?? '?'}${outcome.reason ? ` (${outcome.reason})` : ''}`,
-      );
-    } finally {
-      this.running.delete(jobId);
-    }
-  }
-
-  /** Send journalled reports in order, for as long as the agent runs (and until drained on stop). */
-  private async sendReports(client: MusterClient): Promise<void> {
-    const backoff = new Backoff(this.runtime, { initialMs: 200, maxMs: 5000 });
-    for (;;) {
-      const next: PendingReport | undefined = this.journal.pending[0];
-      if (!next) {
-        if (this.drained) return;
-        await new Promise<void>((resolve) => (this.wakeSender = resolve));
-        this.wakeSender = null;
-        continue;
-      }
-      try {
-        await client.reportJob(next.jobId, this.options.name, next.report, { timeoutMs: 10_000 });
-        backoff.reset();
-        this.journal.ack(next);
-        if (next.report.type === 'exit' || next.report.type === 'rejected') this.journal.forget(next.jobId);
-      } catch (error) {
-        if (
-          error instanceof MusterError &&
-          !error.retryable &&
-          error.code !== 'unavailable' &&
-          error.code !== 'closed'
-        ) {
-          // The server will never take it (the job was pruned, the node has no part in it): drop it.
-          this.options.log?.(`report ${next.jobId}#${next.report.seq} dropped: ${error.message}`);
-          this.journal.ack(next);
-          continue;
-        }
-        if (this.drained && this.giveUpSending) return;
-        await backoff.wait(undefined).catch(() => undefined);
-      }
-    }
-  }
-
-  private drained = false;
-  private giveUpSending = false;
 
   private async finish(): Promise<void> {
-    const grace = this.options.stopGraceMs ?? 30_000;
-    if (this.running.size > 0) {
-      this.options.log?.(`agent ${this.options.name}: waiting up to ${grace} ms for ${this.running.size} command(s)`);
-      const all = Promise.all([...this.runs]);
-      const timedOut = await Promise.race([all.then(() => false), sleep(this.runtime.clock, grace).then(() => true)]);
-      if (timedOut) for (const run of this.running.values()) run.abort();
-      await all;
-    }
-    // Send what is pending, for a few seconds at most.
-    this.drained = true;
-    this.wakeSender?.();
-    const sent = await Promise.race([
-      (this.sender ?? Promise.resolve()).then(() => true),
-      sleep(this.runtime.clock, 5000).then(() => false),
-    ]);
-    if (!sent) this.giveUpSending = true;
-    await this.closingSession?.close().catch(() => undefined);
-    this.setState('stopped');
+    this.moveTo('STOPPING');
+    const grace = this.options.graceMs ?? 30_000;
+    const all = Promise.all([...this.running.values()].map((e) => e.done));
+    const timer = setTimeout(() => {
+      for (const execution of this.running.values()) execution.stop('aborted');
+    }, grace);
+    await all;
+    clearTimeout(timer);
+    await this.flushReports(5_000);
+    await this.session?.close().catch(() => undefined);
+    this.moveTo('STOPPED');
   }
 
   private async nodeToken(): Promise<string> {
     if (this.options.token) return this.options.token;
-    const file = join(this.options.stateDir, 'node.token');
+    const file = join(this.options.stateDir, NODE_TOKEN_FILE);
     if (existsSync(file)) return readFileSync(file, 'utf8').trim();
-    this.setState('enrolling');
+    this.moveTo('ENROLLING');
     if (!this.options.enrolTokenFile) {
-      throw new Error(`no node token in ${file} and no --enrol-token-file to enrol with`);
+      throw new Error(
+        `no node token in ${file} and no enrolment token: give --enrol-token-file (muster token create --role enrol)`,
+      );
     }
     const enrolToken = readFileSync(this.options.enrolTokenFile, 'utf8').trim();
     const enroller = new MusterClient({
-      endpoints: [...this.options.servers],
+      endpoints: this.options.server,
       token: enrolToken,
-      runtime: this.runtime,
-      ...(this.options.ca ? { tls: { ca: this.options.ca } } : {}),
+      ...(this.options.tls ? { tls: this.options.tls } : {}),
     });
-    const backoff = new Backoff(this.runtime, { initialMs: 250, maxMs: 10_000 });
-    for (;;) {
-      try {
-        const { token } = await enroller.enrol(this.options.name, { description: `muster agent on ${hostname()}` });
-        writeFileSync(file + '.tmp', token + '\n', { mode: 0o600 });
-        renameSync(file + '.tmp', file);
-        this.options.log?.(`agent ${this.options.name}: enrolled; node token kept in ${file}`);
-        return token;
-      } catch (error) {
-        // A refusal (a spent or wrong enrolment token) will not change: stop with it.
-        if (error instanceof MusterError && error.code !== 'unavailable' && error.code !== 'closed') throw error;
-        if (this.stopping.signal.aborted) throw new Error('stopped before enrolling');
-        await backoff.wait(this.stopping.signal).catch(() => undefined);
-      }
-    }
+    const { token } = await enroller.enrol(this.options.name, { description: `muster agent on ${hostname()}` });
+    writeFileSync(`${file}.tmp`, token + '\n', { mode: 0o600 });
+    chmodSync(`${file}.tmp`, 0o600);
+    renameSync(`${file}.tmp`, file);
+    this.log(`enrolled; node token kept in ${file}`);
+    return token;
   }
 
-  /** What the agent detects about its machine (and the names of its allowlisted commands). */
+  /** The facts this agent detects about its machine. */
   facts(): Record<string, unknown> {
     const addresses = Object.values(networkInterfaces())
       .flat()
@@ -356,24 +186,145 @@ export class Agent {
       os: platform(),
       osRelease: release(),
       cpus: cpus().length,
-      agentVersion: this.options.agentVersion ?? 'unknown',
+      agentVersion: this.options.version ?? 'unknown',
       commands: [...this.options.allowlist.keys()],
     };
   }
 
-  private readSaved(): SavedState {
+  private async connectAndStream(): Promise<void> {
+    const client = this.client as MusterClient;
+    const lost = new AbortController();
+    const session = await Session.start(client, {
+      ttlSeconds: this.options.ttlSeconds ?? 10,
+      onLost: () => lost.abort(),
+    });
+    this.session = session;
     try {
-      return JSON.parse(readFileSync(join(this.options.stateDir, 'state.json'), 'utf8')) as SavedState;
-    } catch {
-      return {};
+      await client.registerNode(this.options.name, {
+        lease: session.leaseId,
+        tags: [...this.options.tags],
+        attrs: { ...this.options.attrs },
+        facts: this.facts(),
+      });
+      this.log(`registered (session ${session.leaseId})`);
+      this.moveTo('STREAMING');
+      void this.pump();
+      const signal = AbortSignal.any([lost.signal, this.stopping.signal]);
+      for await (const event of client.assignments(this.options.name, {
+        signal,
+        ...(this.lastRevision !== undefined ? { from: this.lastRevision + 1 } : {}),
+      })) {
+        this.lastRevision = event.revision;
+        this.handle(event);
+      }
+      if (lost.signal.aborted) throw new Error('the session was lost');
+    } finally {
+      if (this.stopping.signal.aborted || lost.signal.aborted) session.stop();
+      if (lost.signal.aborted) this.session = null;
     }
   }
 
-  private writeSaved(): void {
-    const handled = [...this.handled].slice(-MAX_HANDLED);
-    this.saved = { ...this.saved, handled };
-    const file = join(this.options.stateDir, 'state.json');
-    writeFileSync(file + '.tmp', JSON.stringify(this.saved), { mode: 0o600 });
-    renameSync(file + '.tmp', file);
+  private handle(event: AssignmentEvent): void {
+    const a: Assignment = event.assignment;
+    if (a.state === 'abort') {
+      this.running.get(a.jobId)?.stop('aborted');
+      return;
+    }
+    if (this.journal[a.jobId] || this.running.has(a.jobId)) return; // Seen already (a replay after a reconnect).
+    this.journal[a.jobId] = { next: 0, unsent: [], ended: false };
+    if (this.stopping.signal.aborted) return;
+    const resolved = resolveCommand(this.options.allowlist, a.command, a.args);
+    if (!resolved.ok) {
+      this.log(`job ${a.jobId}: rejected: ${resolved.reason}`);
+      this.enqueue(a.jobId, { type: 'rejected', reason: resolved.reason }, true);
+      return;
+    }
+    const timeoutMs = Math.min(a.timeoutMs, resolved.entry.timeoutMs ?? Number.MAX_SAFE_INTEGER);
+    const execution = new Execution(
+      a.jobId,
+      this.options.name,
+      resolved.entry,
+      resolved.argv,
+      timeoutMs,
+      a.graceMs,
+      (body) => this.enqueue(a.jobId, body, body.type === 'exit' || body.type === 'rejected'),
+    );
+    this.running.set(a.jobId, execution);
+    this.log(`job ${a.jobId}: ${resolved.argv.join(' ')}`);
+    execution.start();
+    void execution.done.then(() => this.running.delete(a.jobId));
+  }
+
+  private enqueue(jobId: string, body: ReportBody, ends: boolean): void {
+    const entry = (this.journal[jobId] ??= { next: 0, unsent: [], ended: false });
+    entry.unsent.push({ ...body, seq: entry.next } as JobReport);
+    entry.next++;
+    if (ends) entry.ended = true;
+    this.saveJournal();
+    void this.pump();
+  }
+
+  /** Send what is unsent, in order per job; what fails stays for the next try. */
+  private pump(): Promise<void> {
+    this.sending = this.sending.then(async () => {
+      const client = this.client;
+      if (!client) return;
+      for (const [jobId, entry] of Object.entries(this.journal)) {
+        while (entry.unsent.length > 0) {
+          const report = entry.unsent[0] as JobReport;
+          try {
+            await client.reportJob(jobId, this.options.name, report);
+          } catch (error) {
+            const code = (error as { code?: string }).code;
+            // The server will never take it (the job is gone, or it already ended the node's part).
+            if (code !== 'job_not_found' && code !== 'job_conflict' && code !== 'invalid_request') {
+              setTimeout(() => void this.pump(), 1000).unref();
+              return;
+            }
+          }
+          entry.unsent.shift();
+          this.saveJournal();
+        }
+        if (entry.ended && entry.unsent.length === 0 && !this.running.has(jobId)) {
+          // Kept as a tombstone so that a replayed assignment is not run twice.
+          entry.unsent = [];
+        }
+      }
+    });
+    return this.sending;
+  }
+
+  private async flushReports(timeoutMs: number): Promise<void> {
+    await Promise.race([this.pump(), new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+  }
+
+  private loadJournal(): void {
+    const file = join(this.options.stateDir, JOURNAL_FILE);
+    if (!existsSync(file)) return;
+    try {
+      this.journal = JSON.parse(readFileSync(file, 'utf8')) as Record<string, JournalEntry>;
+    } catch {
+      this.journal = {};
+    }
+    for (const [jobId, entry] of Object.entries(this.journal)) {
+      if (!entry.ended) {
+        // This agent died while the command ran: its process group was left behind, or died with it.
+        entry.unsent.push({ seq: entry.next, type: 'exit', exitCode: null, signal: null, reason: 'aborted' });
+        entry.next++;
+        entry.ended = true;
+        this.log(`job ${jobId}: was running when the agent stopped; reported as aborted`);
+      }
+    }
+  }
+
+  private saveJournal(): void {
+    const file = join(this.options.stateDir, JOURNAL_FILE);
+    // Keep the last 1000 jobs' tombstones.
+    const ids = Object.keys(this.journal);
+    for (const id of ids.slice(0, Math.max(0, ids.length - 1000))) {
+      if (this.journal[id]?.ended && this.journal[id]?.unsent.length === 0) delete this.journal[id];
+    }
+    writeFileSync(`${file}.tmp`, JSON.stringify(this.journal));
+    renameSync(`${file}.tmp`, file);
   }
 }

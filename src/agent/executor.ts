@@ -1,121 +1,139 @@
 /**
- * Runs one allowlisted command for a job: its argument vector spawned without a
- * shell, in a process group of its own (detached), output streamed in chunks of
- * at most 64 KiB; on abort or timeout, SIGTERM to the whole group, then SIGKILL
- * after the grace period. Resolves once the command has exited and its group is
- * gone.
+ * Runs one allowlisted command for one job: its own process group (so a stop
+ * reaches everything it started), output streamed in chunks, stopped with
+ * SIGTERM then SIGKILL after the grace period on abort, timeout or agent stop.
  */
 import { spawn } from 'node:child_process';
-import { constants } from 'node:os';
+import type { ChildProcess } from 'node:child_process';
+import { StringDecoder } from 'node:string_decoder';
+import type { JobReport } from '../api/agent-protocol.js';
 import type { AllowedCommand } from './allowlist.js';
 
-export const MAX_CHUNK_BYTES = 64 * 1024;
+/** A report without its seq (the agent numbers them). */
+export type ReportBody = JobReport extends infer R ? (R extends { seq: number } ? Omit<R, 'seq'> : never) : never;
 
-export interface ExecOptions {
-  readonly command: AllowedCommand;
-  readonly argv: readonly string[];
-  readonly timeoutMs: number;
-  readonly graceMs: number;
-  /** Aborting stops the command (SIGTERM to its group, SIGKILL after graceMs). */
-  readonly abort: AbortSignal;
-  onStarted(pid: number): void;
-  onOutput(stream: 'stdout' | 'stderr', data: Buffer): void;
-}
+/** Output is sent in chunks of at most this many bytes, at most this often. */
+const CHUNK_BYTES = 60 * 1024;
+const FLUSH_MS = 100;
 
-export interface ExecOutcome {
-  readonly exitCode: number | null;
-  readonly signal: string | null;
-  readonly reason?: 'timed_out' | 'aborted';
-  /** Set when the program could not be started (then exitCode is 127 or 126). */
-  readonly error?: string;
-}
+export class Execution {
+  private child: ChildProcess | null = null;
+  private stopReason: 'timed_out' | 'aborted' | null = null;
+  private killTimer: NodeJS.Timeout | null = null;
+  private timeoutTimer: NodeJS.Timeout | null = null;
+  /** Resolves when the command has exited and its exit was reported. */
+  readonly done: Promise<void>;
+  private resolveDone!: () => void;
 
-function signalGroup(pgid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pgid, signal);
-  } catch {
-    // ESRCH: nobody left in the group.
+  constructor(
+    readonly jobId: string,
+    private readonly node: string,
+    private readonly entry: AllowedCommand,
+    private readonly argv: readonly string[],
+    private readonly timeoutMs: number,
+    private readonly graceMs: number,
+    private readonly report: (body: ReportBody) => void,
+  ) {
+    this.done = new Promise((resolve) => (this.resolveDone = resolve));
   }
-}
 
-function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch {
-    return false;
+  get pid(): number | undefined {
+    return this.child?.pid;
   }
-}
 
-export function execute(options: ExecOptions): Promise<ExecOutcome> {
-  const { command, argv } = options;
-  return new Promise((resolve) => {
-    const child = spawn(argv[0]!, argv.slice(1), {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ...command.env },
-      detached: true,
-      ...(command.cwd ? { cwd: command.cwd } : {}),
-      ...(command.user ? { uid: command.user.uid, gid: command.user.gid } : {}),
-    });
-    const group = child.pid;
-    let reason: ExecOutcome['reason'];
-    let killTimer: NodeJS.Timeout | null = null;
-    const stop = (why: 'timed_out' | 'aborted') => {
-      if (group === undefined || reason !== undefined) return;
-      reason = why;
-      signalGroup(group, 'SIGTERM');
-      killTimer = setTimeout(() => signalGroup(group, 'SIGKILL'), options.graceMs);
-    };
-    const timer = setTimeout(() => stop('timed_out'), options.timeoutMs);
-    const onAbort = () => stop('aborted');
-    if (options.abort.aborted) onAbort();
-    else options.abort.addEventListener('abort', onAbort, { once: true });
-    if (group !== undefined) options.onStarted(group);
-    const chunked = (stream: 'stdout' | 'stderr') => (data: Buffer) => {
-      for (let at = 0; at < data.length; at += MAX_CHUNK_BYTES) {
-        options.onOutput(stream, data.subarray(at, at + MAX_CHUNK_BYTES));
-      }
-    };
-    child.stdout.on('data', chunked('stdout'));
-    child.stderr.on('data', chunked('stderr'));
-    let finished = false;
-    const finish = async (outcome: ExecOutcome) => {
-      if (finished) return;
-      finished = true;
-      clearTimeout(timer);
-      options.abort.removeEventListener('abort', onAbort);
-      // What the command started may outlive it: the rest of its group goes too.
-      if (group !== undefined && groupAlive(group)) {
-        signalGroup(group, 'SIGTERM');
-        if (!killTimer) killTimer = setTimeout(() => signalGroup(group, 'SIGKILL'), options.graceMs);
-        const until = Date.now() + options.graceMs + 5000;
-        while (groupAlive(group) && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
-      }
-      if (killTimer) clearTimeout(killTimer);
-      resolve(outcome);
-    };
-    child.on('error', (error: NodeJS.ErrnoException) => {
-      void finish({
-        exitCode: error.code === 'ENOENT' ? 127 : 126,
-        signal: null,
-        error: `cannot run ${argv[0]}: ${error.message}`,
+  start(): void {
+    const [program, ...args] = this.argv as [string, ...string[]];
+    let child: ChildProcess;
+    try {
+      child = spawn(program, args, {
+        cwd: this.entry.cwd ?? undefined,
+        env: { ...process.env, ...this.entry.env, MUSTER_JOB_ID: this.jobId, MUSTER_NODE: this.node },
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        ...(this.entry.user ? { uid: this.entry.user.uid, gid: this.entry.user.gid } : {}),
       });
+    } catch (error) {
+      this.report({ type: 'rejected', reason: `cannot start ${program}: ${(error as Error).message}` });
+      this.resolveDone();
+      return;
+    }
+    this.child = child;
+    let spawned = false;
+    child.once('spawn', () => {
+      spawned = true;
+      this.report({ type: 'started', pid: child.pid ?? 0 });
     });
-    // The command exited; what it started may hold its output open: stop the group.
-    child.on('exit', () => {
-      if (group !== undefined && groupAlive(group)) {
-        signalGroup(group, 'SIGTERM');
-        if (!killTimer) killTimer = setTimeout(() => signalGroup(group, 'SIGKILL'), options.graceMs);
+    const streams: [NodeJS.ReadableStream | null, 'stdout' | 'stderr'][] = [
+      [child.stdout, 'stdout'],
+      [child.stderr, 'stderr'],
+    ];
+    const pending: Record<'stdout' | 'stderr', string> = { stdout: '', stderr: '' };
+    const decoders = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8') };
+    let flushTimer: NodeJS.Timeout | null = null;
+    const flush = (): void => {
+      if (flushTimer) clearTimeout(flushTimer);
+      flushTimer = null;
+      for (const stream of ['stdout', 'stderr'] as const) {
+        let text = pending[stream];
+        pending[stream] = '';
+        while (text.length > 0) {
+          const piece = text.slice(0, CHUNK_BYTES / 4);
+          text = text.slice(piece.length);
+          this.report({ type: 'output', stream, data: piece });
+        }
       }
+    };
+    for (const [stream, name] of streams) {
+      stream?.on('data', (chunk: Buffer) => {
+        pending[name] += decoders[name].write(chunk);
+        if (pending[name].length >= CHUNK_BYTES / 4) flush();
+        else if (!flushTimer) flushTimer = setTimeout(flush, FLUSH_MS);
+      });
+    }
+    if (this.timeoutMs > 0) this.timeoutTimer = setTimeout(() => this.stop('timed_out'), this.timeoutMs);
+    child.once('error', (error) => {
+      if (spawned) return;
+      this.clearTimers();
+      this.report({ type: 'rejected', reason: `cannot start ${program}: ${error.message}` });
+      this.resolveDone();
     });
-    // 'close': the exit and the end of its output (the pipes), so no output is reported after the exit.
-    child.on('close', (code, signal) => {
-      void finish({
+    child.once('close', (code, signal) => {
+      if (!spawned) return;
+      this.clearTimers();
+      for (const name of ['stdout', 'stderr'] as const) pending[name] += decoders[name].end();
+      flush();
+      this.report({
+        type: 'exit',
         exitCode: code,
-        signal: signal ?? null,
-        ...(reason ? { reason } : {}),
-        ...(code === null && signal === null ? { exitCode: 128 + (constants.signals.SIGKILL ?? 9) } : {}),
+        signal,
+        ...(this.stopReason ? { reason: this.stopReason } : {}),
       });
+      this.resolveDone();
     });
-  });
+  }
+
+  /** SIGTERM to the whole process group, SIGKILL after the grace period. */
+  stop(reason: 'timed_out' | 'aborted'): void {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null || this.stopReason) return;
+    this.stopReason = reason;
+    this.signalGroup('SIGTERM');
+    this.killTimer = setTimeout(() => this.signalGroup('SIGKILL'), this.graceMs);
+  }
+
+  private signalGroup(signal: NodeJS.Signals): void {
+    const pid = this.child?.pid;
+    if (pid === undefined) return;
+    try {
+      process.kill(-pid, signal);
+    } catch {
+      // The group is gone already.
+    }
+  }
+
+  private clearTimers(): void {
+    if (this.timeoutTimer) clearTimeout(this.timeoutTimer);
+    // The SIGKILL stays armed for whatever the command left running in its group.
+    this.timeoutTimer = null;
+  }
 }

@@ -13,6 +13,8 @@ import { registerEnrol, registerToken } from './commands/token.js';
 import { registerAudit } from './commands/audit.js';
 import { registerDesired, registerGroup, registerPlan, registerState } from './commands/plans.js';
 import { registerPrimitives } from './commands/primitives.js';
+import { registerNodes } from './commands/nodes.js';
+import { registerAgent } from './commands/agent.js';
 import { registerTxn } from './commands/txn.js';
 import { registerWatch } from './commands/watch.js';
 import { registerBarrier } from './commands/barrier.js';
@@ -23,8 +25,6 @@ import { registerOnce } from './commands/once.js';
 import { registerSemaphore } from './commands/semaphore.js';
 import { registerSignal } from './commands/signal.js';
 import { registerWait } from './commands/wait.js';
-import { registerNodes } from './commands/nodes.js';
-import { registerAgent } from './commands/agent.js';
 import { registerRun } from './commands/run-job.js';
 import { registerJob, registerJobs } from './commands/jobs.js';
 import { registerTrigger } from './commands/trigger.js';
@@ -120,13 +120,13 @@ Every command has --help with an example. Reference: docs/cli.md`,
   registerBarrier(program, ctx);
   registerWait(program, ctx);
   registerSignal(program, ctx);
-  registerNodes(program, ctx);
-  registerAgent(program, ctx, packageVersion());
   registerPrimitives(program, ctx);
   registerRun(program, ctx);
   registerJobs(program, ctx);
   registerJob(program, ctx);
   registerTrigger(program, ctx);
+  registerNodes(program, ctx);
+  registerAgent(program, ctx, packageVersion);
   registerGroup(program, ctx);
   registerDesired(program, ctx);
   registerState(program, ctx);
@@ -135,7 +135,7 @@ Every command has --help with an example. Reference: docs/cli.md`,
 }
 
 /** The version in package.json, found from this file in src/ or dist/src/. */
-function packageVersion(): string {
+export function packageVersion(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 5; i++) {
     try {

@@ -13,7 +13,6 @@ import {
   SnapshotUnsupportedError,
   ForbiddenError,
   TokenNotFoundError,
-  NodeNotFoundError,
   LimitExceededError,
   UnauthenticatedError,
   TimeoutError,
@@ -80,8 +79,6 @@ export function errorFromWire(status: number, body: unknown, context: ErrorConte
       return new LimitExceededError(message, str('limit', ''), num('max', 0), num('retryAfterSeconds', 1));
     case 'token_not_found':
       return new TokenNotFoundError(str('id', context.subject ?? ''));
-    case 'node_not_found':
-      return new NodeNotFoundError(str('node', context.subject ?? ''));
     default:
       if (status === 503 || status >= 500) return new BackendUnavailableError(`${message} (HTTP ${status})`);
       // Every other 4xx (invalid_key, invalid_request, invalid_json, body_too_large, …)

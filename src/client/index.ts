@@ -40,7 +40,6 @@ export {
   ForbiddenError,
   TokenNotFoundError,
   LimitExceededError,
-  NodeNotFoundError,
 } from '../core/errors.js';
 export type { KeyValue, LeaseId, LeaseInfo, RangeResult, WatchEvent, CompareOp } from '../core/backend.js';
 export { parseEndpoints } from './endpoints.js';
@@ -61,7 +60,6 @@ export type {
   BlockingOptions,
   AcquireLockOptions,
 } from './coordination-types.js';
-export type { NodeInfo, NodeRegistration } from '../api/agent-protocol.js';
 export type {
   JobEvent,
   JobOutput,
@@ -74,3 +72,4 @@ export type {
   TriggerRequest,
 } from './job-types.js';
 export type { ActualState, Desired, DesiredSpec, Group, GroupStatus, PlanPreview, PlanRecord } from './plan-types.js';
+export type { NodeInfo, NodeRegistration } from '../api/agent-protocol.js';

@@ -1,4 +1,3 @@
-import type { NodeInfo, NodeRegistration } from '../api/agent-protocol.js';
 import type { KeyValue, LeaseId, LeaseInfo, RangeResult, SnapshotStream, WatchEvent } from '../core/backend.js';
 import { BackendUnavailableError, InvalidArgumentError } from '../core/errors.js';
 import { validateKey, validatePrefix } from '../core/key-path.js';
@@ -58,8 +57,17 @@ import { readSse } from './sse-reader.js';
 import { Backoff } from '../core/backoff.js';
 import type { Runtime } from '../core/runtime.js';
 import { systemRuntime } from '../core/runtime.js';
-import type { AssignmentEvent, JobReport } from '../api/agent-protocol.js';
-import type { ActualState, Desired, DesiredSpec, Group, GroupStatus, PlanPreview, PlanRecord } from './plan-types.js';
+import type { AssignmentEvent, JobReport, NodeInfo, NodeRegistration } from '../api/agent-protocol.js';
+import type {
+  ActualState,
+  Desired,
+  DesiredSpec,
+  DesiredValue,
+  Group,
+  GroupStatus,
+  PlanPreview,
+  PlanRecord,
+} from './plan-types.js';
 import type {
   JobEvent,
   JobOutput,
@@ -355,40 +363,6 @@ export class MusterClient {
   ): Promise<{ token: string; info: TokenInfo }> {
     const body = { node, ...(options.description !== undefined ? { description: options.description } : {}) };
     return this.postJson('/v1/enrol', body, options, node);
-  }
-
-  /**
-   * Register (or re-register) node `name` on `registration.lease` (a lease this
-   * token granted): the node is up while the lease lives. A node token registers
-   * only its own name. `muster agent` does this after every (re)connect.
-   */
-  async registerNode(name: string, registration: NodeRegistration, options: CallOptions = {}): Promise<NodeInfo> {
-    const response = await this.transport.send({
-      method: 'PUT',
-      path: `/v1/nodes/${seg(name)}`,
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(registration),
-      idempotent: true,
-      context: { subject: name },
-      ...callOptions(options),
-    });
-    return (await response.json()) as NodeInfo;
-  }
-
-  /** Registered nodes, those matching `query` when given (docs/queries.md; InvalidArgumentError `invalid_query`). */
-  async listNodes(query?: string, options: CallOptions = {}): Promise<NodeInfo[]> {
-    const path = '/v1/nodes' + queryString({ query: query === undefined || query.trim() === '' ? undefined : query });
-    return (await this.getJson<{ nodes: NodeInfo[] }>(path, options)).nodes;
-  }
-
-  /** One node. Throws NodeNotFoundError. */
-  async getNode(name: string, options: CallOptions = {}): Promise<NodeInfo> {
-    return this.getJson<NodeInfo>(`/v1/nodes/${seg(name)}`, options);
-  }
-
-  /** Forget a node (operator). Throws NodeNotFoundError. */
-  async removeNode(name: string, options: CallOptions = {}): Promise<void> {
-    await this.deleteJson(`/v1/nodes/${seg(name)}`, options);
   }
 
   /** Every token (never a secret). */
@@ -715,6 +689,28 @@ export class MusterClient {
     };
   }
 
+  // ---- nodes (issue 10) ----------------------------------------------------
+
+  /** Register a node (what `muster agent` does at every connect), up while `registration.lease` lives. */
+  async registerNode(name: string, registration: NodeRegistration, options: CallOptions = {}): Promise<NodeInfo> {
+    return this.sendJson<NodeInfo>('PUT', `/v1/nodes/${seg(name)}`, registration, options, name);
+  }
+
+  /** The registered nodes, or those `query` matches (docs/queries.md), by name. */
+  async listNodes(query?: string, options: CallOptions = {}): Promise<NodeInfo[]> {
+    return (await this.getJson<{ nodes: NodeInfo[] }>('/v1/nodes' + queryString({ query }), options)).nodes;
+  }
+
+  /** One node. Throws InvalidArgumentError-like node_not_found (404) when none is registered so. */
+  async getNode(name: string, options: CallOptions = {}): Promise<NodeInfo> {
+    return this.getJson<NodeInfo>(`/v1/nodes/${seg(name)}`, options);
+  }
+
+  /** Forget a node; false when there was none. Needs jobs:run. */
+  async removeNode(name: string, options: CallOptions = {}): Promise<boolean> {
+    return (await this.deleteJson<{ removed: boolean }>(`/v1/nodes/${seg(name)}`, options)).removed;
+  }
+
   // ---- groups, desired state and plans (issue 11) --------------------------
 
   /** Make or change a group: a named node query. Needs jobs:run. */
@@ -743,6 +739,16 @@ export class MusterClient {
   /** A group's desired state, or null when none was set. */
   async getDesired(group: string, options: CallOptions = {}): Promise<Desired | null> {
     return (await this.getJson<{ desired: Desired | null }>(`/v1/desired/${seg(group)}`, options)).desired;
+  }
+
+  /**
+   * What `node` is to be in now: its group's desired state, or the previous one
+   * while a plan's rolling step has not released the node yet (null: none). What a
+   * recipe converges to.
+   */
+  async effectiveDesired(group: string, node: string, options: CallOptions = {}): Promise<DesiredValue | null> {
+    const path = `/v1/desired/${seg(group)}?node=${encodeURIComponent(node)}`;
+    return (await this.getJson<{ effective?: DesiredValue | null }>(path, options)).effective ?? null;
   }
 
   /** A node reports its actual state in a group (a node token: for itself only). */

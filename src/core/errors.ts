@@ -230,11 +230,3 @@ export class LimitExceededError extends MusterError {
     super(message);
   }
 }
-
-/** No node is registered under this name (src/nodes/registry.ts). */
-export class NodeNotFoundError extends MusterError {
-  readonly code = 'node_not_found';
-  constructor(readonly node: string) {
-    super(`no node is registered as ${JSON.stringify(node)}`);
-  }
-}

@@ -1,322 +1,198 @@
 /**
- * The node query language (docs/queries.md): which nodes a listing or a job
- * targets. `role:web AND env:prod`, `tag:canary`, `name:web-*`, `OR`, `NOT`,
- * parentheses; globs (`*`, `?`) in values. `parseNodeQuery` turns text into an
- * AST or throws InvalidQueryError (`invalid_query`, 400) naming the position of
- * the error; `matchNode` decides whether one node matches.
+ * The node query language (docs/queries.md): which nodes a job, a group or
+ * `muster nodes` means.
  *
- * Grammar (keywords are case-insensitive; juxtaposition is AND):
+ *     role:web AND env:prod
+ *     tag:canary OR name:web-*
+ *     NOT status:down AND (role:db OR role:cache)
+ *     *
  *
- *     query   := or
- *     or      := and ( "OR" and )*
- *     and     := unary ( "AND"? unary )*
- *     unary   := "NOT" unary | "(" or ")" | term
- *     term    := FIELD ":" VALUE | "*"          ("*" alone: every node)
- *
- * FIELD: `tag`, `name`, `status` (up|down), `fact.<key>`, or any other word: an
- * attribute key. VALUE: a word up to white space or a parenthesis, or a quoted
- * "string" (backslash escapes); `*` and `?` are globs, `\*` a literal star.
+ * A term is FIELD:VALUE. `name` is the node's name, `tag` any of its tags,
+ * `status` up or down; any other field is an attribute (`--attr role=web`), and
+ * failing that a fact the agent reported (`os:linux`). Values may use `*` and `?`
+ * as wildcards and may be quoted ("a b"). AND binds tighter than OR; NOT tighter
+ * than both; parentheses group. Keywords are case-insensitive. A mistake names its
+ * position (1-based): `unexpected ")" at position 14`.
  */
 import { InvalidArgumentError } from '../core/errors.js';
-import type { NodeInfo } from '../api/agent-protocol.js';
 
 export type NodeQuery =
-  | { readonly type: 'and'; readonly left: NodeQuery; readonly right: NodeQuery }
-  | { readonly type: 'or'; readonly left: NodeQuery; readonly right: NodeQuery }
-  | { readonly type: 'not'; readonly operand: NodeQuery }
-  | {
-      readonly type: 'term';
-      /** `tag`, `name`, `status`, `attr` (an attribute) or `fact`. */
-      readonly field: 'tag' | 'name' | 'status' | 'attr' | 'fact';
-      /** The attribute or fact key (for `attr` and `fact`). */
-      readonly key?: string;
-      /** The value as written (after unquoting), globs and all. */
-      readonly value: string;
-      /** The value as a regular expression (anchored). */
-      readonly pattern: RegExp;
-    };
+  | { readonly kind: 'all' }
+  | { readonly kind: 'term'; readonly field: string; readonly pattern: RegExp; readonly text: string }
+  | { readonly kind: 'not'; readonly inner: NodeQuery }
+  | { readonly kind: 'and' | 'or'; readonly left: NodeQuery; readonly right: NodeQuery };
 
-/** A query that does not parse. `position` is 1-based, counted in characters. */
-export class InvalidQueryError extends InvalidArgumentError {
-  constructor(
-    message: string,
-    readonly position: number,
-    readonly query: string,
-  ) {
-    super(`invalid query at position ${position}: ${message}`, 'invalid_query');
-  }
+/** What a query looks at on a node. */
+export interface QueryableNode {
+  readonly name: string;
+  readonly up: boolean;
+  readonly tags: readonly string[];
+  readonly attrs: Readonly<Record<string, string>>;
+  readonly facts?: Readonly<Record<string, unknown>>;
 }
 
-/** The longest query accepted, in characters. */
 export const MAX_QUERY_LENGTH = 4096;
-const MAX_DEPTH = 64;
 
 type Token =
-  | { readonly kind: 'lparen' | 'rparen' | 'and' | 'or' | 'not' | 'end'; readonly at: number }
-  | {
-      readonly kind: 'term';
-      readonly at: number;
-      readonly field: string;
-      /** The value, with `literal[i]` true where a character was escaped or quoted-literal. */
-      readonly value: string;
-      readonly literal: readonly boolean[];
-    };
+  | { readonly type: 'word'; readonly text: string; readonly at: number; readonly quoted: boolean }
+  | { readonly type: '(' | ')' | ':'; readonly at: number }
+  | { readonly type: 'end'; readonly at: number };
 
-const FIELD = /^[A-Za-z0-9_][A-Za-z0-9_.\-/]*$/;
-const KEYWORDS: Record<string, 'and' | 'or' | 'not'> = { and: 'and', or: 'or', not: 'not' };
+function fail(query: string, message: string, at: number): never {
+  throw new InvalidArgumentError(
+    `invalid node query ${JSON.stringify(query)}: ${message} at position ${at + 1}`,
+    'invalid_query',
+  );
+}
 
-function tokenize(text: string): Token[] {
+function tokenize(query: string): Token[] {
   const tokens: Token[] = [];
   let i = 0;
-  const fail = (message: string, at: number): never => {
-    throw new InvalidQueryError(message, at + 1, text);
-  };
-  while (i < text.length) {
-    const c = text[i]!;
+  while (i < query.length) {
+    const c = query[i] as string;
     if (/\s/.test(c)) {
       i++;
-      continue;
-    }
-    if (c === '(' || c === ')') {
-      tokens.push({ kind: c === '(' ? 'lparen' : 'rparen', at: i });
+    } else if (c === '(' || c === ')' || c === ':') {
+      tokens.push({ type: c, at: i });
       i++;
-      continue;
-    }
-    if (c === '"') fail('a quoted value must follow a field and ":" (e.g. attr:"a b")', i);
-    // A word: up to white space, a parenthesis, or the first ':'.
-    const start = i;
-    while (i < text.length && !/[\s():"]/.test(text[i]!)) i++;
-    const word = text.slice(start, i);
-    if (text[i] !== ':') {
-      const keyword = KEYWORDS[word.toLowerCase()];
-      if (keyword && word.length > 0) {
-        tokens.push({ kind: keyword, at: start });
-        continue;
-      }
-      if (word === '*') {
-        // Every node: `*` alone is `name:*`.
-        tokens.push({ kind: 'term', at: start, field: 'name', value: '*', literal: [false] });
-        continue;
-      }
-      if (text[i] === '"') fail(`unexpected quote after ${JSON.stringify(word)}`, i);
-      fail(`expected field:value, got ${JSON.stringify(word)} (e.g. role:web, tag:canary, name:web-*)`, start);
-    }
-    if (word.length === 0) fail('a field name must come before ":"', start);
-    if (!FIELD.test(word)) fail(`invalid field name ${JSON.stringify(word)}`, start);
-    i++; // the ':'
-    let value = '';
-    const literal: boolean[] = [];
-    if (text[i] === '"') {
-      const open = i;
+    } else if (c === '"') {
+      const start = i;
+      let text = '';
       i++;
-      let closed = false;
-      while (i < text.length) {
-        const ch = text[i]!;
-        if (ch === '\\') {
-          if (i + 1 >= text.length) break;
-          value += text[i + 1]!;
-          literal.push(true);
-          i += 2;
-          continue;
-        }
-        if (ch === '"') {
-          closed = true;
-          i++;
-          break;
-        }
-        value += ch;
-        literal.push(false);
+      while (i < query.length && query[i] !== '"') {
+        if (query[i] === '\\' && i + 1 < query.length) i++;
+        text += query[i];
         i++;
       }
-      if (!closed) fail('unterminated quoted value', open);
-      if (i < text.length && !/[\s()]/.test(text[i]!)) fail('expected white space or ")" after a quoted value', i);
+      if (i >= query.length) fail(query, 'a quote is not closed', start);
+      i++;
+      tokens.push({ type: 'word', text, at: start, quoted: true });
     } else {
-      const valueStart = i;
-      while (i < text.length && !/[\s()"]/.test(text[i]!)) {
-        if (text[i] === '\\') {
-          if (i + 1 >= text.length) fail('a backslash must escape a character', i);
-          value += text[i + 1]!;
-          literal.push(true);
-          i += 2;
-          continue;
-        }
-        value += text[i]!;
-        literal.push(false);
-        i++;
-      }
-      if (text[i] === '"') fail('a quote may only start a value (e.g. attr:"a b")', i);
-      if (value.length === 0) fail(`a value must follow ${JSON.stringify(word + ':')} (use * for any)`, valueStart);
+      const start = i;
+      while (i < query.length && !/[\s():"]/.test(query[i] as string)) i++;
+      tokens.push({ type: 'word', text: query.slice(start, i), at: start, quoted: false });
     }
-    tokens.push({ kind: 'term', at: start, field: word, value, literal });
   }
-  tokens.push({ kind: 'end', at: text.length });
+  tokens.push({ type: 'end', at: query.length });
   return tokens;
 }
 
-function globPattern(value: string, literal: readonly boolean[]): RegExp {
-  let source = '';
-  for (let i = 0; i < value.length; i++) {
-    const c = value[i]!;
-    if (!literal[i] && c === '*') source += '[\\s\\S]*';
-    else if (!literal[i] && c === '?') source += '[\\s\\S]';
-    else source += c.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  }
-  return new RegExp(`^${source}$`, 'u');
-}
+const KEYWORDS = new Set(['AND', 'OR', 'NOT']);
+const FIELD = /^[A-Za-z_][A-Za-z0-9_.-]{0,127}$/;
 
-/** Parse a node query; throws InvalidQueryError (code `invalid_query`) with the position of the error. */
-export function parseNodeQuery(text: string): NodeQuery {
-  if (text.length > MAX_QUERY_LENGTH) {
-    throw new InvalidQueryError(`a query is at most ${MAX_QUERY_LENGTH} characters`, MAX_QUERY_LENGTH + 1, text);
-  }
-  const tokens = tokenize(text);
-  let index = 0;
-  const peek = (): Token => tokens[index]!;
-  const fail = (message: string, token: Token): never => {
-    throw new InvalidQueryError(message, token.at + 1, text);
-  };
-  const describe = (token: Token): string =>
-    token.kind === 'end'
-      ? 'the end of the query'
-      : token.kind === 'term'
-        ? JSON.stringify(`${token.field}:${token.value}`)
-        : token.kind === 'lparen'
-          ? '"("'
-          : token.kind === 'rparen'
-            ? '")"'
-            : token.kind.toUpperCase();
+/** Parse a query; InvalidArgumentError (invalid_query, 400) naming the position of a mistake. */
+export function parseNodeQuery(query: string): NodeQuery {
+  if (query.length > MAX_QUERY_LENGTH) fail(query.slice(0, 40) + '…', `longer than ${MAX_QUERY_LENGTH} characters`, 0);
+  const tokens = tokenize(query);
+  let pos = 0;
+  const peek = (): Token => tokens[pos] as Token;
+  const isKeyword = (t: Token, word: string): boolean =>
+    t.type === 'word' && !t.quoted && t.text.toUpperCase() === word;
+  const describe = (t: Token): string =>
+    t.type === 'end' ? 'the end of the query' : t.type === 'word' ? `"${t.text}"` : `"${t.type}"`;
 
-  const parseOr = (depth: number): NodeQuery => {
-    let left = parseAnd(depth);
-    while (peek().kind === 'or') {
-      index++;
-      left = { type: 'or', left, right: parseAnd(depth) };
+  const parseOr = (): NodeQuery => {
+    let left = parseAnd();
+    while (isKeyword(peek(), 'OR')) {
+      pos++;
+      left = { kind: 'or', left, right: parseAnd() };
     }
     return left;
   };
-  const parseAnd = (depth: number): NodeQuery => {
-    let left = parseUnary(depth);
-    for (;;) {
-      const next = peek();
-      if (next.kind === 'and') {
-        index++;
-        left = { type: 'and', left, right: parseUnary(depth) };
-      } else if (next.kind === 'term' || next.kind === 'not' || next.kind === 'lparen') {
-        left = { type: 'and', left, right: parseUnary(depth) };
-      } else return left;
+  const parseAnd = (): NodeQuery => {
+    let left = parseNot();
+    while (isKeyword(peek(), 'AND')) {
+      pos++;
+      left = { kind: 'and', left, right: parseNot() };
     }
+    return left;
   };
-  const parseUnary = (depth: number): NodeQuery => {
-    const token = peek();
-    if (depth > MAX_DEPTH) fail(`nested more than ${MAX_DEPTH} deep`, token);
-    if (token.kind === 'not') {
-      index++;
-      return { type: 'not', operand: parseUnary(depth + 1) };
+  const parseNot = (): NodeQuery => {
+    if (isKeyword(peek(), 'NOT')) {
+      pos++;
+      return { kind: 'not', inner: parseNot() };
     }
-    if (token.kind === 'lparen') {
-      index++;
-      const inner = parseOr(depth + 1);
+    return parsePrimary();
+  };
+  const parsePrimary = (): NodeQuery => {
+    const t = peek();
+    if (t.type === '(') {
+      pos++;
+      const inner = parseOr();
       const close = peek();
-      if (close.kind !== 'rparen') fail(`expected ")" to close the "(" at position ${token.at + 1}`, close);
-      index++;
+      if (close.type !== ')') fail(query, `expected ")" but found ${describe(close)}`, close.at);
+      pos++;
       return inner;
     }
-    if (token.kind === 'term') {
-      index++;
-      return term(token);
+    if (t.type !== 'word' || (!t.quoted && KEYWORDS.has(t.text.toUpperCase()))) {
+      fail(query, `expected a term such as role:web but found ${describe(t)}`, t.at);
     }
-    return fail(
-      token.kind === 'end' && index === 0
-        ? 'the query is empty (e.g. role:web AND env:prod)'
-        : `expected field:value, NOT or "(", got ${describe(token)}`,
-      token,
-    );
-  };
-  const term = (token: Extract<Token, { kind: 'term' }>): NodeQuery => {
-    const pattern = globPattern(token.value, token.literal);
-    const { field, value } = token;
-    const lower = field.toLowerCase();
-    if (lower === 'tag' || lower === 'name') return { type: 'term', field: lower, value, pattern };
-    if (lower === 'status') {
-      if (value !== 'up' && value !== 'down') fail(`status is up or down, not ${JSON.stringify(value)}`, token);
-      return { type: 'term', field: 'status', value, pattern };
+    pos++;
+    if (!t.quoted && t.text === '*' && peek().type !== ':') return { kind: 'all' };
+    const colon = peek();
+    if (colon.type !== ':') fail(query, `expected ":" after "${t.text}" (terms are FIELD:VALUE)`, colon.at);
+    if (!FIELD.test(t.text)) fail(query, `"${t.text}" is not a field name`, t.at);
+    pos++;
+    const value = peek();
+    if (value.type !== 'word' || value.text === '') fail(query, `expected a value after "${t.text}:"`, value.at);
+    pos++;
+    const field =
+      t.text.toLowerCase() === 'name' || t.text.toLowerCase() === 'tag' || t.text.toLowerCase() === 'status'
+        ? t.text.toLowerCase()
+        : t.text;
+    if (field === 'status' && !['up', 'down'].includes(value.text.toLowerCase())) {
+      fail(query, 'status is up or down', value.at);
     }
-    if (lower.startsWith('fact.')) {
-      const key = field.slice(5);
-      if (key.length === 0) fail('fact. must be followed by a fact name (e.g. fact.os:linux)', token);
-      return { type: 'term', field: 'fact', key, value, pattern };
-    }
-    if (lower.startsWith('attr.') && field.length > 5) {
-      return { type: 'term', field: 'attr', key: field.slice(5), value, pattern };
-    }
-    return { type: 'term', field: 'attr', key: field, value, pattern };
+    return { kind: 'term', field, pattern: globToRegExp(value.text), text: value.text };
   };
 
-  const ast = parseOr(0);
+  if (peek().type === 'end') fail(query, 'the query is empty (use * for every node)', 0);
+  const tree = parseOr();
   const rest = peek();
-  if (rest.kind !== 'end') {
-    fail(rest.kind === 'rparen' ? 'unbalanced ")"' : `unexpected ${describe(rest)}`, rest);
+  if (rest.type !== 'end') {
+    fail(query, `unexpected ${describe(rest)}${rest.type === 'word' ? ' (join terms with AND or OR)' : ''}`, rest.at);
   }
-  return ast;
+  return tree;
 }
 
-/** The subset of a node a query looks at. */
-export type QueryableNode = Pick<NodeInfo, 'name' | 'status' | 'tags' | 'attrs' | 'facts'>;
-
-function factText(value: unknown): string[] {
-  if (value === null || value === undefined) return [];
-  if (Array.isArray(value)) return value.flatMap(factText);
-  if (typeof value === 'object') return [JSON.stringify(value)];
-  return [String(value as string | number | boolean)];
+function globToRegExp(glob: string): RegExp {
+  const body = glob
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
+  return new RegExp(`^${body}$`);
 }
 
-/** Does `node` match the query? */
+/** Does the node match? */
 export function matchNode(query: NodeQuery, node: QueryableNode): boolean {
-  switch (query.type) {
+  switch (query.kind) {
+    case 'all':
+      return true;
+    case 'not':
+      return !matchNode(query.inner, node);
     case 'and':
       return matchNode(query.left, node) && matchNode(query.right, node);
     case 'or':
       return matchNode(query.left, node) || matchNode(query.right, node);
-    case 'not':
-      return !matchNode(query.operand, node);
-    case 'term':
-      switch (query.field) {
-        case 'name':
-          return query.pattern.test(node.name);
-        case 'status':
-          return node.status === query.value;
-        case 'tag':
-          return node.tags.some((tag) => query.pattern.test(tag));
-        case 'attr': {
-          const value = Object.prototype.hasOwnProperty.call(node.attrs, query.key!)
-            ? node.attrs[query.key!]
-            : undefined;
-          return value !== undefined && query.pattern.test(value);
-        }
-        case 'fact': {
-          const value = Object.prototype.hasOwnProperty.call(node.facts, query.key!)
-            ? node.facts[query.key!]
-            : undefined;
-          // A list fact (addresses) matches when one of its items does.
-          return factText(value).some((text) => query.pattern.test(text));
-        }
-      }
+    case 'term': {
+      const { field, pattern } = query;
+      if (field === 'name') return pattern.test(node.name);
+      if (field === 'tag') return node.tags.some((t) => pattern.test(t));
+      if (field === 'status') return pattern.test(node.up ? 'up' : 'down');
+      const attr = node.attrs[field];
+      if (attr !== undefined) return pattern.test(attr);
+      const fact = node.facts?.[field];
+      if (typeof fact === 'string' || typeof fact === 'number' || typeof fact === 'boolean')
+        return pattern.test(String(fact));
+      if (Array.isArray(fact))
+        return fact.some((f) => (typeof f === 'string' || typeof f === 'number') && pattern.test(String(f)));
+      return false;
+    }
   }
 }
 
-/** A query's text back, normalised (for logs and the CLI). */
-export function formatNodeQuery(query: NodeQuery): string {
-  switch (query.type) {
-    case 'and':
-      return `(${formatNodeQuery(query.left)} AND ${formatNodeQuery(query.right)})`;
-    case 'or':
-      return `(${formatNodeQuery(query.left)} OR ${formatNodeQuery(query.right)})`;
-    case 'not':
-      return `NOT ${formatNodeQuery(query.operand)}`;
-    case 'term': {
-      const field = query.field === 'attr' ? query.key! : query.field === 'fact' ? `fact.${query.key!}` : query.field;
-      const plain = /^[^\s()"\\]+$/.test(query.value);
-      return `${field}:${plain ? query.value : JSON.stringify(query.value)}`;
-    }
-  }
+/** A matcher for a query text (parsed once). */
+export function nodeMatcher(query: string): (node: QueryableNode) => boolean {
+  const parsed = parseNodeQuery(query);
+  return (node) => matchNode(parsed, node);
 }

@@ -1,257 +1,163 @@
 /**
- * The node registry, on the Backend interface (both stores alike).
+ * The node registry: which machines there are, what they are (tags, attributes,
+ * facts their agent detected), and whether they are up.
  *
- * - `/muster/nodes/<name>`: the node's record (tags, attrs, facts,
- *   registeredAt, lastSeen), JSON, written at each registration.
- * - `/muster/nodes/<name>/alive`: bound to the agent's session lease, so the
- *   node is `up` exactly while that lease lives; nothing is written per
- *   keepalive. A lease that ends (the agent died, its session expired) deletes
- *   the key, and the node reads `down`. (Any key of the node bound to a lease
- *   counts: the jobs bench's simulated agents bind the record itself.)
+ * - `/muster/nodes/<name>`: the node's record (JSON), kept when the node is down;
+ * - `/muster/nodes/<name>/alive`: bound to the agent's session lease, so the node
+ *   is down as soon as the session dies (expiry, revocation) and nothing is
+ *   written per keepalive.
  *
- * `watchNodeLiveness` follows the liveness keys, for the jobs scheduler
- * ("node went down").
+ * An agent registers again after every reconnect; that refreshes its record and
+ * binds the alive key to its new lease.
  */
-import type { Backend, KeyValue, LeaseId, Watch } from '../core/backend.js';
+import type { Backend, LeaseId } from '../core/backend.js';
+import type { ErrorCode } from '../core/error-catalogue.js';
+import { MusterError } from '../core/errors.js';
 import type { Clock } from '../core/clock.js';
-import { InvalidArgumentError, NodeNotFoundError } from '../core/errors.js';
 import { validateName } from '../core/key-path.js';
 import type { NodeInfo, NodeRegistration } from '../api/agent-protocol.js';
-import type { NodeQuery } from './query.js';
-import { matchNode, parseNodeQuery } from './query.js';
+import { nodeMatcher } from './query.js';
 
 export const NODES_PREFIX = '/muster/nodes/';
-const ALIVE = '/alive';
+export const nodeKeys = {
+  record: (name: string) => `${NODES_PREFIX}${name}`,
+  alive: (name: string) => `${NODES_PREFIX}${name}/alive`,
+};
 
-export const nodeKey = (name: string): string => NODES_PREFIX + name;
-export const nodeLiveKey = (name: string): string => NODES_PREFIX + name + ALIVE;
-
-/** What the record key holds. */
+/** What is stored at `/muster/nodes/<name>`. */
 interface NodeRecord {
+  readonly name: string;
   readonly tags: string[];
   readonly attrs: Record<string, string>;
   readonly facts: Record<string, unknown>;
-  /** ms since the epoch. */
-  readonly registeredAt: number;
-  /** ms since the epoch: the last registration. */
-  readonly lastSeen: number;
+  readonly registeredAt: string;
+  /** The last registration, or when the node was last seen going down (the liveness duty). */
+  readonly lastSeen: string;
+}
+
+export class NodeNotFoundError extends MusterError {
+  readonly code: ErrorCode = 'node_not_found';
+  constructor(readonly node: string) {
+    super(`no node is registered as ${JSON.stringify(node)}`);
+  }
 }
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** A node name: 1-128 letters, digits, ".", "_" or "-", starting with a letter or digit (code `invalid_name`). */
-export function validateNodeName(name: string): string {
-  return validateName(name, 'node name');
-}
+export class NodeRegistry {
+  constructor(
+    private readonly backend: Backend,
+    private readonly clock: Clock,
+  ) {}
 
-function decodeRecord(kv: KeyValue): NodeRecord | null {
-  try {
-    const parsed = JSON.parse(decoder.decode(kv.value)) as Partial<NodeRecord>;
-    if (typeof parsed !== 'object' || parsed === null) return null;
-    return {
-      tags: Array.isArray(parsed.tags) ? parsed.tags.filter((t): t is string => typeof t === 'string') : [],
-      attrs: typeof parsed.attrs === 'object' && parsed.attrs !== null ? parsed.attrs : {},
-      facts: typeof parsed.facts === 'object' && parsed.facts !== null ? parsed.facts : {},
-      registeredAt: typeof parsed.registeredAt === 'number' ? parsed.registeredAt : 0,
-      lastSeen: typeof parsed.lastSeen === 'number' ? parsed.lastSeen : 0,
-    };
-  } catch {
-    return null;
+  private iso(): string {
+    return new Date(this.clock.now()).toISOString();
   }
-}
 
-function toInfo(name: string, record: NodeRecord, up: boolean, now: number): NodeInfo {
-  return {
-    name,
-    status: up ? 'up' : 'down',
-    tags: record.tags,
-    attrs: record.attrs,
-    facts: record.facts,
-    registeredAt: new Date(record.registeredAt).toISOString(),
-    lastSeen: new Date(up ? Math.max(now, record.lastSeen) : record.lastSeen).toISOString(),
-  };
-}
-
-function checkRegistration(registration: NodeRegistration): void {
-  const seen = new Set<string>();
-  for (const tag of registration.tags) {
-    if (/[\s()"]/.test(tag) || tag.length === 0) {
-      throw new InvalidArgumentError(
-        `invalid tag ${JSON.stringify(tag.slice(0, 80))}: no white space, parentheses or quotes`,
-        'invalid_request',
-      );
-    }
-    seen.add(tag);
-  }
-  for (const key of Object.keys(registration.attrs)) {
-    if (!/^[A-Za-z0-9_][A-Za-z0-9_.\-/]{0,127}$/.test(key) || ['tag', 'name', 'status'].includes(key.toLowerCase())) {
-      throw new InvalidArgumentError(
-        `invalid attribute name ${JSON.stringify(key.slice(0, 80))}: letters, digits, "_", ".", "-", "/", ` +
-          'starting with a letter, digit or "_", and not tag, name or status (they mean something else in a query)',
-        'invalid_request',
-      );
-    }
-  }
-}
-
-/**
- * Register (or re-register) `name`: write its record and bind its liveness key
- * to `registration.lease`. The first registration's time is kept. Throws
- * LeaseNotFoundError when the lease has ended.
- */
-export async function registerNode(
-  backend: Backend,
-  clock: Clock,
-  name: string,
-  registration: NodeRegistration,
-): Promise<NodeInfo> {
-  validateNodeName(name);
-  checkRegistration(registration);
-  const key = nodeKey(name);
-  for (;;) {
-    const existing = await backend.get(key);
-    const previous = existing ? decodeRecord(existing) : null;
-    const now = clock.now();
+  /** Register (or register again) a node whose agent holds `registration.lease`. */
+  async register(name: string, registration: NodeRegistration): Promise<NodeInfo> {
+    validateName(name);
+    const existing = await this.backend.get(nodeKeys.record(name));
+    const before = existing ? (JSON.parse(decoder.decode(existing.value)) as NodeRecord) : null;
+    const now = this.iso();
     const record: NodeRecord = {
+      name,
       tags: [...new Set(registration.tags)],
-      attrs: { ...registration.attrs },
-      facts: { ...registration.facts },
-      registeredAt: previous?.registeredAt || now,
+      attrs: registration.attrs,
+      facts: registration.facts,
+      registeredAt: before?.registeredAt ?? now,
       lastSeen: now,
     };
-    const result = await backend.txn({
-      compare: [{ key, target: 'modRevision', op: '=', value: existing?.modRevision ?? 0 }],
+    await this.backend.txn({
+      compare: [],
       success: [
-        { type: 'put', key, value: encoder.encode(JSON.stringify(record)) },
+        { type: 'put', key: nodeKeys.record(name), value: encoder.encode(JSON.stringify(record)) },
+        { type: 'put', key: nodeKeys.alive(name), value: encoder.encode(now), lease: registration.lease as LeaseId },
+      ],
+      failure: [],
+    });
+    return this.info(record, true);
+  }
+
+  /** Every registered node, or those `query` matches (docs/queries.md), by name. */
+  async list(query?: string): Promise<NodeInfo[]> {
+    const matches = query === undefined ? null : nodeMatcher(query);
+    const range = await this.backend.range({ key: NODES_PREFIX, prefix: true });
+    const records = new Map<string, NodeRecord>();
+    const alive = new Set<string>();
+    for (const kv of range.kvs) {
+      const rest = kv.key.slice(NODES_PREFIX.length);
+      const slash = rest.indexOf('/');
+      if (slash < 0) {
+        try {
+          records.set(rest, JSON.parse(decoder.decode(kv.value)) as NodeRecord);
+        } catch {
+          // Not a record this registry wrote: left out.
+        }
+      } else if (rest.slice(slash + 1) === 'alive' && kv.lease !== null) {
+        alive.add(rest.slice(0, slash));
+      }
+    }
+    const nodes: NodeInfo[] = [];
+    for (const [name, record] of records) {
+      const node = this.info(record, alive.has(name));
+      if (!matches || matches({ ...node, up: node.status === 'up' })) nodes.push(node);
+    }
+    return nodes.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async get(name: string): Promise<NodeInfo> {
+    validateName(name);
+    const range = await this.backend.range({ key: nodeKeys.record(name), prefix: true });
+    const recordKv = range.kvs.find((kv) => kv.key === nodeKeys.record(name));
+    if (!recordKv) throw new NodeNotFoundError(name);
+    const up = range.kvs.some((kv) => kv.key === nodeKeys.alive(name) && kv.lease !== null);
+    return this.info(JSON.parse(decoder.decode(recordKv.value)) as NodeRecord, up);
+  }
+
+  /** Forget a node (its agent registers it again if it is still running); false when there was none. */
+  async remove(name: string): Promise<boolean> {
+    validateName(name);
+    const result = await this.backend.txn({
+      compare: [],
+      success: [
+        { type: 'delete', key: nodeKeys.record(name) },
+        { type: 'delete', key: `${nodeKeys.record(name)}/`, prefix: true },
+      ],
+      failure: [],
+    });
+    const first = result.results[0];
+    return first?.type === 'delete' && first.deleted > 0;
+  }
+
+  /** Record that a node went down now (its alive key was deleted): its last-seen time. */
+  async markDown(name: string): Promise<void> {
+    const kv = await this.backend.get(nodeKeys.record(name));
+    if (!kv) return;
+    const record = JSON.parse(decoder.decode(kv.value)) as NodeRecord;
+    await this.backend.txn({
+      compare: [{ key: nodeKeys.record(name), target: 'modRevision', op: '=', value: kv.modRevision }],
+      success: [
         {
           type: 'put',
-          key: nodeLiveKey(name),
-          value: encoder.encode(JSON.stringify({ lease: registration.lease, since: now })),
-          lease: registration.lease,
+          key: nodeKeys.record(name),
+          value: encoder.encode(JSON.stringify({ ...record, lastSeen: this.iso() })),
         },
       ],
       failure: [],
     });
-    if (result.succeeded) return toInfo(name, record, true, now);
-    // Another registration of the same name won the race: try again on top of it.
   }
-}
 
-/** Every registered node (matching `query` when given: text or a parsed query), sorted by name. */
-export async function listNodes(backend: Backend, clock: Clock, query?: string | NodeQuery): Promise<NodeInfo[]> {
-  const ast = typeof query === 'string' ? (query.trim() === '' ? null : parseNodeQuery(query)) : (query ?? null);
-  const range = await backend.range({ key: NODES_PREFIX, prefix: true });
-  const records = new Map<string, NodeRecord>();
-  const up = new Set<string>();
-  for (const kv of range.kvs) {
-    const rest = kv.key.slice(NODES_PREFIX.length);
-    const slash = rest.indexOf('/');
-    const name = slash < 0 ? rest : rest.slice(0, slash);
-    if (kv.lease !== null) up.add(name);
-    if (slash < 0) {
-      const record = decodeRecord(kv);
-      if (record !== null) records.set(name, record);
-    }
+  private info(record: NodeRecord, up: boolean): NodeInfo {
+    return {
+      name: record.name,
+      status: up ? 'up' : 'down',
+      tags: record.tags,
+      attrs: record.attrs,
+      facts: record.facts,
+      registeredAt: record.registeredAt,
+      lastSeen: up ? this.iso() : record.lastSeen,
+    };
   }
-  const now = clock.now();
-  const nodes: NodeInfo[] = [];
-  for (const [name, record] of records) {
-    const info = toInfo(name, record, up.has(name), now);
-    if (ast === null || matchNode(ast, info)) nodes.push(info);
-  }
-  return nodes;
-}
-
-/** One node; NodeNotFoundError when none is registered under `name`. */
-export async function getNode(backend: Backend, clock: Clock, name: string): Promise<NodeInfo> {
-  validateNodeName(name);
-  const result = await backend.txn({
-    compare: [],
-    success: [
-      { type: 'get', key: nodeKey(name) },
-      { type: 'get', key: nodeKey(name) + '/', prefix: true, keysOnly: true },
-    ],
-    failure: [],
-  });
-  const [record, under] = result.results as unknown as [{ kvs: KeyValue[] }, { kvs: KeyValue[] }];
-  const kv = record.kvs[0];
-  const decoded = kv ? decodeRecord(kv) : null;
-  if (!kv || decoded === null) throw new NodeNotFoundError(name);
-  const up = kv.lease !== null || under.kvs.some((k) => k.lease !== null);
-  return toInfo(name, decoded, up, clock.now());
-}
-
-/** The lease the node is up on, or null when it is down. */
-export async function nodeLease(backend: Backend, name: string): Promise<LeaseId | null> {
-  const kv = await backend.get(nodeLiveKey(validateNodeName(name)));
-  return kv?.lease ?? (await backend.get(nodeKey(name)))?.lease ?? null;
-}
-
-/** Forget a node (its record and liveness); NodeNotFoundError when none is registered under `name`. */
-export async function removeNode(backend: Backend, name: string): Promise<void> {
-  validateNodeName(name);
-  const result = await backend.txn({
-    compare: [],
-    success: [
-      { type: 'delete', key: nodeKey(name) },
-      { type: 'delete', key: nodeKey(name) + '/', prefix: true },
-    ],
-    failure: [],
-  });
-  const deleted = result.results[0] as { deleted: number };
-  if (deleted.deleted === 0) throw new NodeNotFoundError(name);
-}
-
-/** A node going up (registered on a live lease) or down (its lease ended, or it was removed). */
-export interface NodeLivenessEvent {
-  readonly name: string;
-  readonly status: 'up' | 'down';
-  /** The store revision of the change. */
-  readonly revision: number;
-  /** The lease it is up on (status up). */
-  readonly lease?: LeaseId;
-}
-
-/** A running liveness watch: batches of changes, whole revisions each. */
-export interface NodeLivenessWatch extends AsyncIterable<NodeLivenessEvent[]> {
-  close(): void;
-}
-
-/**
- * Follow nodes going up and down, from `fromRevision` (absent: from now on).
- * Throws CompactedError (while iterating) when that revision is no longer
- * retained: read `listNodes` again and resume from its revision.
- */
-export function watchNodeLiveness(backend: Backend, options: { fromRevision?: number } = {}): NodeLivenessWatch {
-  const watch: Watch = backend.watch(NODES_PREFIX, {
-    prefix: true,
-    prevKv: true,
-    ...(options.fromRevision !== undefined ? { fromRevision: options.fromRevision } : {}),
-  });
-  return {
-    close: () => watch.close(),
-    async *[Symbol.asyncIterator]() {
-      for await (const batch of watch) {
-        const changes: NodeLivenessEvent[] = [];
-        for (const event of batch.events) {
-          const rest = event.kv.key.slice(NODES_PREFIX.length);
-          const alive = rest.endsWith(ALIVE) && rest.indexOf('/') === rest.length - ALIVE.length;
-          const record = !rest.includes('/');
-          if (!alive && !record) continue;
-          const name = alive ? rest.slice(0, -ALIVE.length) : rest;
-          if (event.type === 'put') {
-            // A record written without a lease says nothing about liveness.
-            if (event.kv.lease === null) continue;
-            changes.push({ name, status: 'up', revision: event.revision, lease: event.kv.lease });
-          } else {
-            // A record without a lease deleted (removeNode) goes with its alive key: one event.
-            if (record && event.prevKv && event.prevKv.lease === null) continue;
-            changes.push({ name, status: 'down', revision: event.revision });
-          }
-        }
-        if (changes.length > 0) yield changes;
-      }
-    },
-  };
 }

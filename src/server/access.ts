@@ -51,18 +51,7 @@ export type RouteAccess =
   | { readonly kind: 'capability'; readonly capability: Capability }
   | { readonly kind: 'admin' }
   /** Enrolment: an enrol token (or an admin) only. */
-  | { readonly kind: 'enrol' }
-  /**
-   * A node's registry entry (src/nodes/): a node token for its own name only;
-   * `register` also takes an admin or operator (with a lease of the caller's),
-   * `read` anyone who may read /muster/nodes/<name>, `remove` an admin or operator.
-   */
-  | {
-      readonly kind: 'node';
-      readonly action: 'register' | 'read' | 'remove';
-      readonly name: (request: FastifyRequest) => string;
-      readonly lease?: (request: FastifyRequest) => LeaseId | undefined;
-    };
+  | { readonly kind: 'enrol' };
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -103,11 +92,6 @@ export const access = {
   ): RouteAccess => ({ kind: 'primitive', mode, ...proof }),
   lease: (action: 'grant' | 'own' | 'list'): RouteAccess => ({ kind: 'lease', action }),
   capability: (capability: Capability): RouteAccess => ({ kind: 'capability', capability }),
-  node: (
-    action: 'register' | 'read' | 'remove',
-    name: (request: FastifyRequest) => string,
-    lease?: (request: FastifyRequest) => LeaseId | undefined,
-  ): RouteAccess => ({ kind: 'node', action, name, ...(lease ? { lease } : {}) }),
 };
 
 /** The principal of every request when auth is off (`--insecure-no-auth`, or a test app). */
@@ -247,7 +231,7 @@ export const accessControl = fp<AccessOptions>(
       const declared = request.routeOptions.config.access;
       if (!route || !declared || declared.kind === 'public') return;
       const params = (request.params ?? {}) as Record<string, string | undefined>;
-      const target = params['*'] !== undefined ? '/' + params['*'] : (params.name ?? params.id ?? params.node ?? '');
+      const target = params['*'] !== undefined ? '/' + params['*'] : (params.name ?? params.id ?? '');
       const tokenId = request.principal?.tokenId ?? 'none';
       const role = request.principal?.role ?? 'none';
       if (reply.statusCode === 401 || reply.statusCode === 403) {
@@ -343,29 +327,6 @@ function authorize(
         return undefined;
       }
       return ownLease(backend, who, (request.params as { id: string }).id);
-    }
-    case 'node': {
-      const name = declared.name(request);
-      const own = who.role === 'node' && policy.spec.node === name;
-      if (declared.action === 'read') {
-        if (own) return undefined;
-        const decision = policy.key(`/muster/nodes/${name}`, 'read');
-        if (!decision.allowed) deny(`read the node ${JSON.stringify(name)}`, decision.rule);
-        return undefined;
-      }
-      const operator = policy.isAdmin || who.role === 'operator';
-      if (declared.action === 'remove') {
-        if (!operator) deny(`remove the node ${JSON.stringify(name)}: it takes an operator`, policy.describe());
-        return undefined;
-      }
-      if (!own && !operator) {
-        deny(
-          `register the node ${JSON.stringify(name)}`,
-          who.role === 'node' ? `${policy.describe()} registers only itself` : policy.describe(),
-        );
-      }
-      const lease = declared.lease?.(request);
-      return lease && !policy.isAdmin ? ownLease(backend, who, lease) : undefined;
     }
   }
 }

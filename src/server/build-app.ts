@@ -25,7 +25,6 @@ import { txnRoutes } from './routes/txn.js';
 import { watchRoutes } from './routes/watch.js';
 import { access } from './access.js';
 import { noahRoutes } from '../noah/routes.js';
-import { nodeRoutes } from './routes/nodes.js';
 import { uiRoutes } from './routes/ui.js';
 import { primitiveListRoutes } from './routes/primitive-list.js';
 import { UiSessions } from './ui/ui-sessions.js';
@@ -33,6 +32,7 @@ import type { UiSessionSettings } from './ui/ui-sessions.js';
 import { defaultUiDir, loadUiAssets } from './ui/ui-assets.js';
 import { jobRoutes } from './routes/jobs.js';
 import { planRoutes } from './routes/plans.js';
+import { nodeRoutes } from './routes/nodes.js';
 import { registryDirectory } from '../jobs/registry-directory.js';
 import type { NodeDirectory } from '../jobs/node-directory.js';
 import { JobStore } from '../jobs/job-store.js';
@@ -198,7 +198,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     onBlockedCount: (d) => metrics.blockedRequests.inc(d),
   });
 
-  await app.register(nodeRoutes, { backend, clock });
   await app.register(primitiveListRoutes, { backend });
 
   // Noah's API (lusis/Noah) at the root: docs/noah.md. Encapsulated: its raw-body parser and
@@ -216,12 +215,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     }),
   });
   await app.register(triggerRoutes, { store: new TriggerStore(backend, clock) });
+  await app.register(nodeRoutes, { backend, clock });
   await app.register(planRoutes, {
     backend,
     clock,
     shutdown,
     runtime: deps.runtime ?? systemRuntime,
-    directory: deps.nodeDirectory ?? registryDirectory(backend),
+    directory: deps.nodeDirectory ?? registryDirectory(backend, clock),
   });
 
   app.get('/openapi.json', { schema: { hide: true }, config: { access: access.public } }, async () => app.swagger());

@@ -1,165 +1,109 @@
-/**
- * The node registry on a backend (run on SQLite and on etcd by
- * registry.sqlite.test.ts and registry.etcd.test.ts).
- */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { NodeRegistration } from '../../src/api/agent-protocol.js';
-import { systemClock } from '../../src/core/clock.js';
-import { InvalidArgumentError, LeaseNotFoundError, NodeNotFoundError } from '../../src/core/errors.js';
-import {
-  getNode,
-  listNodes,
-  nodeLease,
-  registerNode,
-  removeNode,
-  watchNodeLiveness,
-} from '../../src/nodes/registry.js';
-import type { NodeLivenessEvent } from '../../src/nodes/registry.js';
-import type { BackendHarness, MakeHarness } from '../conformance/harness.js';
-import { eventually, rejection } from '../conformance/harness.js';
+/** The registry through the HTTP API on a real server: registration, liveness, queries, node tokens. */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { BackendConfig } from '../../src/backends/create-backend.js';
+import { MusterClient } from '../../src/client/muster-client.js';
+import { MusterServer } from '../../src/server/muster-server.js';
+import { eventually } from '../conformance/harness.js';
 
-const reg = (lease: string, over: Partial<NodeRegistration> = {}): NodeRegistration => ({
-  lease,
-  tags: [],
-  attrs: {},
-  facts: {},
-  ...over,
-});
-
-export function describeRegistry(name: string, make: MakeHarness, options: { minLeaseTtl: number }): void {
-  describe(`node registry on ${name}`, () => {
-    let h: BackendHarness;
-    beforeEach(async () => {
-      h = await make();
-    });
+export function describeRegistry(name: string, makeStore: () => Promise<BackendConfig>): void {
+  describe(`node registry (${name})`, () => {
+    let server: MusterServer | null = null;
     afterEach(async () => {
-      await h.close();
+      await server?.stop();
+      server = null;
     });
 
-    it('registers, lists with a query, shows and removes nodes', async () => {
-      const { backend } = h;
-      const lease = (await backend.grantLease(60)).id;
-      await registerNode(
-        backend,
-        systemClock,
-        'web-1',
-        reg(lease, { tags: ['web'], attrs: { role: 'web', env: 'prod' } }),
-      );
-      await registerNode(
-        backend,
-        systemClock,
-        'web-2',
-        reg(lease, { tags: ['web', 'canary'], attrs: { role: 'web' } }),
-      );
-      const db = await registerNode(
-        backend,
-        systemClock,
-        'db-1',
-        reg(lease, { attrs: { role: 'db', env: 'prod' }, facts: { os: 'linux', cpus: 2 } }),
-      );
-      expect(db).toMatchObject({ name: 'db-1', status: 'up', facts: { os: 'linux', cpus: 2 } });
-      expect((await listNodes(backend, systemClock)).map((n) => n.name)).toEqual(['db-1', 'web-1', 'web-2']);
-      expect((await listNodes(backend, systemClock, 'env:prod')).map((n) => n.name)).toEqual(['db-1', 'web-1']);
-      expect((await listNodes(backend, systemClock, 'role:web AND NOT tag:canary')).map((n) => n.name)).toEqual([
-        'web-1',
-      ]);
-      expect((await listNodes(backend, systemClock, 'fact.os:linux')).map((n) => n.name)).toEqual(['db-1']);
-      await expect(listNodes(backend, systemClock, 'role:(')).rejects.toMatchObject({ code: 'invalid_query' });
-      expect(await getNode(backend, systemClock, 'web-2')).toMatchObject({
-        name: 'web-2',
-        status: 'up',
-        tags: ['web', 'canary'],
-        attrs: { role: 'web' },
+    async function start() {
+      server = await MusterServer.start({
+        store: await makeStore(),
+        port: 0,
+        logger: false,
+        auth: { adminTokenFile: null },
       });
-      expect(await nodeLease(backend, 'web-2')).toBe(lease);
-      await removeNode(backend, 'web-2');
-      await rejection(() => getNode(backend, systemClock, 'web-2'), NodeNotFoundError);
-      await rejection(() => removeNode(backend, 'web-2'), NodeNotFoundError);
-      expect((await listNodes(backend, systemClock)).map((n) => n.name)).toEqual(['db-1', 'web-1']);
+      const adminToken = server.adminOutcome?.kind === 'printed' ? server.adminOutcome.token : '';
+      const admin = new MusterClient({ endpoints: server.url, token: adminToken });
+      const nodeClient = async (node: string) =>
+        new MusterClient({ endpoints: server!.url, token: (await admin.createToken({ role: 'node', node })).token });
+      return { admin, nodeClient };
+    }
+
+    it('an agent registers its node with its lease: up while the lease lives, down (kept) after', async () => {
+      const { admin, nodeClient } = await start();
+      const web3 = await nodeClient('web-3');
+      const lease = await web3.grantLease(30);
+      const registered = await web3.registerNode('web-3', {
+        lease: lease.id,
+        tags: ['web', 'canary'],
+        attrs: { role: 'web', env: 'prod' },
+        facts: { os: 'linux', cpus: 2, commands: ['chef-client'] },
+      });
+      expect(registered).toMatchObject({ name: 'web-3', status: 'up', tags: ['web', 'canary'] });
+      const web4 = await nodeClient('web-4');
+      const lease4 = await web4.grantLease(30);
+      await web4.registerNode('web-4', {
+        lease: lease4.id,
+        tags: [],
+        attrs: { role: 'web', env: 'staging' },
+        facts: {},
+      });
+      expect((await admin.listNodes()).map((n) => `${n.name}:${n.status}`)).toEqual(['web-3:up', 'web-4:up']);
+      expect((await admin.listNodes('role:web AND env:prod')).map((n) => n.name)).toEqual(['web-3']);
+      expect((await admin.listNodes('os:linux')).map((n) => n.name)).toEqual(['web-3']);
+      await web3.revokeLease(lease.id);
+      const down = await admin.getNode('web-3');
+      expect(down.status).toBe('down');
+      expect(down.facts).toEqual({ os: 'linux', cpus: 2, commands: ['chef-client'] });
+      expect((await admin.listNodes('status:down')).map((n) => n.name)).toEqual(['web-3']);
+      // It comes back: registering again keeps when it was first registered.
+      const again = await web3.grantLease(30);
+      const back = await web3.registerNode('web-3', {
+        lease: again.id,
+        tags: ['web'],
+        attrs: { role: 'web' },
+        facts: {},
+      });
+      expect(back.status).toBe('up');
+      expect(back.registeredAt).toBe(registered.registeredAt);
     });
 
-    it('a node is down when its lease ends, keeps its record and first registration time, and comes back up', async () => {
-      const { backend } = h;
-      const ttl = options.minLeaseTtl;
-      const first = (await backend.grantLease(ttl)).id;
-      const registered = await registerNode(backend, systemClock, 'n1', reg(first, { tags: ['a'] }));
-      const live = watchNodeLiveness(backend, { fromRevision: (await backend.revision()) + 1 });
-      const seen: NodeLivenessEvent[] = [];
-      const reading = (async () => {
-        for await (const batch of live) seen.push(...batch);
-      })();
-      // No keepalive: the lease runs out.
-      await h.advance(ttl * 1000 + 500);
-      await eventually(async () => expect((await getNode(backend, systemClock, 'n1')).status).toBe('down'), 15_000);
-      expect(await nodeLease(backend, 'n1')).toBeNull();
-      const down = await getNode(backend, systemClock, 'n1');
-      expect(down.tags).toEqual(['a']);
-      expect(down.lastSeen).toBe(registered.lastSeen);
-      expect((await listNodes(backend, systemClock, 'status:down')).map((n) => n.name)).toEqual(['n1']);
-      await eventually(() => expect(seen.map((e) => [e.name, e.status])).toEqual([['n1', 'down']]));
-      const second = (await backend.grantLease(60)).id;
-      const again = await registerNode(backend, systemClock, 'n1', reg(second, { tags: ['b'] }));
-      expect(again.status).toBe('up');
-      expect(again.tags).toEqual(['b']);
-      expect(again.registeredAt).toBe(registered.registeredAt);
-      await eventually(() =>
-        expect(seen.map((e) => [e.name, e.status])).toEqual([
-          ['n1', 'down'],
-          ['n1', 'up'],
-        ]),
-      );
-      expect(seen[1]!.lease).toBe(second);
-      live.close();
-      await reading;
+    it('a node token registers, sees and lists only its own node', async () => {
+      const { admin, nodeClient } = await start();
+      const web3 = await nodeClient('web-3');
+      const lease = await web3.grantLease(30);
+      await expect(
+        web3.registerNode('web-4', { lease: lease.id, tags: [], attrs: {}, facts: {} }),
+      ).rejects.toMatchObject({ code: 'forbidden' });
+      // Nor with a lease it does not own.
+      const adminLease = await admin.grantLease(30);
+      await expect(
+        web3.registerNode('web-3', { lease: adminLease.id, tags: [], attrs: {}, facts: {} }),
+      ).rejects.toMatchObject({ code: 'forbidden' });
+      await web3.registerNode('web-3', { lease: lease.id, tags: [], attrs: {}, facts: {} });
+      const web4 = await nodeClient('web-4');
+      const lease4 = await web4.grantLease(30);
+      await web4.registerNode('web-4', { lease: lease4.id, tags: [], attrs: {}, facts: {} });
+      expect((await web3.listNodes()).map((n) => n.name)).toEqual(['web-3']);
+      await expect(web3.getNode('web-4')).rejects.toMatchObject({ code: 'node_not_found' });
+      await expect(web3.removeNode('web-4')).rejects.toMatchObject({ code: 'forbidden' });
+      expect(await admin.removeNode('web-4')).toBe(true);
+      expect((await admin.listNodes()).map((n) => n.name)).toEqual(['web-3']);
     });
 
-    it('re-registering on a new lease moves the node to it: the old lease ending leaves it up', async () => {
-      const { backend } = h;
-      const old = (await backend.grantLease(60)).id;
-      await registerNode(backend, systemClock, 'n2', reg(old));
-      const fresh = (await backend.grantLease(60)).id;
-      await registerNode(backend, systemClock, 'n2', reg(fresh));
-      await backend.revokeLease(old);
-      expect((await getNode(backend, systemClock, 'n2')).status).toBe('up');
-      await backend.revokeLease(fresh);
-      expect((await getNode(backend, systemClock, 'n2')).status).toBe('down');
-    });
-
-    it('refuses bad names, tags, attributes and dead leases, writing nothing', async () => {
-      const { backend } = h;
-      const lease = (await backend.grantLease(60)).id;
-      const before = await backend.revision();
-      for (const bad of ['', 'a/b', '../x', 'a b', 'x'.repeat(129), '-lead']) {
-        await rejection(() => registerNode(backend, systemClock, bad, reg(lease)), InvalidArgumentError);
-      }
-      await rejection(
-        () => registerNode(backend, systemClock, 'ok', reg(lease, { tags: ['a b'] })),
-        InvalidArgumentError,
-      );
-      await rejection(
-        () => registerNode(backend, systemClock, 'ok', reg(lease, { attrs: { tag: 'x' } })),
-        InvalidArgumentError,
-      );
-      await rejection(
-        () => registerNode(backend, systemClock, 'ok', reg(lease, { attrs: { 'a b': 'x' } })),
-        InvalidArgumentError,
-      );
-      await rejection(() => registerNode(backend, systemClock, 'ok', reg('7fffffff')), LeaseNotFoundError);
-      expect(await backend.revision()).toBe(before);
-      expect(await listNodes(backend, systemClock)).toEqual([]);
-    });
-
-    it('concurrent registrations of many nodes all land', async () => {
-      const { backend } = h;
-      const lease = (await backend.grantLease(60)).id;
-      await Promise.all(
-        Array.from({ length: 40 }, (_, i) =>
-          registerNode(backend, systemClock, `c-${i % 20}`, reg(lease, { attrs: { i: String(i) } })),
-        ),
-      );
-      const nodes = await listNodes(backend, systemClock);
-      expect(nodes).toHaveLength(20);
-      expect(nodes.every((n) => n.status === 'up')).toBe(true);
+    it('bad input is a 400 naming the problem and registers nothing', async () => {
+      const { admin } = await start();
+      const lease = await admin.grantLease(30);
+      await expect(admin.listNodes('role:web AND')).rejects.toMatchObject({ code: 'invalid_query' });
+      await expect(
+        admin.registerNode('web 1', { lease: lease.id, tags: [], attrs: {}, facts: {} }),
+      ).rejects.toMatchObject({ code: 'invalid_request' });
+      await expect(
+        admin.registerNode('web-1', { lease: 'zz', tags: [], attrs: {}, facts: {} } as never),
+      ).rejects.toMatchObject({ code: 'invalid_request' });
+      await expect(
+        admin.registerNode('web-1', { lease: 'ffffffff', tags: [], attrs: {}, facts: {} }),
+      ).rejects.toMatchObject({ code: 'lease_not_found' });
+      expect(await admin.listNodes()).toEqual([]);
+      await eventually(async () => expect(await admin.listNodes()).toEqual([]));
     });
   });
 }

@@ -1,17 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
-import { InvalidArgumentError as CommanderArgumentError } from 'commander';
 import { Agent } from '../../agent/agent.js';
-import { AllowlistError, loadAllowlist } from '../../agent/allowlist.js';
-import type { Allowlist } from '../../agent/allowlist.js';
-import { validateName } from '../../core/key-path.js';
+import { loadAllowlist } from '../../agent/allowlist.js';
+import { parseDuration } from '../../core/duration.js';
 import type { CliContext } from '../context.js';
-
-const DEFAULT_STATE_DIR = '/var/lib/muster-agent';
+import { UsageError } from '../exit-codes.js';
+import { untilInterrupted } from '../interrupt.js';
 
 interface AgentFlags {
-  server?: string[];
+  server?: string;
   name?: string;
   tag?: string[];
   attr?: string[];
@@ -19,199 +17,127 @@ interface AgentFlags {
   enrolTokenFile?: string;
   stateDir?: string;
   config?: string;
-  sessionTtl?: string;
-  stopGrace?: string;
+  ttl?: string;
+  grace?: string;
 }
 
-/** What a config file (`--config`, MUSTER_AGENT_CONFIG) may say; flags and the environment win. */
-interface AgentConfigFile {
-  server?: string | string[];
-  name?: string;
-  tags?: string[];
-  attrs?: Record<string, string>;
-  allowlist?: string;
-  enrolTokenFile?: string;
-  stateDir?: string;
-  ca?: string;
-  sessionTtl?: number;
-  stopGrace?: number;
-}
+const collect = (value: string, previous: string[] = []) => [...previous, value];
 
-const CONFIG_FIELDS = new Set([
-  'server',
-  'name',
-  'tags',
-  'attrs',
-  'allowlist',
-  'enrolTokenFile',
-  'stateDir',
-  'ca',
-  'sessionTtl',
-  'stopGrace',
-]);
-
-const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
-
-function usage(message: string): never {
-  throw new CommanderArgumentError(message);
-}
-
-function readConfig(file: string): AgentConfigFile {
-  let data: unknown;
-  try {
-    data = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (error) {
-    usage(`cannot read the agent config ${file}: ${(error as Error).message}`);
-  }
-  if (typeof data !== 'object' || data === null || Array.isArray(data)) usage(`${file}: expected a JSON object`);
-  for (const key of Object.keys(data)) {
-    if (!CONFIG_FIELDS.has(key))
-      usage(`${file}: unknown field ${JSON.stringify(key)} (${[...CONFIG_FIELDS].join(', ')})`);
-  }
-  return data as AgentConfigFile;
-}
-
-function parseAttrs(list: readonly string[]): Record<string, string> {
-  const attrs: Record<string, string> = {};
-  for (const item of list) {
-    const eq = item.indexOf('=');
-    if (eq <= 0) usage(`--attr takes KEY=VALUE, got ${JSON.stringify(item)}`);
-    attrs[item.slice(0, eq)] = item.slice(eq + 1);
-  }
-  return attrs;
-}
-
-const splitList = (text: string | undefined): string[] =>
-  text === undefined
-    ? []
-    : text
-        .split(',')
-        .map((s) => s.trim())
-        .filter((s) => s.length > 0);
-
-function seconds(text: string | number | undefined, what: string, fallback: number): number {
-  if (text === undefined || text === '') return fallback;
-  const n = Number(text);
-  if (!Number.isFinite(n) || n <= 0) usage(`${what} must be a number of seconds above 0, got ${JSON.stringify(text)}`);
-  return n;
-}
-
-/** `muster agent`: run this machine's node agent. */
-export function registerAgent(program: Command, ctx: CliContext, version: string): void {
+/** `muster agent`: run this machine's agent (docs/agent.md). */
+export function registerAgent(program: Command, ctx: CliContext, version: () => string): void {
   program
     .command('agent')
-    .description("run this node's agent: enrol, register, keep a session, run allowlisted commands for jobs")
-    .option('--server <url>', 'server URL (repeatable, or comma-separated); MUSTER_AGENT_SERVER', collect)
-    .option('--name <name>', 'the node name (default: the hostname); MUSTER_AGENT_NAME')
-    .option('--tag <tag>', 'a tag for queries such as tag:web (repeatable); MUSTER_AGENT_TAGS=a,b', collect)
-    .option(
-      '--attr <key=value>',
-      'an attribute for queries such as role:web (repeatable); MUSTER_AGENT_ATTRS=k=v,k2=v2',
-      collect,
-    )
-    .option('--allowlist <file>', 'the commands this node runs (JSON; docs/agent.md); MUSTER_AGENT_ALLOWLIST')
+    .description("run this node's agent: enrol once, register, keep a session, run allowlisted commands for jobs")
+    .option('--server <url>', 'the muster server; also MUSTER_AGENT_SERVER, --endpoint or MUSTER_ENDPOINT')
+    .option('--name <name>', "this node's name; also MUSTER_AGENT_NAME (default: the host name)")
+    .option('--tag <tag>', 'a tag (repeatable): tag:canary in queries', collect)
+    .option('--attr <k=v>', 'an attribute (repeatable): role:web in queries', collect)
+    .option('--allowlist <file>', 'the commands this node runs (JSON); also MUSTER_AGENT_ALLOWLIST')
     .option(
       '--enrol-token-file <file>',
-      'an enrolment token, used once to get the node token; MUSTER_AGENT_ENROL_TOKEN_FILE',
+      'an enrolment token (muster token create --role enrol), used once; also MUSTER_AGENT_ENROL_TOKEN_FILE',
     )
     .option(
       '--state-dir <dir>',
-      `where the node token and journal live (default ${DEFAULT_STATE_DIR}); MUSTER_AGENT_STATE_DIR`,
+      'where the node token and the report journal are kept; also MUSTER_AGENT_STATE_DIR (default /var/lib/muster-agent)',
     )
-    .option('--config <file>', 'a JSON file with any of these settings; MUSTER_AGENT_CONFIG')
     .option(
-      '--session-ttl <seconds>',
-      "the session's TTL: the node is down this long after the agent dies (default 10)",
+      '--config <file>',
+      'a JSON file with any of server, name, tags, attrs, allowlist, enrolTokenFile, stateDir, ttl, grace; also MUSTER_AGENT_CONFIG',
     )
-    .option('--stop-grace <seconds>', 'on SIGTERM, how long a running command may finish (default 30)')
+    .option('--ttl <duration>', 'session TTL: the node is down this long after the agent dies (default 10s)')
+    .option('--grace <duration>', 'on SIGTERM, how long running commands may go on (default 30s)')
     .addHelpText(
       'after',
       `
-The agent enrols once with the enrolment token (muster token create --role enrol) and
-keeps the node token it gets in --state-dir (0600). It registers the node with its
-tags, attributes and detected facts (hostname, addresses, os, cpus, agent version,
-the allowlisted command names), keeps a session alive, and holds one outbound stream
-of assignments: the node needs no inbound port. When the server goes away it
-reconnects with backoff and jitter and registers again. SIGTERM: no new work; a
-running command may finish for --stop-grace, then gets SIGTERM and SIGKILL.
-Settings: flags, then MUSTER_AGENT_* variables, then the --config file. --ca (the
-global option, or "ca" in the config file) verifies an https:// server.
+The agent holds one outbound connection to the server (the node needs no open
+port), reconnects with backoff when the server goes away, and registers again.
+Only the allowlist's commands run, as argument vectors (never a shell); anything
+else is reported as rejected. Flags win over the environment, which wins over
+the config file. State: ENROLLING, CONNECTING, STREAMING, BACKOFF, STOPPING.
 
-Allowlist (a command name to an argument vector, never a shell string):
+The allowlist:
   {"chef-client": {"argv": ["chef-client"]},
-   "restart-app": {"argv": ["systemctl", "restart", "app"], "timeout": "5m"},
+   "restart-app": {"argv": ["systemctl", "restart", "app"]},
    "run-recipe":  {"argv": ["chef-client", "-o"], "args": "^recipe\\\\[[a-z0-9_:]+\\\\]$"}}
-  Optional per command: cwd, env, timeout, user. Anything else is reported rejected.
+  with optional "cwd", "env", "timeout" ("30m") and "user" per command.
 
 Examples:
-  $ muster agent --server https://muster:4100 --name web-3 --tag web --tag prod \\
-      --attr role=web --allowlist /etc/muster/allowlist.json --enrol-token-file /etc/muster/enrol.token
-  $ MUSTER_AGENT_SERVER=http://127.0.0.1:4100 muster agent --state-dir ./agent-state --allowlist allow.json`,
+  $ muster token create --role enrol --uses 50 --ttl 1h > enrol.token
+  $ muster agent --server https://muster:4100 --name web-3 --tag web --attr role=web \\
+      --allowlist /etc/muster/allowlist.json --enrol-token-file enrol.token
+  $ muster nodes 'role:web'            # from anywhere: the node is up`,
     )
     .action(async (flags: AgentFlags, command: Command) => {
       const env = process.env;
       const configFile = flags.config ?? env.MUSTER_AGENT_CONFIG;
-      const config: AgentConfigFile = configFile ? readConfig(configFile) : {};
-      const servers = flags.server?.flatMap(splitList) ?? [];
-      if (servers.length === 0) servers.push(...splitList(env.MUSTER_AGENT_SERVER));
-      if (servers.length === 0 && config.server !== undefined) {
-        servers.push(...(Array.isArray(config.server) ? config.server : splitList(config.server)));
-      }
-      if (servers.length === 0) usage('--server is required (or MUSTER_AGENT_SERVER, or "server" in --config)');
-      const name = flags.name ?? env.MUSTER_AGENT_NAME ?? config.name ?? hostname().split('.')[0] ?? 'node';
-      try {
-        validateName(name, 'node name');
-      } catch (error) {
-        usage((error as Error).message);
-      }
-      const tags =
-        flags.tag ?? (env.MUSTER_AGENT_TAGS !== undefined ? splitList(env.MUSTER_AGENT_TAGS) : (config.tags ?? []));
-      const attrs = flags.attr
-        ? parseAttrs(flags.attr)
-        : env.MUSTER_AGENT_ATTRS !== undefined
-          ? parseAttrs(splitList(env.MUSTER_AGENT_ATTRS))
-          : (config.attrs ?? {});
-      const allowlistFile = flags.allowlist ?? env.MUSTER_AGENT_ALLOWLIST ?? config.allowlist;
-      let allowlist: Allowlist = new Map();
-      if (allowlistFile) {
+      let file: Record<string, unknown> = {};
+      if (configFile) {
         try {
-          allowlist = loadAllowlist(allowlistFile);
+          file = JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>;
         } catch (error) {
-          if (error instanceof AllowlistError) usage(error.message);
-          throw error;
+          throw new UsageError(`cannot read the agent config ${configFile}: ${(error as Error).message}`);
         }
-      } else {
-        ctx.warn('muster agent: no --allowlist: every command will be rejected');
       }
-      const caFile = command.optsWithGlobals<{ ca?: string }>().ca ?? env.MUSTER_AGENT_CA ?? config.ca;
-      const ca = caFile ? readFileSync(caFile, 'utf8') : undefined;
-      const enrolTokenFile = flags.enrolTokenFile ?? env.MUSTER_AGENT_ENROL_TOKEN_FILE ?? config.enrolTokenFile;
+      const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
+      const globals = command.optsWithGlobals() as { endpoint?: string; token?: string };
+      const server =
+        flags.server ??
+        str(env.MUSTER_AGENT_SERVER) ??
+        str(file.server) ??
+        globals.endpoint ??
+        str(env.MUSTER_ENDPOINT);
+      if (!server) throw new UsageError('give the server: --server https://muster:4100 (or MUSTER_AGENT_SERVER)');
+      const name = flags.name ?? str(env.MUSTER_AGENT_NAME) ?? str(file.name) ?? hostname().split('.')[0]!;
+      const allowlistFile = flags.allowlist ?? str(env.MUSTER_AGENT_ALLOWLIST) ?? str(file.allowlist);
+      if (!allowlistFile) throw new UsageError('give the allowlist: --allowlist /etc/muster/allowlist.json');
+      let allowlist;
+      try {
+        allowlist = loadAllowlist(allowlistFile);
+      } catch (error) {
+        throw new UsageError((error as Error).message);
+      }
+      const attrs: Record<string, string> = { ...((file.attrs as Record<string, string> | undefined) ?? {}) };
+      for (const a of flags.attr ?? []) {
+        const eq = a.indexOf('=');
+        if (eq <= 0) throw new UsageError(`--attr takes NAME=VALUE, got ${JSON.stringify(a)}`);
+        attrs[a.slice(0, eq)] = a.slice(eq + 1);
+      }
+      const duration = (value: unknown, what: string, fallback: number): number => {
+        if (value === undefined) return fallback;
+        try {
+          return parseDuration(value as string, what);
+        } catch (error) {
+          throw new UsageError((error as Error).message);
+        }
+      };
+      const ttlMs = duration(flags.ttl ?? file.ttl, 'ttl', 10_000);
+      if (ttlMs < 2000) throw new UsageError('--ttl must be at least 2s');
+      const stateDir =
+        flags.stateDir ?? str(env.MUSTER_AGENT_STATE_DIR) ?? str(file.stateDir) ?? '/var/lib/muster-agent';
+      const enrolTokenFile = flags.enrolTokenFile ?? str(env.MUSTER_AGENT_ENROL_TOKEN_FILE) ?? str(file.enrolTokenFile);
+      // Only a token given on purpose: MUSTER_TOKEN is the CLI user's, not this node's.
+      const token = globals.token;
       const agent = new Agent({
-        servers,
+        server,
         name,
-        tags,
+        tags: [...((file.tags as string[] | undefined) ?? []), ...(flags.tag ?? [])],
         attrs,
         allowlist,
-        stateDir: flags.stateDir ?? env.MUSTER_AGENT_STATE_DIR ?? config.stateDir ?? DEFAULT_STATE_DIR,
+        stateDir,
         ...(enrolTokenFile ? { enrolTokenFile } : {}),
-        ...(ca ? { ca } : {}),
-        sessionTtlSeconds: Math.ceil(seconds(flags.sessionTtl ?? config.sessionTtl, '--session-ttl', 10)),
-        stopGraceMs: seconds(flags.stopGrace ?? config.stopGrace, '--stop-grace', 30) * 1000,
-        agentVersion: version,
+        ...(token ? { token } : {}),
+        ttlSeconds: Math.ceil(ttlMs / 1000),
+        graceMs: duration(flags.grace ?? file.grace, 'grace', 30_000),
+        version: version(),
         log: (line) => ctx.warn(line),
       });
-      const stop = () => void agent.stop();
-      process.on('SIGTERM', stop);
-      process.on('SIGINT', stop);
-      // The injected clock's timers do not keep the process alive (a backoff while the
-      // server is away would otherwise end it): this does, until the agent has stopped.
-      const alive = setInterval(() => undefined, 60_000);
+      const interrupt = untilInterrupted();
+      interrupt.signal.addEventListener('abort', () => agent.stop(), { once: true });
       try {
-        await agent.start();
+        await agent.run();
       } finally {
-        clearInterval(alive);
-        process.off('SIGTERM', stop);
-        process.off('SIGINT', stop);
+        interrupt.dispose();
       }
     });
 }

@@ -1,70 +1,26 @@
 import type { Command } from 'commander';
-import { InvalidArgumentError as CommanderArgumentError } from 'commander';
 import type { NodeInfo } from '../../api/agent-protocol.js';
-import { MusterError } from '../../core/errors.js';
-import { validateName } from '../../core/key-path.js';
-import { parseNodeQuery } from '../../nodes/query.js';
 import type { CliContext } from '../context.js';
 import { formatTable } from '../format.js';
 
-function nodeNameArgument(text: string): string {
-  try {
-    return validateName(text, 'node name');
-  } catch (error) {
-    if (error instanceof MusterError) throw new CommanderArgumentError(error.message);
-    throw error;
-  }
-}
-
-/** A query checked before anything is sent: a usage error (exit 2) naming the position. */
-function queryArgument(text: string): string {
-  if (text.trim() === '') return text;
-  try {
-    parseNodeQuery(text);
-    return text;
-  } catch (error) {
-    if (error instanceof MusterError) throw new CommanderArgumentError(error.message);
-    throw error;
-  }
-}
-
-/** "now", "42s ago", "5m ago", "3h ago", "2d ago". */
-export function ago(iso: string, now = Date.now()): string {
-  const seconds = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
-  if (seconds < 5) return 'now';
-  if (seconds < 120) return `${seconds}s ago`;
-  if (seconds < 7200) return `${Math.round(seconds / 60)}m ago`;
-  if (seconds < 172_800) return `${Math.round(seconds / 3600)}h ago`;
-  return `${Math.round(seconds / 86_400)}d ago`;
-}
-
-function attrsText(attrs: Record<string, string>): string {
-  return Object.entries(attrs)
-    .map(([k, v]) => `${k}=${v}`)
-    .join(',');
-}
-
-/** `muster nodes [QUERY]`, `muster node show NAME`, `muster node rm NAME`. */
+/** `muster nodes [QUERY]` and `muster node show|rm NAME`. */
 export function registerNodes(program: Command, ctx: CliContext): void {
   program
     .command('nodes')
-    .description('list the registered nodes (those matching QUERY): status, last seen, tags, attributes')
-    .argument('[query]', 'a node query (docs/queries.md), e.g. "role:web AND env:prod"', queryArgument)
+    .description('list the registered nodes, or those a query matches, with their status')
+    .argument('[query]', "a node query (docs/queries.md), such as 'role:web AND env:prod'")
     .addHelpText(
       'after',
       `
-A node is up while its agent's session lives; down once the session has expired.
-The query language: FIELD:VALUE terms (tag:, name:, status:up|down, fact.<key>:,
-any other field is an attribute), AND / OR / NOT, parentheses, * and ? globs.
-A query that does not parse is refused with the position of the error (exit 2).
-
-With --json: {"nodes":[{"name","status","tags","attrs","facts","registeredAt","lastSeen"}]}.
+One line per node: NAME STATUS LAST-SEEN TAGS ATTRIBUTES. A node is up while its
+agent's session lives. The query language: FIELD:VALUE terms (name, tag, status,
+an attribute, or a fact), * and ? as wildcards, AND, OR, NOT, parentheses.
 
 Examples:
   $ muster nodes
   $ muster nodes 'role:web AND env:prod'
-  $ muster nodes 'tag:canary OR name:web-*'
-  $ muster nodes 'status:down' --json`,
+  $ muster nodes 'tag:canary OR name:web-*' --json
+  $ muster nodes 'NOT status:up'`,
     )
     .action(async (query: string | undefined, _options: unknown, command: Command) => {
       const nodes = await ctx.client(command).listNodes(query);
@@ -73,63 +29,64 @@ Examples:
         return;
       }
       if (nodes.length === 0) {
-        ctx.warn(query ? `no node matches ${query}` : 'no node is registered');
+        ctx.warn(
+          query === undefined ? 'no nodes registered: start muster agent on them (docs/agent.md)' : 'no node matches',
+        );
         return;
       }
-      const now = Date.now();
       ctx.print(
         formatTable([
-          ['NAME', 'STATUS', 'LAST SEEN', 'TAGS', 'ATTRS'],
+          ['NAME', 'STATUS', 'LAST SEEN', 'TAGS', 'ATTRIBUTES'],
           ...nodes.map((n) => [
             n.name,
             n.status,
-            ago(n.lastSeen, now),
+            n.status === 'up' ? 'now' : n.lastSeen,
             n.tags.join(',') || '-',
-            attrsText(n.attrs) || '-',
+            Object.entries(n.attrs)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(' ') || '-',
           ]),
         ]),
       );
+      const down = nodes.filter((n) => n.status === 'down').length;
+      ctx.warn(`${nodes.length} nodes: ${nodes.length - down} up, ${down} down`);
     });
 
   const node = program
     .command('node')
-    .description('show or remove one registered node')
-    .addHelpText('after', '\nExamples:\n  $ muster node show web-3\n  $ muster node rm web-3');
-
-  node
-    .command('show')
-    .description("a node's status, tags, attributes and detected facts")
-    .argument('<name>', 'the node name', nodeNameArgument)
+    .description('show one node, or forget it')
     .addHelpText(
       'after',
       `
-With --json: {"name","status","tags","attrs","facts","registeredAt","lastSeen"}.
-
-Example:
-  $ muster node show web-3`,
-    )
+Examples:
+  $ muster node show web-3
+  $ muster node rm web-3      # its agent, if still running, registers it again`,
+    );
+  node
+    .command('show')
+    .description("a node's status, tags, attributes and facts")
+    .argument('<name>', 'the node')
     .action(async (name: string, _options: unknown, command: Command) => {
-      const info: NodeInfo = await ctx.client(command).getNode(name);
-      if (ctx.json(command)) {
-        ctx.printJson(info);
-        return;
-      }
-      ctx.print(`node ${info.name}: ${info.status} (last seen ${ago(info.lastSeen)}, registered ${info.registeredAt})`);
-      ctx.print(`  tags:  ${info.tags.join(', ') || '-'}`);
-      ctx.print(`  attrs: ${attrsText(info.attrs) || '-'}`);
-      for (const [key, value] of Object.entries(info.facts)) {
-        ctx.print(`  fact ${key}: ${typeof value === 'string' ? value : JSON.stringify(value)}`);
-      }
+      const info = await ctx.client(command).getNode(name);
+      if (ctx.json(command)) ctx.printJson(info);
+      else printNode(ctx, info);
     });
-
   node
     .command('rm')
-    .description('forget a node (operator); a running agent registers it again when it reconnects')
-    .argument('<name>', 'the node name', nodeNameArgument)
-    .addHelpText('after', '\nExample:\n  $ muster node rm web-3')
+    .description('forget a node (needs jobs:run)')
+    .argument('<name>', 'the node')
     .action(async (name: string, _options: unknown, command: Command) => {
-      await ctx.client(command).removeNode(name);
-      if (ctx.json(command)) ctx.printJson({ removed: true });
-      else ctx.print(`removed node ${name}`);
+      const removed = await ctx.client(command).removeNode(name);
+      if (ctx.json(command)) ctx.printJson({ removed });
+      else ctx.print(removed ? `forgot node ${name}` : `no node ${name}`);
     });
+}
+
+function printNode(ctx: CliContext, n: NodeInfo): void {
+  ctx.print(`${n.name}: ${n.status}${n.status === 'down' ? ` (last seen ${n.lastSeen})` : ''}`);
+  ctx.print(`registered ${n.registeredAt}`);
+  ctx.print(`tags: ${n.tags.join(', ') || '-'}`);
+  for (const [k, v] of Object.entries(n.attrs)) ctx.print(`attr ${k}=${v}`);
+  for (const [k, v] of Object.entries(n.facts))
+    ctx.print(`fact ${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`);
 }

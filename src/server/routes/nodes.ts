@@ -1,78 +1,105 @@
+/**
+ * The node registry (issue 10): `PUT /v1/nodes/<name>` (an agent registers its
+ * node, bound to its session lease), `GET /v1/nodes?query=`, `GET /v1/nodes/<name>`,
+ * `DELETE /v1/nodes/<name>`. A node token acts for its own node only: registering
+ * writes under `/nodes/<name>/` in the policy's terms, which a node token may do
+ * for its own name and nowhere else; it sees only itself in the lists.
+ */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import { NodeInfo, NodeRegistration } from '../../api/agent-protocol.js';
 import type { Backend } from '../../core/backend.js';
 import type { Clock } from '../../core/clock.js';
-import { MAX_QUERY_LENGTH } from '../../nodes/query.js';
-import { NODES_PREFIX, getNode, listNodes, registerNode, removeNode } from '../../nodes/registry.js';
+import { NodeNotFoundError, NodeRegistry } from '../../nodes/registry.js';
+import type { Principal } from '../../security/token-registry.js';
 import { access } from '../access.js';
 
-const nodeParams = Type.Object(
-  { node: Type.String({ minLength: 1, maxLength: 128 }) },
-  { additionalProperties: false },
-);
-const nodeOf = (request: { params: unknown }): string => (request.params as { node?: string }).node ?? '';
+const nodeName = Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' });
+const nameParams = Type.Object({ node: nodeName }, { additionalProperties: false });
 
-/** The node registry (src/nodes/registry.ts): register, list (with a query), show, remove. */
+/** The node a node token speaks for, or null for any other token. */
+function ownNode(who: Principal): string | null {
+  return who.role === 'node' ? (who.policy.spec.node ?? '') : null;
+}
+
 export const nodeRoutes: FastifyPluginAsyncTypebox<{ backend: Backend; clock: Clock }> = async (
   app,
   { backend, clock },
 ) => {
+  const registry = new NodeRegistry(backend, clock);
+
   app.put(
     '/v1/nodes/:node',
     {
       config: {
-        access: access.node('register', nodeOf, (request) => (request.body as { lease?: string } | undefined)?.lease),
+        // Writing the node means writing under /nodes/<name>/: a node token for its own name,
+        // operators and admins for any; the lease must be the caller's own.
+        access: access.key('write', (request) => ({
+          key: `/nodes/${(request.params as { node: string }).node}/`,
+          prefix: true,
+          lease: (request.body as { lease?: string } | undefined)?.lease ?? null,
+        })),
       },
       schema: {
         summary:
-          'Register a node (again after every reconnect): it is up while `lease` lives. A node token registers only its own name',
-        params: nodeParams,
+          'Register a node (its agent does, at every connect): tags, attributes, facts, and the session lease it is up with',
+        params: nameParams,
         body: NodeRegistration,
         response: { 200: NodeInfo },
       },
     },
-    async (request) => registerNode(backend, clock, request.params.node, request.body),
+    async (request) => registry.register(request.params.node, request.body),
   );
 
   app.get(
     '/v1/nodes',
     {
-      config: { access: access.key('read', () => ({ key: NODES_PREFIX, prefix: true })) },
+      config: { access: access.keys(() => []) },
       schema: {
-        summary: 'Registered nodes with their status, optionally those matching a query (docs/queries.md)',
+        summary:
+          'The registered nodes, or those a query matches (docs/queries.md), with their status; a node token sees itself only',
         querystring: Type.Object(
-          { query: Type.Optional(Type.String({ maxLength: MAX_QUERY_LENGTH })) },
+          { query: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })) },
           { additionalProperties: false },
         ),
         response: { 200: Type.Object({ nodes: Type.Array(NodeInfo) }) },
       },
     },
-    async (request) => ({ nodes: await listNodes(backend, clock, request.query.query ?? '') }),
+    async (request) => {
+      const nodes = await registry.list(request.query.query);
+      const own = ownNode(request.principal);
+      return { nodes: own === null ? nodes : nodes.filter((n) => n.name === own) };
+    },
   );
 
   app.get(
     '/v1/nodes/:node',
     {
-      config: { access: access.node('read', nodeOf) },
-      schema: { summary: 'One node', params: nodeParams, response: { 200: NodeInfo } },
+      config: { access: access.keys(() => []) },
+      schema: {
+        summary: 'One node: status, last seen, tags, attributes, facts',
+        params: nameParams,
+        response: { 200: NodeInfo },
+      },
     },
-    async (request) => getNode(backend, clock, request.params.node),
+    async (request) => {
+      const own = ownNode(request.principal);
+      // Another node's token learns nothing of this one, not even that it exists.
+      if (own !== null && own !== request.params.node) throw new NodeNotFoundError(request.params.node);
+      return registry.get(request.params.node);
+    },
   );
 
   app.delete(
     '/v1/nodes/:node',
     {
-      config: { access: access.node('remove', nodeOf) },
+      config: { access: access.capability('jobs:run') },
       schema: {
-        summary: 'Forget a node (an operator); a running agent registers it again when it reconnects',
-        params: nodeParams,
+        summary: 'Forget a node (a running agent registers it again)',
+        params: nameParams,
         response: { 200: Type.Object({ removed: Type.Boolean() }) },
       },
     },
-    async (request) => {
-      await removeNode(backend, request.params.node);
-      return { removed: true };
-    },
+    async (request) => ({ removed: await registry.remove(request.params.node) }),
   );
 };
