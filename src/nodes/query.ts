@@ -179,9 +179,10 @@ export function matchNode(query: NodeQuery, node: QueryableNode): boolean {
       if (field === 'name') return pattern.test(node.name);
       if (field === 'tag') return node.tags.some((t) => pattern.test(t));
       if (field === 'status') return pattern.test(node.up ? 'up' : 'down');
-      const attr = node.attrs[field];
+      // Own properties only: `constructor:*` or `toString:*` must not find Object's members.
+      const attr = Object.hasOwn(node.attrs, field) ? node.attrs[field] : undefined;
       if (attr !== undefined) return pattern.test(attr);
-      const fact = node.facts?.[field];
+      const fact = node.facts && Object.hasOwn(node.facts, field) ? node.facts[field] : undefined;
       if (typeof fact === 'string' || typeof fact === 'number' || typeof fact === 'boolean')
         return pattern.test(String(fact));
       if (Array.isArray(fact))

@@ -73,3 +73,19 @@ describe('the node query language', () => {
     expect((error as Error).message).toMatch(message);
   });
 });
+
+describe('node query: field names that are members of Object', () => {
+  test.each(['constructor:*', 'toString:*', '__proto__:*', 'hasOwnProperty:*', 'valueOf:*'])(
+    '%s matches no node that lacks that attribute or fact',
+    (query) => {
+      const plain = { name: 'web-1', up: true, tags: ['web'], attrs: { role: 'web' }, facts: { os: 'linux' } };
+      expect(matchNode(parseNodeQuery(query), plain)).toBe(false);
+      expect(matchNode(parseNodeQuery(`NOT ${query}`), plain)).toBe(true);
+    },
+  );
+
+  test('an attribute really named constructor still matches', () => {
+    const odd = { name: 'x', up: true, tags: [], attrs: { constructor: 'yes' }, facts: {} };
+    expect(matchNode(parseNodeQuery('constructor:yes'), odd)).toBe(true);
+  });
+});
