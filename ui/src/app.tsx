@@ -8,13 +8,17 @@ import { Keys } from './pages/keys.js';
 import { Primitives } from './pages/primitives.js';
 import { Audit } from './pages/audit.js';
 import { Jobs } from './pages/jobs.js';
+import { Nodes } from './pages/nodes.js';
+import { Plans } from './pages/plans.js';
 import { Theme } from './theme.js';
 
 /** Pages in the navigation: hash route, label, the page. */
 const PAGES = [
   { id: 'overview', label: 'Overview', page: Overview },
+  { id: 'nodes', label: 'Nodes', page: Nodes },
   { id: 'keys', label: 'Keys', page: Keys },
   { id: 'jobs', label: 'Jobs', page: Jobs },
+  { id: 'plans', label: 'Plans', page: Plans },
   { id: 'primitives', label: 'Locks & elections', page: Primitives },
   { id: 'audit', label: 'Audit', page: Audit },
 ] as const;

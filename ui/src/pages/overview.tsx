@@ -14,6 +14,9 @@ export function Overview(_props: PageProps) {
   const health = useLoad((signal) => client.health({ signal }), []);
   const primitives = useLoad((signal) => client.listPrimitives(undefined, { signal }), []);
   const leases = useLoad((signal) => client.listLeases({ signal }), []);
+  const nodes = useLoad((signal) => client.listNodes(undefined, { signal }), []);
+  const jobs = useLoad((signal) => client.listJobs({ limit: 200 }, { signal }), []);
+  const plans = useLoad((signal) => client.listPlans({ limit: 100 }, { signal }), []);
   const leaders = useLoad(
     async (signal) => {
       const elections = (primitives.data?.primitives ?? []).filter((p) => p.kind === 'election');
@@ -26,6 +29,9 @@ export function Overview(_props: PageProps) {
   const refresh = useThrottled(() => {
     primitives.refresh();
     leases.refresh();
+    nodes.refresh();
+    jobs.refresh();
+    plans.refresh();
   }, 1000);
   const { status } = useWatch('/', (event) => {
     // The audit log's own batches are not changes anyone made (the Audit page shows them).
@@ -43,6 +49,19 @@ export function Overview(_props: PageProps) {
         <Card title="Server" error={health.error}>
           <strong class={body?.status === 'ok' ? 'ok' : 'bad'}>{body?.status ?? '…'}</strong>
           {body?.revision !== undefined && <span class="muted"> at revision {body.revision}</span>}
+        </Card>
+        <Card title="Nodes" error={nodes.error}>
+          <strong class="status-up">{nodes.data?.filter((n) => n.status === 'up').length ?? '…'}</strong> up ·{' '}
+          <strong class="status-down">{nodes.data?.filter((n) => n.status === 'down').length ?? '…'}</strong> down{' '}
+          <a href="#/nodes">see</a>
+        </Card>
+        <Card title="Jobs running" error={jobs.error}>
+          <strong>{jobs.data?.filter((j) => j.state === 'running' || j.state === 'voting').length ?? '…'}</strong>{' '}
+          <a href="#/jobs">see</a>
+        </Card>
+        <Card title="Plans in progress" error={plans.error}>
+          <strong>{plans.data?.filter((p) => p.state === 'running' || p.state === 'paused').length ?? '…'}</strong>{' '}
+          <a href="#/plans">see</a>
         </Card>
         <Card title="Sessions (leases)" error={leases.error}>
           <strong>{leases.data?.length ?? '…'}</strong>
