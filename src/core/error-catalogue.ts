@@ -118,6 +118,11 @@ export const errorCatalogue = {
     description: 'The store has no muster snapshot (etcd): back it up with `etcdctl snapshot save FILE`.',
   },
   internal: { status: 500, description: 'A bug: the server failed unexpectedly. The message is logged on the server.' },
+  invalid_scenario: {
+    status: 400,
+    description:
+      'A scenario file of muster simulate breaks the scenario format (or is not YAML/JSON); the message names the file and line.',
+  },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof errorCatalogue;
