@@ -82,3 +82,37 @@ export const JobReport = Type.Union([
   ),
 ]);
 export type JobReport = Static<typeof JobReport>;
+
+/**
+ * `PUT /v1/nodes/<node>`: an agent registers its node (again after every
+ * reconnect). The node is up while `lease` (granted by the same token) is
+ * alive; the registry writes nothing per keepalive.
+ */
+export const NodeRegistration = Type.Object(
+  {
+    lease: Type.String({ pattern: '^[0-9a-f]{1,16}$' }),
+    tags: Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { maxItems: 128 }),
+    attrs: Type.Record(Type.String({ minLength: 1, maxLength: 128 }), Type.String({ maxLength: 1024 })),
+    /** What the agent detected: hostname, addresses, os, cpus, agentVersion, … */
+    facts: Type.Record(Type.String({ minLength: 1, maxLength: 128 }), Type.Unknown()),
+  },
+  { additionalProperties: false },
+);
+export type NodeRegistration = Static<typeof NodeRegistration>;
+
+/** A node as `GET /v1/nodes` and `GET /v1/nodes/<node>` show it. */
+export const NodeInfo = Type.Object(
+  {
+    name: Type.String(),
+    status: Type.Enum(['up', 'down']),
+    tags: Type.Array(Type.String()),
+    attrs: Type.Record(Type.String(), Type.String()),
+    facts: Type.Record(Type.String(), Type.Unknown()),
+    /** ISO time of the first registration under this name. */
+    registeredAt: Type.String(),
+    /** ISO time the node was last known up (its last registration, or now while up). */
+    lastSeen: Type.String(),
+  },
+  { additionalProperties: false },
+);
+export type NodeInfo = Static<typeof NodeInfo>;

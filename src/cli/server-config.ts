@@ -13,6 +13,8 @@ export interface ServerConfig {
   readonly etcd: EtcdSettings | null;
   /** Revisions of history kept for watches (the compaction duty keeps this many). */
   readonly retention: number;
+  /** Also serve Noah's API here (`--noah-listen`, MUSTER_NOAH_LISTEN, "noahListen"), or null. */
+  readonly noahListen?: { readonly host: string; readonly port: number } | null;
 }
 
 export interface EtcdSettings {
@@ -33,6 +35,7 @@ export interface ServerFlags {
   readonly etcdCert?: string;
   readonly etcdKey?: string;
   readonly retention?: string;
+  readonly noahListen?: string;
 }
 
 export const SERVER_DEFAULTS = {
@@ -53,6 +56,7 @@ const CONFIG_FIELDS = [
   'etcdCert',
   'etcdKey',
   'retention',
+  'noahListen',
 ] as const;
 type ConfigFile = Partial<Record<(typeof CONFIG_FIELDS)[number], string>>;
 
@@ -82,9 +86,11 @@ export function resolveServerConfig(
       `invalid retention ${JSON.stringify(flags.retention ?? file.retention)}: a whole number of revisions ≥ 1`,
     );
   }
+  const noahListen = flags.noahListen ?? nonEmpty(env.MUSTER_NOAH_LISTEN) ?? file.noahListen;
   return {
     host,
     port,
+    ...(noahListen !== undefined ? { noahListen: parseListen(noahListen) } : {}),
     dataDir: dataDir === ':memory:' ? dataDir : resolve(cwd, dataDir),
     maxValueBytes: parseSize(maxValueSize, 'max value size'),
     retention,

@@ -54,6 +54,8 @@ export type RouteAccess =
 declare module 'fastify' {
   interface FastifyContextConfig {
     access?: RouteAccess;
+    /** The route also takes HTTP Basic credentials whose password is a token (Noah's clients). */
+    basicAuth?: boolean;
   }
   interface FastifyRequest {
     /** Who is asking (an admin principal when auth is off; null before authentication). */
@@ -117,6 +119,12 @@ export function presentedToken(request: FastifyRequest): string | undefined {
   if (typeof header === 'string') {
     // The common form without a regular expression: one space, nothing after the token.
     if (header.startsWith('Bearer ') && header.indexOf(' ', 7) === -1 && header.length > 7) return header.slice(7);
+    // Noah's clients (`http://x:TOKEN@host:5678`): Basic, the password is the token.
+    if (request.routeOptions.config.basicAuth === true && /^basic\s/i.test(header)) {
+      const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
+      const colon = decoded.indexOf(':');
+      return colon < 0 ? decoded : decoded.slice(colon + 1);
+    }
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     return match ? match[1] : header;
   }

@@ -24,6 +24,7 @@ import { snapshotRoutes } from './routes/snapshot.js';
 import { txnRoutes } from './routes/txn.js';
 import { watchRoutes } from './routes/watch.js';
 import { access } from './access.js';
+import { noahRoutes } from '../noah/routes.js';
 
 export interface AppDeps {
   readonly backend: Backend;
@@ -173,6 +174,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     shutdown,
     onBlockedCount: (d) => metrics.blockedRequests.inc(d),
   });
+
+  // Noah's API (lusis/Noah) at the root: docs/noah.md. Encapsulated: its raw-body parser and
+  // its failure bodies apply to its routes only.
+  await app.register(noahRoutes, { backend, clock, maxValueBytes });
 
   app.get('/openapi.json', { schema: { hide: true }, config: { access: access.public } }, async () => app.swagger());
   return app;

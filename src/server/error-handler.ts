@@ -93,6 +93,9 @@ function patternOf(url: string): RegExp {
  * `method_not_allowed` (with Allow) when the path exists under other methods,
  * else 404 `not_found`. Call before any route is registered.
  */
+/** muster's own API: `/v<N>` and below. Other paths are Noah's (docs/noah.md). */
+export const MUSTER_API_PATH = /^\/v\d+(?:\/|$)/;
+
 export function installErrorHandling(app: FastifyInstance): void {
   const routes: { pattern: RegExp; methods: string[] }[] = [];
   app.addHook('onRoute', (route) => {
@@ -106,6 +109,13 @@ export function installErrorHandling(app: FastifyInstance): void {
   });
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0] ?? '';
+    // Outside muster's versioned API (/v1, /v2…) is Noah's (docs/noah.md): its 404 body, byte for byte.
+    if (!MUSTER_API_PATH.test(path)) {
+      return reply
+        .status(404)
+        .type('application/json;charset=utf-8')
+        .send(' {"result":"failure","error_message":"Resource not found"}');
+    }
     const allowed = new Set(routes.filter((r) => r.pattern.test(path)).flatMap((r) => r.methods));
     if (allowed.size > 0 && !allowed.has(request.method)) {
       const allow = [...allowed].sort().join(', ');

@@ -1,3 +1,6 @@
+import { createServer } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +14,7 @@ import { ADMIN_TOKEN_FILE, bootstrapAdmin } from '../security/admin-bootstrap.js
 import type { AdminOutcome } from '../security/admin-bootstrap.js';
 import { TokenRegistry } from '../security/token-registry.js';
 import { buildApp } from './build-app.js';
+import { MUSTER_API_PATH } from './error-handler.js';
 import type { ServerTls } from './build-app.js';
 import type { Duty } from './duties/index.js';
 import { DutyRunner, compactionDuty, heartbeatDuty } from './duties/index.js';
@@ -68,6 +72,8 @@ export interface MusterServerOptions {
   readonly limits?: LimitSettings;
   /** How long audit records are kept, in ms. @default 7 days */
   readonly auditRetentionMs?: number;
+  /** Also serve Noah's API (docs/noah.md) on this address, such as 127.0.0.1:5678 (Noah's port). @default none */
+  readonly noahListen?: { readonly host: string; readonly port: number };
 }
 
 /**
@@ -82,6 +88,10 @@ export class MusterServer {
   private currentState: ServerState = 'STARTING';
   private readonly listeners = new Set<(state: ServerState) => void>();
   private stopping: Promise<void> | null = null;
+  /** The second address serving Noah's API (`noahListen`), or null. */
+  private noahServer: Server | null = null;
+  /** Where Noah's API is served too, such as `http://127.0.0.1:5678`, or null. */
+  noahUrl: string | null = null;
 
   private constructor(
     readonly backend: Backend,
@@ -155,6 +165,13 @@ export class MusterServer {
       }
       for (const duty of options.duties ?? []) duties.register(duty);
       const server = new MusterServer(backend, app, duties, url, options.drainMs ?? 3000, tokens, adminOutcome);
+      if (options.noahListen) {
+        const noahServer = await listenNoah(app, options.noahListen, options.tls);
+        const noahAddress = noahServer.address() as AddressInfo;
+        const noahHost = noahAddress.family === 'IPv6' ? `[${noahAddress.address}]` : noahAddress.address;
+        server.noahServer = noahServer;
+        server.noahUrl = `${options.tls ? 'https' : 'http'}://${noahHost}:${noahAddress.port}`;
+      }
       duties.start();
       server.moveTo('RUNNING');
       return server;
@@ -191,8 +208,14 @@ export class MusterServer {
   private async drain(): Promise<void> {
     this.moveTo('DRAINING');
     try {
-      const closing = this.app.close();
-      const timer = setTimeout(() => this.app.server.closeAllConnections(), this.drainMs);
+      const noah = this.noahServer;
+      const noahClosed = noah ? new Promise<void>((done) => noah.close(() => done())) : Promise.resolve();
+      noah?.closeIdleConnections();
+      const closing = Promise.all([this.app.close(), noahClosed]);
+      const timer = setTimeout(() => {
+        this.app.server.closeAllConnections();
+        noah?.closeAllConnections();
+      }, this.drainMs);
       try {
         await closing;
       } finally {
@@ -230,4 +253,40 @@ async function listen(app: FastifyInstance, host: string, port: number): Promise
           : 'no such address here';
     throw new Error(`cannot listen on ${host}:${port}: ${why}`, { cause: error });
   });
+}
+
+/**
+ * A second address for Noah's clients (they hard-code port 5678): the same app, so
+ * the same store, tokens and routes; requests under /v1 get Noah's 404 there.
+ */
+async function listenNoah(
+  app: FastifyInstance,
+  address: { readonly host: string; readonly port: number },
+  tls: ServerTls | undefined,
+): Promise<Server> {
+  const handler = (request: IncomingMessage, response: ServerResponse): void => {
+    const path = (request.url ?? '/').split('?')[0] ?? '/';
+    if (MUSTER_API_PATH.test(path)) {
+      response.writeHead(404, { 'content-type': 'application/json;charset=utf-8' });
+      response.end(' {"result":"failure","error_message":"Resource not found"}');
+      return;
+    }
+    app.routing(request, response);
+  };
+  const server: Server = tls
+    ? (createHttpsServer({ cert: tls.cert, key: tls.key }, handler) as unknown as Server)
+    : createServer(handler);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      const why =
+        error.code === 'EADDRINUSE'
+          ? 'the address is in use (another server?)'
+          : error.code === 'EACCES'
+            ? 'permission denied'
+            : error.message;
+      reject(new Error(`cannot listen on ${address.host}:${address.port} (--noah-listen): ${why}`, { cause: error }));
+    });
+    server.listen(address.port, address.host, () => resolve());
+  });
+  return server;
 }

@@ -14,6 +14,20 @@ describe('server settings', () => {
     return path;
   };
 
+  it("--noah-listen, MUSTER_NOAH_LISTEN and noahListen in the file give Noah's second address (none by default)", () => {
+    expect(resolveServerConfig({}, {}, '/srv').noahListen).toBeUndefined();
+    const config = file({ noahListen: '0.0.0.0:5678' });
+    expect(resolveServerConfig({ config }, {}, '/srv').noahListen).toEqual({ host: '0.0.0.0', port: 5678 });
+    expect(resolveServerConfig({ config }, { MUSTER_NOAH_LISTEN: ':5679' }, '/srv').noahListen).toEqual({
+      host: '127.0.0.1',
+      port: 5679,
+    });
+    expect(
+      resolveServerConfig({ config, noahListen: '127.0.0.1:5680' }, { MUSTER_NOAH_LISTEN: ':5679' }, '/srv').noahListen,
+    ).toEqual({ host: '127.0.0.1', port: 5680 });
+    expect(() => resolveServerConfig({ noahListen: 'nope' }, {}, '/srv')).toThrow(/invalid listen address/);
+  });
+
   it('uses the defaults when nothing is given', () => {
     expect(resolveServerConfig({}, {}, '/srv')).toEqual({
       host: '127.0.0.1',

@@ -241,7 +241,9 @@ describe('served documents', () => {
     }
     const printed = printedRoutes();
     expect(printed.length).toBeGreaterThan(20);
-    expect(printed.filter((r) => !expectedRoutes.includes(r) && !hidden.includes(r))).toEqual([]);
+    // Noah's API (docs/noah.md, test/noah/) is served at the root and not in the OpenAPI document.
+    const noah = /^[A-Z]+ \/(?:|version|hosts|services|applications|configurations|ephemerals|tags|\{link\}.*)(?:\/|$)/;
+    expect(printed.filter((r) => !expectedRoutes.includes(r) && !hidden.includes(r) && !noah.test(r))).toEqual([]);
   });
 
   test('/healthz is 200 while the store answers and 503 unavailable once it is closed', async () => {

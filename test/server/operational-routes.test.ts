@@ -73,7 +73,8 @@ describe('GET /metrics', () => {
     await t.app.inject({ method: 'PUT', url: '/v1/kv/a', payload: 'x' });
     await t.app.inject({ method: 'PUT', url: '/v1/kv/b', payload: 'y' });
     await t.app.inject({ method: 'GET', url: '/v1/kv/missing' });
-    await t.app.inject({ method: 'GET', url: '/no/such/route' });
+    // Under /v1: outside it, GET /a/b/c is Noah's link page route (docs/noah.md).
+    await t.app.inject({ method: 'GET', url: '/v1/no/such/route' });
     const res = await t.app.inject({ method: 'GET', url: '/metrics' });
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);

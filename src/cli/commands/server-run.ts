@@ -48,6 +48,7 @@ export async function runServer(
         : { kind: 'sqlite', dataDir: config.dataDir },
       host: config.host,
       port: config.port,
+      ...(config.noahListen ? { noahListen: config.noahListen } : {}),
       maxValueBytes: config.maxValueBytes,
       retention: config.retention,
       dutiesTtl,
@@ -62,6 +63,7 @@ export async function runServer(
     });
     const store = config.etcd ? `etcd ${config.etcd.endpoints.join(',')} under ${config.etcd.prefix}` : config.dataDir;
     ctx.print(welcome(server.url, store, server.adminOutcome));
+    if (server.noahUrl !== null) ctx.print(`Noah's API also on ${server.noahUrl} (docs/noah.md)`);
     if (server.adminOutcome === null) {
       ctx.warn(
         'muster: WARNING: --insecure-no-auth: there are no tokens; anyone who can reach this port can read, ' +

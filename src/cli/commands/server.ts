@@ -48,6 +48,10 @@ export function registerServer(program: Command, ctx: CliContext): void {
     .option('--max-watches <n>', 'watches open at once per token (default 1000)')
     .option('--max-blocked <n>', 'blocking calls (locks, waits…) waiting at once per token (default 10000)')
     .option('--audit-retention <duration>', 'how long audit records are kept (default 7d)')
+    .option(
+      '--noah-listen <host:port>',
+      "also serve Noah's API on this address (Noah's clients use port 5678); also MUSTER_NOAH_LISTEN",
+    )
     .option('--insecure-no-auth', 'no tokens: anyone who reaches the port may do anything (throwaway demos only)')
     .option(
       '--retention <revisions>',
@@ -80,7 +84,8 @@ Examples:
   $ muster server --listen 0.0.0.0:4100 --etcd http://10.0.0.1:2379,http://10.0.0.2:2379,http://10.0.0.3:2379
   $ MUSTER_DATA_DIR=:memory: muster server --listen 127.0.0.1:0   # throwaway store, any free port
   $ muster server --listen 0.0.0.0:4100 --tls-cert server.pem --tls-key server-key.pem
-                                      # clients then use https:// and --ca ca.pem`,
+                                      # clients then use https:// and --ca ca.pem
+  $ muster server --noah-listen 0.0.0.0:5678   # Noah's clients and Chef cookbook, unchanged (docs/noah.md)`,
     )
     .action(async (flags: ServerFlags) => {
       const config = resolveServerConfig(flags, ctx.io.env);
