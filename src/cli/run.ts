@@ -21,6 +21,7 @@ import { registerOnce } from './commands/once.js';
 import { registerSemaphore } from './commands/semaphore.js';
 import { registerSignal } from './commands/signal.js';
 import { registerWait } from './commands/wait.js';
+import { registerSimulate } from './commands/simulate.js';
 import { CliContext, DEFAULT_ENDPOINT } from './context.js';
 import { describeError, EXIT_CODES_HELP, exitCodeFor } from './exit-codes.js';
 import type { CliIo } from './io.js';
@@ -107,6 +108,7 @@ Every command has --help with an example. Reference: docs/cli.md`,
   registerBarrier(program, ctx);
   registerWait(program, ctx);
   registerSignal(program, ctx);
+  registerSimulate(program, ctx);
   return program;
 }
 
