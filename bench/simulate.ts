@@ -26,10 +26,15 @@ export const simulateBench: Scenario = {
     for (const name of ['kubeadm', 'noah-stack']) {
       const scenario = await loadScenario(name);
       const started = performance.now();
+      const cpuBefore = process.cpuUsage();
       const result = await simulate(scenario, { nodes: NODES, seed: 1, faults: parseFaults(FAULTS) });
       const wall = (performance.now() - started) / 1000;
+      const cpu = process.cpuUsage(cpuBefore);
+      const cpuSeconds = (cpu.user + cpu.system) / 1e6;
       const s = result.summary;
-      log(`${name}: ${wall.toFixed(2)} s wall, ${s.virtualMs / 1000} s virtual, ${s.requests} requests`);
+      log(
+        `${name}: ${wall.toFixed(2)} s wall, ${cpuSeconds.toFixed(2)} s CPU, ${s.virtualMs / 1000} s virtual, ${s.requests} requests`,
+      );
       measurements.push({
         system: 'muster simulate',
         operation: name,
@@ -45,7 +50,7 @@ export const simulateBench: Scenario = {
       });
       ratios.push(ratio(`${name} wall time (s)`, Number(wall.toFixed(2)), TARGET_SECONDS, 'at-most'));
       notes.push(
-        `${name}: ${s.finishedNodes} of ${s.nodes} nodes finished, ${s.crashes} crashes, ${result.violations.length} violations, ${(s.virtualMs / 1000).toFixed(1)} s of virtual time`,
+        `${name}: ${s.finishedNodes} of ${s.nodes} nodes finished, ${s.crashes} crashes, ${result.violations.length} violations, ${(s.virtualMs / 1000).toFixed(1)} s of virtual time, ${cpuSeconds.toFixed(2)} s of CPU (wall time depends on how busy the machine is)`,
       );
     }
     return {
