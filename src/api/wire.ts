@@ -241,3 +241,20 @@ export const WireErrorBody = Type.Object({
   error: Type.Object({ code: Type.String(), message: Type.String() }, { additionalProperties: true }),
 });
 export type WireErrorBody = Static<typeof WireErrorBody> & { error: Record<string, unknown> };
+
+/** The kinds of coordination primitive, as `GET /v1/primitives` names them. */
+export const PRIMITIVE_KINDS = ['lock', 'semaphore', 'election', 'barrier', 'once'] as const;
+export type WirePrimitiveKind = (typeof PRIMITIVE_KINDS)[number];
+
+/** `GET /v1/primitives` → 200 */
+export const WirePrimitiveList = Type.Object({
+  revision: Type.Integer(),
+  primitives: Type.Array(
+    Type.Object({
+      kind: Type.Enum([...PRIMITIVE_KINDS]),
+      name: Type.String(),
+      keys: Type.Integer({ description: 'Its keys now: holders, waiters, candidates, results' }),
+    }),
+  ),
+});
+export type WirePrimitiveList = Static<typeof WirePrimitiveList>;

@@ -11,6 +11,10 @@ import { registerServer } from './commands/server.js';
 import { registerSnapshot } from './commands/snapshot.js';
 import { registerEnrol, registerToken } from './commands/token.js';
 import { registerAudit } from './commands/audit.js';
+import { registerDesired, registerGroup, registerPlan, registerState } from './commands/plans.js';
+import { registerPrimitives } from './commands/primitives.js';
+import { registerNodes } from './commands/nodes.js';
+import { registerAgent } from './commands/agent.js';
 import { registerTxn } from './commands/txn.js';
 import { registerWatch } from './commands/watch.js';
 import { registerBarrier } from './commands/barrier.js';
@@ -21,6 +25,9 @@ import { registerOnce } from './commands/once.js';
 import { registerSemaphore } from './commands/semaphore.js';
 import { registerSignal } from './commands/signal.js';
 import { registerWait } from './commands/wait.js';
+import { registerRun } from './commands/run-job.js';
+import { registerJob, registerJobs } from './commands/jobs.js';
+import { registerTrigger } from './commands/trigger.js';
 import { registerSimulate } from './commands/simulate.js';
 import { CliContext, DEFAULT_ENDPOINT } from './context.js';
 import { describeError, EXIT_CODES_HELP, exitCodeFor } from './exit-codes.js';
@@ -33,6 +40,12 @@ import { processIo } from './io.js';
  */
 export async function run(argv: readonly string[], io: CliIo = processIo): Promise<number> {
   const ctx = new CliContext(io);
+  // `--version` is the program's only as the first argument: after a command it is that
+  // command's own (muster desired set web converged --version v42).
+  if (argv[0] === '--version') {
+    io.stdout.write(packageVersion() + '\n');
+    return 0;
+  }
   const program = buildProgram(ctx);
   try {
     await program.parseAsync([...argv], { from: 'user' });
@@ -48,7 +61,7 @@ export async function run(argv: readonly string[], io: CliIo = processIo): Promi
 export function buildProgram(ctx: CliContext): Command {
   const program = new Command('muster')
     .description('muster: coordination for fleets of machines (a keyspace with revisions, leases and watches)')
-    .version(packageVersion(), '-V, --version')
+    .version(packageVersion(), '-V', 'print the version (also --version, as the first argument)')
     .addOption(
       new Option(
         '--endpoint <urls>',
@@ -108,12 +121,23 @@ Every command has --help with an example. Reference: docs/cli.md`,
   registerBarrier(program, ctx);
   registerWait(program, ctx);
   registerSignal(program, ctx);
+  registerPrimitives(program, ctx);
+  registerRun(program, ctx);
+  registerJobs(program, ctx);
+  registerJob(program, ctx);
+  registerTrigger(program, ctx);
+  registerNodes(program, ctx);
+  registerAgent(program, ctx, packageVersion);
+  registerGroup(program, ctx);
+  registerDesired(program, ctx);
+  registerState(program, ctx);
+  registerPlan(program, ctx);
   registerSimulate(program, ctx);
   return program;
 }
 
 /** The version in package.json, found from this file in src/ or dist/src/. */
-function packageVersion(): string {
+export function packageVersion(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 5; i++) {
     try {

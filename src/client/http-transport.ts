@@ -62,6 +62,8 @@ export class HttpTransport {
     private readonly defaultTimeoutMs: number,
     /** Sent as `Authorization: Bearer` with every request. */
     private readonly token?: string,
+    /** Sent with every request. */
+    private readonly extraHeaders?: Readonly<Record<string, string>>,
   ) {}
 
   /** The endpoint the next request goes to. */
@@ -86,8 +88,8 @@ export class HttpTransport {
       try {
         response = await this.fetchFn(endpoint + request.path, {
           method: request.method,
-          headers: this.token ? { ...request.headers, authorization: `Bearer ${this.token}` } : request.headers,
-          body: request.body,
+          headers: this.headersOf(request),
+          body: request.body as RequestInit['body'],
           signal: signals.length > 0 ? AbortSignal.any(signals) : null,
         });
       } catch (error) {
@@ -105,6 +107,15 @@ export class HttpTransport {
       if (!request.idempotent) throw error;
     }
     throw lastError ?? new BackendUnavailableError('no endpoint to send the request to');
+  }
+
+  private headersOf(request: HttpRequest): Record<string, string> | undefined {
+    if (!this.token && !this.extraHeaders) return request.headers;
+    return {
+      ...this.extraHeaders,
+      ...request.headers,
+      ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
+    };
   }
 
   private moveOn(failedIndex: number): void {

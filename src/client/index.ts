@@ -60,3 +60,16 @@ export type {
   BlockingOptions,
   AcquireLockOptions,
 } from './coordination-types.js';
+export type {
+  JobEvent,
+  JobOutput,
+  JobRecord,
+  JobRequest,
+  JobView,
+  NodeJobRecord,
+  OutputChunk,
+  TriggerRecord,
+  TriggerRequest,
+} from './job-types.js';
+export type { ActualState, Desired, DesiredSpec, Group, GroupStatus, PlanPreview, PlanRecord } from './plan-types.js';
+export type { NodeInfo, NodeRegistration } from '../api/agent-protocol.js';

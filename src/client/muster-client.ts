@@ -18,6 +18,8 @@ import type {
   WireRangeResponse,
   WireTxnRequest,
   WireTxnResponse,
+  WirePrimitiveKind,
+  WirePrimitiveList,
 } from '../api/wire.js';
 import { fromWireKeyValue } from '../api/values.js';
 import type { CustomPolicy, Role } from '../security/policy.js';
@@ -55,6 +57,28 @@ import { readSse } from './sse-reader.js';
 import { Backoff } from '../core/backoff.js';
 import type { Runtime } from '../core/runtime.js';
 import { systemRuntime } from '../core/runtime.js';
+import type { AssignmentEvent, JobReport, NodeInfo, NodeRegistration } from '../api/agent-protocol.js';
+import type {
+  ActualState,
+  Desired,
+  DesiredSpec,
+  DesiredValue,
+  Group,
+  GroupStatus,
+  PlanPreview,
+  PlanRecord,
+} from './plan-types.js';
+import type {
+  JobEvent,
+  JobOutput,
+  JobRecord,
+  JobRequest,
+  JobView,
+  NodeJobRecord,
+  OutputChunk,
+  TriggerRecord,
+  TriggerRequest,
+} from './job-types.js';
 
 /** What `createToken` takes. */
 export interface NewTokenRequest {
@@ -85,6 +109,8 @@ export interface MusterClientOptions {
   readonly tls?: ClientTls;
   /** The token sent with every request (`muster token create` makes one; a new server keeps its admin's in <data-dir>/admin.token). */
   readonly token?: string;
+  /** Headers sent with every request (the dashboard's CSRF header, for one). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /** A key with its metadata, and the store revision the read was served at. */
@@ -125,6 +151,10 @@ export interface CallOptions {
   readonly timeoutMs?: number;
 }
 
+/** Text in and out of values (TextEncoder/TextDecoder: the client runs in browsers too). */
+const utf8 = new TextDecoder();
+const utf8Encoder = new TextEncoder();
+
 /** How long past a long poll's own timeout the client waits for its answer. */
 const LONG_POLL_GRACE_MS = 10_000;
 
@@ -153,6 +183,7 @@ export class MusterClient {
       fetchFn,
       options.requestTimeoutMs ?? 30_000,
       options.token,
+      options.headers,
     );
   }
 
@@ -182,7 +213,7 @@ export class MusterClient {
 
   /** A key's value as UTF-8 text. Throws KeyNotFoundError. */
   async getText(key: string, options: CallOptions = {}): Promise<string> {
-    return Buffer.from((await this.get(key, options)).value).toString('utf8');
+    return utf8.decode((await this.get(key, options)).value);
   }
 
   /** Write a value; with `prevRevision`, only if the key is still at that revision (else RevisionConflictError). */
@@ -192,7 +223,7 @@ export class MusterClient {
       path:
         keyPath('/v1/kv', validateKey(key)) + queryString({ lease: options.lease, prevRevision: options.prevRevision }),
       headers: { 'content-type': 'application/octet-stream' },
-      body: typeof value === 'string' ? Buffer.from(value, 'utf8') : value,
+      body: typeof value === 'string' ? utf8Encoder.encode(value) : value,
       idempotent: false,
       context: { subject: key, expectedModRevision: options.prevRevision },
       ...callOptions(options),
@@ -360,6 +391,24 @@ export class MusterClient {
   ): Promise<AuditRecord[]> {
     const path = '/v1/audit' + queryString({ since: query.since, token: query.token, limit: query.limit });
     return (await this.getJson<{ records: AuditRecord[] }>(path, options)).records;
+  }
+
+  /** The coordination primitives in use (with keys now), by kind and name; only those the token may read. */
+  async listPrimitives(kind?: WirePrimitiveKind, options: CallOptions = {}): Promise<WirePrimitiveList> {
+    return this.getJson<WirePrimitiveList>('/v1/primitives' + queryString({ kind }), options);
+  }
+
+  /**
+   * Sign a browser in to the dashboard with a token: the server answers with an
+   * HttpOnly session cookie (the browser keeps it; script never sees it again).
+   */
+  async startUiSession(token: string, options: CallOptions = {}): Promise<WireWhoAmI> {
+    return this.postJson<WireWhoAmI>('/v1/ui/session', { token }, options, 'session');
+  }
+
+  /** Sign out of the dashboard: the server ends the session and clears the cookie. */
+  async endUiSession(options: CallOptions = {}): Promise<{ signedOut: boolean }> {
+    return this.deleteJson<{ signedOut: boolean }>('/v1/ui/session', options);
   }
 
   /** The ids of every live lease. */
@@ -611,7 +660,7 @@ export class MusterClient {
     return {
       key: body.key,
       revision: body.revision,
-      value: kv ? Buffer.from(kv.value).toString('utf8') : null,
+      value: kv ? utf8.decode(kv.value) : null,
       modRevision: kv ? kv.modRevision : null,
     };
   }
@@ -640,6 +689,288 @@ export class MusterClient {
     };
   }
 
+  // ---- nodes (issue 10) ----------------------------------------------------
+
+  /** Register a node (what `muster agent` does at every connect), up while `registration.lease` lives. */
+  async registerNode(name: string, registration: NodeRegistration, options: CallOptions = {}): Promise<NodeInfo> {
+    return this.sendJson<NodeInfo>('PUT', `/v1/nodes/${seg(name)}`, registration, options, name);
+  }
+
+  /** The registered nodes, or those `query` matches (docs/queries.md), by name. */
+  async listNodes(query?: string, options: CallOptions = {}): Promise<NodeInfo[]> {
+    return (await this.getJson<{ nodes: NodeInfo[] }>('/v1/nodes' + queryString({ query }), options)).nodes;
+  }
+
+  /** One node. Throws InvalidArgumentError-like node_not_found (404) when none is registered so. */
+  async getNode(name: string, options: CallOptions = {}): Promise<NodeInfo> {
+    return this.getJson<NodeInfo>(`/v1/nodes/${seg(name)}`, options);
+  }
+
+  /** Forget a node; false when there was none. Needs jobs:run. */
+  async removeNode(name: string, options: CallOptions = {}): Promise<boolean> {
+    return (await this.deleteJson<{ removed: boolean }>(`/v1/nodes/${seg(name)}`, options)).removed;
+  }
+
+  // ---- groups, desired state and plans (issue 11) --------------------------
+
+  /** Make or change a group: a named node query. Needs jobs:run. */
+  async putGroup(name: string, query: string, options: CallOptions = {}): Promise<Group> {
+    return this.sendJson<Group>('PUT', `/v1/groups/${seg(name)}`, { query }, options, name);
+  }
+
+  async listGroups(options: CallOptions = {}): Promise<Group[]> {
+    return (await this.getJson<{ groups: Group[] }>('/v1/groups', options)).groups;
+  }
+
+  /** A group with its desired state and each node's reported state. */
+  async groupStatus(name: string, options: CallOptions = {}): Promise<GroupStatus> {
+    return this.getJson<GroupStatus>(`/v1/groups/${seg(name)}`, options);
+  }
+
+  async removeGroup(name: string, options: CallOptions = {}): Promise<boolean> {
+    return (await this.deleteJson<{ removed: boolean }>(`/v1/groups/${seg(name)}`, options)).removed;
+  }
+
+  /** Set a group's desired state (the previous one is kept for a rollback). Needs jobs:run. */
+  async setDesired(group: string, desired: DesiredSpec, options: CallOptions = {}): Promise<Desired> {
+    return this.sendJson<Desired>('PUT', `/v1/desired/${seg(group)}`, desired, options, group);
+  }
+
+  /** A group's desired state, or null when none was set. */
+  async getDesired(group: string, options: CallOptions = {}): Promise<Desired | null> {
+    return (await this.getJson<{ desired: Desired | null }>(`/v1/desired/${seg(group)}`, options)).desired;
+  }
+
+  /**
+   * What `node` is to be in now: its group's desired state, or the previous one
+   * while a plan's rolling step has not released the node yet (null: none). What a
+   * recipe converges to.
+   */
+  async effectiveDesired(group: string, node: string, options: CallOptions = {}): Promise<DesiredValue | null> {
+    const path = `/v1/desired/${seg(group)}?node=${encodeURIComponent(node)}`;
+    return (await this.getJson<{ effective?: DesiredValue | null }>(path, options)).effective ?? null;
+  }
+
+  /** A node reports its actual state in a group (a node token: for itself only). */
+  async reportState(
+    group: string,
+    node: string,
+    state: string,
+    version: string | null = null,
+    options: CallOptions = {},
+  ): Promise<ActualState> {
+    return this.sendJson<ActualState>('PUT', `/v1/state/${seg(group)}/${seg(node)}`, { state, version }, options, node);
+  }
+
+  /** What applying a plan would do now: its order, batches and nodes (nothing is applied). */
+  async previewPlan(source: string, filename = 'plan', options: CallOptions = {}): Promise<PlanPreview> {
+    return this.postJson<PlanPreview>('/v1/plans', { source, filename, dryRun: true }, options, filename);
+  }
+
+  /** Apply a plan (YAML or JSON text); the server runs it. Needs jobs:run. */
+  async applyPlan(source: string, filename = 'plan', options: CallOptions = {}): Promise<PlanRecord> {
+    return this.postJson<PlanRecord>('/v1/plans', { source, filename }, options, filename);
+  }
+
+  async listPlans(query: { limit?: number } = {}, options: CallOptions = {}): Promise<PlanRecord[]> {
+    return (await this.getJson<{ plans: PlanRecord[] }>('/v1/plans' + queryString({ limit: query.limit }), options))
+      .plans;
+  }
+
+  async getPlan(id: string, options: CallOptions = {}): Promise<PlanRecord> {
+    return this.getJson<PlanRecord>(`/v1/plans/${seg(id)}`, options);
+  }
+
+  async pausePlan(id: string, options: CallOptions = {}): Promise<PlanRecord> {
+    return this.postJson<PlanRecord>(`/v1/plans/${seg(id)}/pause`, {}, options, id);
+  }
+
+  async resumePlan(id: string, options: CallOptions = {}): Promise<PlanRecord> {
+    return this.postJson<PlanRecord>(`/v1/plans/${seg(id)}/resume`, {}, options, id);
+  }
+
+  async abortPlan(id: string, options: CallOptions = {}): Promise<PlanRecord> {
+    return this.deleteJson<PlanRecord>(`/v1/plans/${seg(id)}`, options);
+  }
+
+  /**
+   * Follow a plan: its record at each change, until it has ended. Reconnects on
+   * its own (each connection starts with the plan as it is then).
+   */
+  async *planEvents(id: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<PlanRecord> {
+    const backoff = new Backoff(this.runtime, { initialMs: 200, maxMs: 5000 });
+    while (!options.signal?.aborted) {
+      try {
+        const response = await this.transport.send({
+          method: 'GET',
+          path: `/v1/plans/${seg(id)}/events`,
+          idempotent: true,
+          timeoutMs: 0,
+          context: { subject: id },
+          ...(options.signal ? { signal: options.signal } : {}),
+        });
+        if (!response.body) throw new BackendUnavailableError('the plan stream has no body');
+        for await (const item of readSse(response.body)) {
+          if (item.type !== 'event') continue;
+          backoff.reset();
+          if (item.event === 'plan') yield JSON.parse(item.data) as PlanRecord;
+          else if (item.event === 'end') return;
+          else if (item.event === 'error') throw new BackendUnavailableError(`the plan stream failed: ${item.data}`);
+        }
+      } catch (error) {
+        if (options.signal?.aborted) return;
+        if (!(error instanceof BackendUnavailableError) && !isNetworkError(error)) throw error;
+      }
+      await backoff.wait(options.signal).catch(() => undefined);
+    }
+  }
+
+  // ---- push jobs and triggers (issue 10) ----------------------------------
+
+  /** Start a job: `command` (allowlisted on the nodes) on the nodes `query` matches. Needs jobs:run. */
+  async startJob(request: JobRequest, options: CallOptions = {}): Promise<JobRecord> {
+    return this.postJson<JobRecord>('/v1/jobs', request, options, request.command);
+  }
+
+  /** The jobs, newest first (a node token sees only its own). */
+  async listJobs(query: { limit?: number; state?: string } = {}, options: CallOptions = {}): Promise<JobView[]> {
+    const path = '/v1/jobs' + queryString({ limit: query.limit, state: query.state });
+    return (await this.getJson<{ jobs: JobView[] }>(path, options)).jobs;
+  }
+
+  /** A job with its counts and every node's state. Throws InvalidArgumentError (job_not_found). */
+  async getJob(id: string, options: CallOptions = {}): Promise<JobView> {
+    return this.getJson<JobView>(`/v1/jobs/${seg(id)}`, options);
+  }
+
+  /** A node's output in a job, oldest chunk first. */
+  async jobOutput(id: string, node: string, options: CallOptions = {}): Promise<JobOutput> {
+    return this.getJson<JobOutput>(`/v1/jobs/${seg(id)}/nodes/${seg(node)}/output`, options);
+  }
+
+  /** Abort a job (nodes not started never start; running ones are stopped). Needs jobs:run. */
+  async abortJob(id: string, options: CallOptions = {}): Promise<JobRecord> {
+    return this.deleteJson<JobRecord>(`/v1/jobs/${seg(id)}`, options);
+  }
+
+  /**
+   * Follow a job: its record, every node's state and output as they change, then
+   * `{type: 'end'}` once it is over. Reconnects on its own, resuming after the last
+   * revision it delivered.
+   *
+   * @example
+   *   for await (const e of client.jobEvents(job.id)) if (e.type === 'output') process.stdout.write(e.chunk.data);
+   */
+  async *jobEvents(id: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<JobEvent> {
+    let last: number | undefined;
+    const backoff = new Backoff(this.runtime, { initialMs: 200, maxMs: 5000 });
+    while (!options.signal?.aborted) {
+      try {
+        const response = await this.transport.send({
+          method: 'GET',
+          path: `/v1/jobs/${seg(id)}/events`,
+          headers: last !== undefined ? { 'last-event-id': String(last) } : {},
+          idempotent: true,
+          timeoutMs: 0,
+          context: { subject: id },
+          ...(options.signal ? { signal: options.signal } : {}),
+        });
+        if (!response.body) throw new BackendUnavailableError('the job stream has no body');
+        for await (const item of readSse(response.body)) {
+          if (item.type !== 'event') continue;
+          backoff.reset();
+          const revision = item.id !== undefined && item.id !== '' ? Number(item.id) : undefined;
+          if (item.event === 'job') yield { type: 'job', job: JSON.parse(item.data) as JobRecord };
+          else if (item.event === 'node') yield { type: 'node', node: JSON.parse(item.data) as NodeJobRecord };
+          else if (item.event === 'output') yield { type: 'output', chunk: JSON.parse(item.data) as OutputChunk };
+          else if (item.event === 'end') {
+            yield { type: 'end' };
+            return;
+          } else if (item.event === 'compacted') last = undefined;
+          else if (item.event === 'error') throw new BackendUnavailableError(`the job stream failed: ${item.data}`);
+          if (revision !== undefined && Number.isFinite(revision)) last = revision;
+        }
+      } catch (error) {
+        if (options.signal?.aborted) return;
+        if (!(error instanceof BackendUnavailableError) && !isNetworkError(error)) throw error;
+      }
+      await backoff.wait(options.signal).catch(() => undefined);
+    }
+  }
+
+  /**
+   * A node's assignments (what its agent is asked to run or stop), as they come;
+   * reconnects and resumes after the last revision it delivered. `muster agent` holds this.
+   */
+  async *assignments(
+    node: string,
+    options: { signal?: AbortSignal; from?: number } = {},
+  ): AsyncGenerator<AssignmentEvent> {
+    let next = options.from;
+    const backoff = new Backoff(this.runtime, { initialMs: 200, maxMs: 5000 });
+    while (!options.signal?.aborted) {
+      try {
+        const response = await this.transport.send({
+          method: 'GET',
+          path: `/v1/nodes/${seg(node)}/assignments` + queryString({ from: next }),
+          idempotent: true,
+          timeoutMs: 0,
+          context: { subject: node },
+          ...(options.signal ? { signal: options.signal } : {}),
+        });
+        if (!response.body) throw new BackendUnavailableError('the assignment stream has no body');
+        for await (const data of sseData(response, 'assignment')) {
+          backoff.reset();
+          const event = JSON.parse(data) as AssignmentEvent;
+          next = event.revision + 1;
+          yield event;
+        }
+      } catch (error) {
+        if (options.signal?.aborted) return;
+        if (!(error instanceof BackendUnavailableError) && !isNetworkError(error)) throw error;
+      }
+      await backoff.wait(options.signal).catch(() => undefined);
+    }
+  }
+
+  /** A node reports on its part in a job; a seq already taken is answered `accepted: false`. */
+  async reportJob(
+    id: string,
+    node: string,
+    report: JobReport,
+    options: CallOptions = {},
+  ): Promise<{ accepted: boolean; state: string }> {
+    const response = await this.transport.send({
+      method: 'POST',
+      path: `/v1/jobs/${seg(id)}/nodes/${seg(node)}/report`,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(report),
+      // The seq makes a resent report harmless.
+      idempotent: true,
+      context: { subject: id },
+      ...callOptions(options),
+    });
+    return (await response.json()) as { accepted: boolean; state: string };
+  }
+
+  /** Add (or replace) a trigger: a change under `on` starts the job. Needs jobs:run. */
+  async addTrigger(request: TriggerRequest, options: CallOptions = {}): Promise<TriggerRecord> {
+    return this.postJson<TriggerRecord>('/v1/triggers', request, options, request.name);
+  }
+
+  async listTriggers(options: CallOptions = {}): Promise<TriggerRecord[]> {
+    return (await this.getJson<{ triggers: TriggerRecord[] }>('/v1/triggers', options)).triggers;
+  }
+
+  /** A trigger with the jobs it started. Throws InvalidArgumentError (trigger_not_found). */
+  async getTrigger(name: string, options: CallOptions = {}): Promise<TriggerRecord> {
+    return this.getJson<TriggerRecord>(`/v1/triggers/${seg(name)}`, options);
+  }
+
+  async removeTrigger(name: string, options: CallOptions = {}): Promise<void> {
+    await this.deleteJson(`/v1/triggers/${seg(name)}`, options);
+  }
+
   /**
    * A blocking POST: the server waits up to `timeoutMs`; the HTTP request waits a
    * little longer for its answer. Retrying it with the same lease is safe (the
@@ -656,6 +987,26 @@ export class MusterClient {
       timeoutMs: timeoutMs + LONG_POLL_GRACE_MS,
       context: { subject },
       ...(options.signal ? { signal: options.signal } : {}),
+    });
+    return (await response.json()) as T;
+  }
+
+  private async sendJson<T>(
+    method: 'PUT' | 'POST',
+    path: string,
+    body: object,
+    options: CallOptions,
+    subject: string,
+  ): Promise<T> {
+    const response = await this.transport.send({
+      method,
+      path,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      // A PUT sets a whole value: sending it twice leaves what sending it once does.
+      idempotent: method === 'PUT',
+      context: { subject },
+      ...callOptions(options),
     });
     return (await response.json()) as T;
   }

@@ -17,7 +17,9 @@ export async function* readSse(body: ReadableStream<Uint8Array>): AsyncGenerator
       items.push({ type: 'event', event: message.event ?? 'message', data: message.data, id: message.id }),
     onComment: () => items.push({ type: 'comment' }),
   });
-  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  // The DOM's and Node's stream types differ in their byte type parameters; the stream is the same.
+  const decoder = new TextDecoderStream() as unknown as TransformStream<Uint8Array, string>;
+  const reader = body.pipeThrough(decoder).getReader();
   try {
     for (;;) {
       const { value, done } = await reader.read();

@@ -28,7 +28,8 @@ export const systemClock: Clock = (() => {
         },
         Math.max(0, ms),
       );
-      t.unref();
+      // Node: a pending timer does not keep the process alive. (Browsers have no unref.)
+      (t as { unref?: () => void }).unref?.();
       timers.set(id, t);
       return { id };
     },

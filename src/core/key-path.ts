@@ -31,10 +31,16 @@ export function validatePrefix(prefix: string): string {
   return prefix;
 }
 
+/** UTF-8 length: Node's Buffer on the server, TextEncoder in the dashboard. */
+function utf8Length(text: string): number {
+  const NodeBuffer = (globalThis as { Buffer?: { byteLength(text: string, encoding: 'utf8'): number } }).Buffer;
+  return NodeBuffer ? NodeBuffer.byteLength(text, 'utf8') : new TextEncoder().encode(text).length;
+}
+
 function checkCommon(key: string): void {
   if (key.length === 0) throw new InvalidKeyError(key, 'it is empty');
   if (!key.startsWith('/')) throw new InvalidKeyError(key, 'it must start with "/"');
-  if (Buffer.byteLength(key, 'utf8') > MAX_KEY_BYTES) {
+  if (key.length * 3 > MAX_KEY_BYTES && utf8Length(key) > MAX_KEY_BYTES) {
     throw new InvalidKeyError(key, `it is longer than ${MAX_KEY_BYTES} bytes`);
   }
   if (CONTROL.test(key)) throw new InvalidKeyError(key, 'it contains a control character');

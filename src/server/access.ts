@@ -19,6 +19,8 @@ import { leaseOwner } from '../security/lease-owners.js';
 import type { Capability, KeyMode } from '../security/policy.js';
 import { Policy } from '../security/policy.js';
 import type { Principal, TokenRegistry } from '../security/token-registry.js';
+import type { UiSessions } from './ui/ui-sessions.js';
+import { CSRF_HEADER, sessionIdOf } from './ui/ui-sessions.js';
 
 /** What one key-touching request reads or writes. */
 export interface KeyNeed {
@@ -107,11 +109,13 @@ export interface AccessOptions {
   readonly limits: Limits | null;
   /** Where writes, primitive actions and refusals are recorded (null: nowhere). */
   readonly audit: AuditLog | null;
+  /** The dashboard's sessions: a request without a token may carry a session cookie. */
+  readonly sessions?: UiSessions | null;
 }
 
 /** Reads are not audited, nor keepalives (a session's heartbeat, every few seconds). */
 const UNAUDITED_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
-const UNAUDITED_ROUTES = new Set(['/v1/leases/:id/keepalive']);
+const UNAUDITED_ROUTES = new Set(['/v1/leases/:id/keepalive', '/v1/jobs/:id/nodes/:node/report']);
 
 /** The token a request presents: `Authorization: Bearer T`. */
 export function presentedToken(request: FastifyRequest): string | undefined {
@@ -132,7 +136,7 @@ export function presentedToken(request: FastifyRequest): string | undefined {
 }
 
 export const accessControl = fp<AccessOptions>(
-  async (app: FastifyInstance, { backend, tokens, limits, audit }) => {
+  async (app: FastifyInstance, { backend, tokens, limits, audit, sessions = null }) => {
     app.decorateRequest('principal', null as unknown as Principal);
     app.decorateRequest('refusedWith', null);
     app.decorateRequest('occupy', function (this: FastifyRequest, kind: HeldKind) {
@@ -166,7 +170,23 @@ export const accessControl = fp<AccessOptions>(
         }
         done();
       };
-      const presented = presentedToken(request);
+      let presented = presentedToken(request);
+      if (presented === undefined && sessions !== null) {
+        const id = sessionIdOf(request);
+        presented = id === undefined ? undefined : sessions.tokenOf(id);
+        // A cookie rides along with any request the browser makes, a forged one from
+        // another site included (SameSite=Strict stops most): changes need a header
+        // that only the dashboard's own script sets.
+        if (presented !== undefined && !UNAUDITED_METHODS.has(request.method) && !request.headers[CSRF_HEADER]) {
+          done(
+            new ForbiddenError(
+              `a request signed in by the dashboard's cookie must carry the ${CSRF_HEADER} header to change anything`,
+              'csrf',
+            ),
+          );
+          return;
+        }
+      }
       let now: Principal | undefined;
       try {
         now = tokens.authenticateNow(presented);

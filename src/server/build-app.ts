@@ -25,6 +25,19 @@ import { txnRoutes } from './routes/txn.js';
 import { watchRoutes } from './routes/watch.js';
 import { access } from './access.js';
 import { noahRoutes } from '../noah/routes.js';
+import { uiRoutes } from './routes/ui.js';
+import { primitiveListRoutes } from './routes/primitive-list.js';
+import { UiSessions } from './ui/ui-sessions.js';
+import type { UiSessionSettings } from './ui/ui-sessions.js';
+import { defaultUiDir, loadUiAssets } from './ui/ui-assets.js';
+import { jobRoutes } from './routes/jobs.js';
+import { planRoutes } from './routes/plans.js';
+import { nodeRoutes } from './routes/nodes.js';
+import { registryDirectory } from '../jobs/registry-directory.js';
+import type { NodeDirectory } from '../jobs/node-directory.js';
+import { JobStore } from '../jobs/job-store.js';
+import { triggerRoutes } from './routes/triggers.js';
+import { TriggerStore } from '../jobs/trigger-store.js';
 
 export interface AppDeps {
   readonly backend: Backend;
@@ -43,6 +56,15 @@ export interface AppDeps {
   readonly tls?: ServerTls;
   /** Per-token limits (with auth on). @default DEFAULT_LIMITS */
   readonly limits?: LimitSettings;
+  /**
+   * The dashboard: the folder of its built files (null: none served), and how long
+   * its sign-in sessions last. @default dist/ui/ of this package, when built
+   */
+  readonly ui?: { readonly dir?: string | null; readonly sessions?: UiSessionSettings };
+  /** Output kept per node per job, bytes (`--job-output-limit`). @default 1 MiB */
+  readonly jobOutputLimit?: number;
+  /** Which nodes there are and which are up (groups, plans). @default the registry in the store */
+  readonly nodeDirectory?: NodeDirectory;
 }
 
 export interface ServerTls {
@@ -155,8 +177,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const audit = tokens === null ? null : new AuditLog(backend, clock);
   // What is still pending reaches the store before it closes.
   if (audit !== null) app.addHook('onClose', async () => audit.flush());
+  const sessions = new UiSessions(clock, deps.ui?.sessions);
   // Before every route: each declares its access, and this checks it.
-  await app.register(accessControl, { backend, tokens, limits, audit });
+  await app.register(accessControl, { backend, tokens, limits, audit, sessions });
   const metrics = new ServerMetrics(backend);
   metrics.install(app);
 
@@ -175,9 +198,31 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     onBlockedCount: (d) => metrics.blockedRequests.inc(d),
   });
 
+  await app.register(primitiveListRoutes, { backend });
+
   // Noah's API (lusis/Noah) at the root: docs/noah.md. Encapsulated: its raw-body parser and
   // its failure bodies apply to its routes only.
   await app.register(noahRoutes, { backend, clock, maxValueBytes });
+
+  const uiDir = deps.ui?.dir === undefined ? defaultUiDir() : deps.ui.dir;
+  await app.register(uiRoutes, { assets: uiDir === null ? null : loadUiAssets(uiDir), tokens, sessions });
+  await app.register(jobRoutes, {
+    backend,
+    clock,
+    shutdown,
+    store: new JobStore(backend, deps.runtime ?? systemRuntime, {
+      ...(deps.jobOutputLimit !== undefined ? { outputLimit: deps.jobOutputLimit } : {}),
+    }),
+  });
+  await app.register(triggerRoutes, { store: new TriggerStore(backend, clock) });
+  await app.register(nodeRoutes, { backend, clock });
+  await app.register(planRoutes, {
+    backend,
+    clock,
+    shutdown,
+    runtime: deps.runtime ?? systemRuntime,
+    directory: deps.nodeDirectory ?? registryDirectory(backend, clock),
+  });
 
   app.get('/openapi.json', { schema: { hide: true }, config: { access: access.public } }, async () => app.swagger());
   return app;

@@ -20,6 +20,11 @@ import type { Duty } from './duties/index.js';
 import { DutyRunner, compactionDuty, heartbeatDuty } from './duties/index.js';
 import { auditRetentionDuty } from './duties/audit-retention-duty.js';
 import type { LimitSettings } from './limits.js';
+import { jobRetentionDuty, jobSchedulerDuty, triggerDuty } from './duties/job-duties.js';
+import type { NodeDirectory } from '../jobs/node-directory.js';
+import { registryDirectory } from '../jobs/registry-directory.js';
+import { planRunnerDuty } from './duties/plan-duty.js';
+import { DEFAULT_JOB_RETENTION_MS } from '../jobs/job-model.js';
 
 /**
  * Where a server is in its life:
@@ -74,6 +79,16 @@ export interface MusterServerOptions {
   readonly auditRetentionMs?: number;
   /** Also serve Noah's API (docs/noah.md) on this address, such as 127.0.0.1:5678 (Noah's port). @default none */
   readonly noahListen?: { readonly host: string; readonly port: number };
+  /** Output kept per node per job, bytes (`--job-output-limit`). @default 1 MiB */
+  readonly jobOutputLimit?: number;
+  /** How long finished jobs are kept, ms (`--job-retention`). @default 7 days */
+  readonly jobRetentionMs?: number;
+  /** Where the job scheduler finds nodes. @default the node registry */
+  readonly nodeDirectory?: NodeDirectory;
+  /** How often the scheduler checks timeouts and node liveness, ms. @default 1000 */
+  readonly jobTickMs?: number;
+  /** How often the plan runner looks at running plans, ms. @default 1000 */
+  readonly planTickMs?: number;
 }
 
 /**
@@ -120,6 +135,8 @@ export class MusterServer {
           : null,
     };
     const tokens = auth === 'off' ? null : new TokenRegistry(backend, runtime.clock);
+    // Which nodes there are and which are up: the jobs, the groups and the plans ask it.
+    const directory = options.nodeDirectory ?? registryDirectory(backend, runtime.clock);
     try {
       let adminOutcome: AdminOutcome | null = null;
       if (tokens !== null && auth !== 'off') {
@@ -134,6 +151,8 @@ export class MusterServer {
         ...(options.limits ? { limits: options.limits } : {}),
         ...(options.logger !== undefined ? { logger: options.logger } : {}),
         ...(options.maxValueBytes !== undefined ? { maxValueBytes: options.maxValueBytes } : {}),
+        ...(options.jobOutputLimit !== undefined ? { jobOutputLimit: options.jobOutputLimit } : {}),
+        nodeDirectory: directory,
       });
       await listen(app, options.host ?? '127.0.0.1', options.port ?? 4100);
       const address = app.server.address() as AddressInfo;
@@ -163,6 +182,17 @@ export class MusterServer {
       if (tokens !== null) {
         duties.register(auditRetentionDuty({ retentionMs: options.auditRetentionMs ?? 7 * 86_400_000 }));
       }
+      duties.register(
+        jobSchedulerDuty({
+          directory,
+          ...(options.jobTickMs !== undefined ? { tickMs: options.jobTickMs } : {}),
+        }),
+      );
+      duties.register(jobRetentionDuty({ retentionMs: options.jobRetentionMs ?? DEFAULT_JOB_RETENTION_MS }));
+      duties.register(
+        planRunnerDuty({ directory, ...(options.planTickMs !== undefined ? { tickMs: options.planTickMs } : {}) }),
+      );
+      duties.register(triggerDuty(options.jobTickMs !== undefined ? { tickMs: options.jobTickMs } : {}));
       for (const duty of options.duties ?? []) duties.register(duty);
       const server = new MusterServer(backend, app, duties, url, options.drainMs ?? 3000, tokens, adminOutcome);
       if (options.noahListen) {

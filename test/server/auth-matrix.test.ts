@@ -43,6 +43,10 @@ const MATRIX: Record<string, Row> = {
   'GET /v1/tokens/{id}': { path: fixed('/v1/tokens/000000000000'), allowed: ['admin'] },
   'DELETE /v1/tokens/{id}': { path: fixed('/v1/tokens/000000000000'), allowed: ['admin'] },
   'GET /v1/auth/whoami': { path: fixed('/v1/auth/whoami'), allowed: ALL },
+  'GET /v1/primitives': { path: fixed('/v1/primitives'), allowed: ALL },
+  // Signing in checks the token in the body (a valid one here), whoever sends it.
+  'POST /v1/ui/session': { path: fixed('/v1/ui/session'), body: () => ({ token: t.token.admin }), allowed: PUBLIC },
+  'DELETE /v1/ui/session': { path: fixed('/v1/ui/session'), allowed: PUBLIC },
   'GET /v1/audit': { path: fixed('/v1/audit?since=1h'), allowed: ['admin'] },
   'POST /v1/enrol': { path: fixed('/v1/enrol'), body: () => ({ node: 'enrolled' }), allowed: ['admin'] },
   'PUT /v1/kv/{*}': { path: fixed('/v1/kv/app/x'), body: () => Buffer.from('v'), allowed: WRITERS },
@@ -126,6 +130,66 @@ const MATRIX: Record<string, Row> = {
   'GET /v1/once/{name}': { path: fixed('/v1/once/k8s.o'), allowed: ALL },
   'DELETE /v1/once/{name}': { path: fixed('/v1/once/k8s.o'), allowed: USERS },
   'GET /v1/wait/{*}': { path: fixed('/v1/wait/app/ready?exists=true&timeout=1s'), allowed: READERS },
+  // Push jobs (docs/jobs.md): a job id nobody started answers 404 to those who may look.
+  'POST /v1/jobs': { path: fixed('/v1/jobs'), body: () => ({ query: 'role:web', command: 'echo' }), allowed: WRITERS },
+  'GET /v1/jobs': { path: fixed('/v1/jobs'), allowed: [...READERS, 'node'] },
+  'GET /v1/jobs/{id}': { path: fixed('/v1/jobs/0mhq3x1k2-4f9a0c'), allowed: ALL },
+  'DELETE /v1/jobs/{id}': { path: fixed('/v1/jobs/0mhq3x1k2-4f9a0c'), allowed: WRITERS },
+  'GET /v1/jobs/{id}/events': { path: fixed('/v1/jobs/0mhq3x1k2-4f9a0c/events'), allowed: ALL },
+  'GET /v1/jobs/{id}/nodes/{node}/output': {
+    path: fixed('/v1/jobs/0mhq3x1k2-4f9a0c/nodes/web-3/output'),
+    allowed: ALL,
+  },
+  'POST /v1/jobs/{id}/nodes/{node}/report': {
+    path: fixed('/v1/jobs/0mhq3x1k2-4f9a0c/nodes/web-3/report'),
+    body: () => ({ seq: 0, type: 'started', pid: 1 }),
+    allowed: ['admin', 'node'],
+  },
+  'GET /v1/nodes/{node}/assignments': {
+    path: fixed('/v1/nodes/web-3/assignments'),
+    allowed: ['admin', 'node'],
+    stream: true,
+  },
+  'POST /v1/triggers': {
+    path: fixed('/v1/triggers'),
+    body: () => ({ name: 'converge', on: '/app/', job: { query: 'role:web', command: 'echo' } }),
+    allowed: WRITERS,
+  },
+  'GET /v1/triggers': { path: fixed('/v1/triggers'), allowed: READERS },
+  'PUT /v1/groups/{group}': { path: fixed('/v1/groups/web'), body: () => ({ query: 'role:web' }), allowed: WRITERS },
+  'PUT /v1/nodes/{node}': {
+    path: fixed('/v1/nodes/web-3'),
+    body: (who) => ({ lease: own(who), tags: [], attrs: {}, facts: {} }),
+    allowed: ['admin', 'operator', 'node'],
+  },
+  'GET /v1/nodes': { path: fixed('/v1/nodes'), allowed: ALL },
+  'GET /v1/nodes/{node}': { path: fixed('/v1/nodes/web-3'), allowed: ALL },
+  'DELETE /v1/nodes/{node}': { path: fixed('/v1/nodes/gone'), allowed: WRITERS },
+  'GET /v1/groups': { path: fixed('/v1/groups'), allowed: ALL },
+  'GET /v1/groups/{group}': { path: fixed('/v1/groups/web'), allowed: ALL },
+  'DELETE /v1/groups/{group}': { path: fixed('/v1/groups/gone'), allowed: WRITERS },
+  'PUT /v1/desired/{group}': { path: fixed('/v1/desired/web'), body: () => ({ state: 'converged' }), allowed: WRITERS },
+  'GET /v1/desired/{group}': { path: fixed('/v1/desired/web'), allowed: ALL },
+  // A node reports under its own prefix (/nodes/web-3/state/web): the node token of web-3 may.
+  'PUT /v1/state/{group}/{node}': {
+    path: fixed('/v1/state/web/web-3'),
+    body: () => ({ state: 'converged' }),
+    allowed: ['admin', 'operator', 'node'],
+  },
+  'GET /v1/state/{group}': { path: fixed('/v1/state/web'), allowed: ALL },
+  'POST /v1/plans': {
+    path: fixed('/v1/plans'),
+    body: () => ({ source: 'name: p\nsteps:\n  - id: a\n    group: web\n    run: x\n', dryRun: true }),
+    allowed: WRITERS,
+  },
+  'GET /v1/plans': { path: fixed('/v1/plans'), allowed: READERS },
+  'GET /v1/plans/{id}': { path: fixed('/v1/plans/000000000-000000'), allowed: READERS },
+  'GET /v1/plans/{id}/events': { path: fixed('/v1/plans/000000000-000000/events'), allowed: READERS },
+  'POST /v1/plans/{id}/pause': { path: fixed('/v1/plans/000000000-000000/pause'), allowed: WRITERS },
+  'POST /v1/plans/{id}/resume': { path: fixed('/v1/plans/000000000-000000/resume'), allowed: WRITERS },
+  'DELETE /v1/plans/{id}': { path: fixed('/v1/plans/000000000-000000'), allowed: WRITERS },
+  'GET /v1/triggers/{name}': { path: fixed('/v1/triggers/nothing'), allowed: READERS },
+  'DELETE /v1/triggers/{name}': { path: fixed('/v1/triggers/nothing'), allowed: WRITERS },
 };
 
 beforeAll(async () => {
