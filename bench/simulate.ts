@@ -33,7 +33,7 @@ export const simulateBench: Scenario = {
       const cpuSeconds = (cpu.user + cpu.system) / 1e6;
       const s = result.summary;
       log(
-        `${name}: ${wall.toFixed(2)} s wall, ${cpuSeconds.toFixed(2)} s CPU, ${s.virtualMs / 1000} s virtual, ${s.requests} requests`,
+        `${name}: ${wall.toFixed(2)} s wall, ${cpuSeconds.toFixed(2)} s CPU, ${(s.virtualMs / 1000).toFixed(1)} s virtual, ${s.requests} requests`,
       );
       measurements.push({
         system: 'muster simulate',
