@@ -16,7 +16,7 @@ import { eventually } from '../conformance/harness.js';
  * concurrency 1 serialising, abort reaching the command's whole process group,
  * an agent killed mid-job (unreachable), a server restarted mid-job, quorum.
  */
-describe('muster agent: three real agents', () => {
+describe('muster agent: three real agents', { timeout: 90_000 }, () => {
   let server: MusterServer;
   let admin: MusterClient;
   let dir: string;
