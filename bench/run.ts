@@ -18,9 +18,10 @@ import { renderResult } from './report.js';
 import type { BenchSettings, Requirement, Scenario, ScenarioResult } from './scenario.js';
 import { waiters } from './waiters.js';
 import { agents } from './agents.js';
+import { simulateBench } from './simulate.js';
 
 /** Every scenario the bench knows, in the order a plain `npm run bench` runs them. New scenarios go here. */
-const SCENARIOS: readonly Scenario[] = [kvThroughput, authCost, lockHandoff, waiters, agents];
+const SCENARIOS: readonly Scenario[] = [kvThroughput, authCost, lockHandoff, waiters, agents, simulateBench];
 
 const USAGE = `usage: npm run bench [-- [--list] [scenario ...]]
 

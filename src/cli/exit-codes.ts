@@ -25,6 +25,8 @@ export const ExitCode = {
   UNAVAILABLE: 4,
   /** The lock, slot, leadership or session was lost while a command ran under it; the command was stopped. */
   LOST: 5,
+  /** `muster simulate`: an invariant was violated, or nodes were left unfinished. */
+  VIOLATION: 6,
 } as const;
 
 /** The text shown under "Exit codes" in `muster --help` and docs/cli.md. */
@@ -35,6 +37,7 @@ export const EXIT_CODES_HELP = `Exit codes:
   3  timed out (wait, lock, semaphore, elect, barrier, once with --timeout)
   4  server unreachable or unavailable (nothing was changed, or the outcome is unknown)
   5  lost: the lock, slot or leadership ended while the command ran; the command was stopped
+  6  simulate: an invariant was violated (or the run left nodes unfinished)
   Commands run with -- (lock, semaphore, once, elect) otherwise exit with the command's own code.`;
 
 /** A mistake on the command line, found before anything was sent. */

@@ -28,6 +28,7 @@ import { registerWait } from './commands/wait.js';
 import { registerRun } from './commands/run-job.js';
 import { registerJob, registerJobs } from './commands/jobs.js';
 import { registerTrigger } from './commands/trigger.js';
+import { registerSimulate } from './commands/simulate.js';
 import { CliContext, DEFAULT_ENDPOINT } from './context.js';
 import { describeError, EXIT_CODES_HELP, exitCodeFor } from './exit-codes.js';
 import type { CliIo } from './io.js';
@@ -131,6 +132,7 @@ Every command has --help with an example. Reference: docs/cli.md`,
   registerDesired(program, ctx);
   registerState(program, ctx);
   registerPlan(program, ctx);
+  registerSimulate(program, ctx);
   return program;
 }
 

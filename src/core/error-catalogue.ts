@@ -143,6 +143,11 @@ export const errorCatalogue = {
       'The plan is not in a state that allows this (resume a plan that is not paused, abort one that ended).',
   },
   internal: { status: 500, description: 'A bug: the server failed unexpectedly. The message is logged on the server.' },
+  invalid_scenario: {
+    status: 400,
+    description:
+      'A scenario file of muster simulate breaks the scenario format (or is not YAML/JSON); the message names the file and line.',
+  },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof errorCatalogue;

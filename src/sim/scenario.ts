@@ -14,11 +14,17 @@
  *         put: { key: /clusters/k8s/join-token, value: "{random}" }
  *       - when: follower
  *         wait: { key: /clusters/k8s/join-token }
+ *
+ * `roles` gives nodes fixed parts (`{ mysql: 1, django: rest }`: the first node is
+ * mysql-1, the others django-1, django-2, ...), and a step with `role: django` is
+ * taken by those nodes only. Keys and values may name `{node}`, `{role}` and
+ * `{random}` (a random hex token, new at each use).
  */
 import { LineCounter, parseDocument, isMap, isSeq } from 'yaml';
 import type { Node as YamlNode } from 'yaml';
 import { parseDuration } from '../core/duration.js';
 import { InvalidArgumentError } from '../core/errors.js';
+import { validateKey } from '../core/key-path.js';
 
 /** A duration picked at random in [min, max] ms for each use. */
 export interface DurationRange {
@@ -44,14 +50,24 @@ export type Step = (
 ) & {
   /** Only nodes in this role (set by the last `elect`) take the step. */
   readonly when: Role | null;
+  /** Only nodes of these roles (of the scenario's `roles`) take the step; null: every node. */
+  readonly roles: readonly string[] | null;
   /** Where the step is in the file, for messages: `steps[2]` (line 14). */
   readonly where: string;
 };
+
+/** A fixed part some nodes play: `count` of them, or every node left (`rest`). */
+export interface RoleSpec {
+  readonly name: string;
+  readonly count: number | 'rest';
+}
 
 export interface Scenario {
   readonly name: string;
   readonly description: string;
   readonly nodes: number;
+  /** The nodes' parts, in the order nodes are given them; empty: every node is a "node". */
+  readonly roles: readonly RoleSpec[];
   readonly start: DurationRange;
   readonly ttlSeconds: number;
   readonly limitMs: number;
@@ -60,13 +76,15 @@ export interface Scenario {
 
 export const MAX_NODES = 10_000;
 const STEP_KINDS = ['sleep', 'put', 'wait', 'lock', 'elect', 'once', 'barrier'] as const;
-const TOP_FIELDS = ['name', 'description', 'nodes', 'start', 'ttl', 'limit', 'steps'];
+const TOP_FIELDS = ['name', 'description', 'nodes', 'roles', 'start', 'ttl', 'limit', 'steps'];
+const STEP_FILTERS = ['when', 'role'];
+const PLACEHOLDERS = ['node', 'role', 'random'];
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /** A scenario file's mistake, naming where it is. */
 export class ScenarioError extends InvalidArgumentError {
   constructor(message: string) {
-    super(message, 'invalid_argument');
+    super(message, 'invalid_scenario');
   }
 }
 
@@ -108,16 +126,26 @@ export function parseScenario(text: string, source: string): Scenario {
   const limitMs = duration(value('limit') ?? '1h', `${at(field('limit'))}: limit`);
   if (limitMs <= 0) throw new ScenarioError(`${at(field('limit'))}: limit must be more than 0`);
 
+  const roles = parseRoles(value('roles') ?? {}, `${at(field('roles'))}: roles`);
+  const roleNames = roles.map((r) => r.name);
+
   const stepsNode = field('steps');
   if (!isSeq(stepsNode) || stepsNode.items.length === 0)
     throw new ScenarioError(`${at(stepsNode ?? root)}: steps must be a non-empty list`);
   const steps = stepsNode.items.map((item, i) =>
-    parseStep((item as { toJSON?: () => unknown }).toJSON?.(), `steps[${i}] (${at(item)})`),
+    parseStep((item as { toJSON?: () => unknown }).toJSON?.(), `steps[${i}] (${at(item)})`, roleNames),
   );
+  const firstElect = steps.findIndex((step) => step.kind === 'elect');
+  steps.forEach((step, i) => {
+    if (step.when !== null && (firstElect < 0 || firstElect >= i))
+      throw new ScenarioError(`${step.where}: "when: ${step.when}" needs an elect step before it`);
+  });
+  checkNodeCount(nodes as number, roles, `${at(field('nodes') ?? root)}: nodes`);
   return {
     name,
     description,
     nodes: nodes as number,
+    roles,
     start,
     ttlSeconds: ttl / 1000,
     limitMs,
@@ -125,7 +153,7 @@ export function parseScenario(text: string, source: string): Scenario {
   };
 }
 
-function parseStep(raw: unknown, where: string): Step {
+function parseStep(raw: unknown, where: string, roleNames: readonly string[]): Step {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
     throw new ScenarioError(`${where}: a step is a mapping such as { sleep: 1s }`);
   const fields = raw as Record<string, unknown>;
@@ -133,13 +161,15 @@ function parseStep(raw: unknown, where: string): Step {
   if (kinds.length !== 1)
     throw new ScenarioError(`${where}: a step has exactly one of ${STEP_KINDS.join(', ')}` + describeFound(kinds));
   for (const key of Object.keys(fields))
-    if (key !== 'when' && key !== kinds[0]) throw new ScenarioError(`${where}: unknown field "${key}"`);
+    if (!STEP_FILTERS.includes(key) && key !== kinds[0])
+      throw new ScenarioError(`${where}: unknown field "${key}" (a step has one kind and may have when, role)`);
   const when = fields.when ?? null;
   if (when !== null && when !== 'leader' && when !== 'follower')
     throw new ScenarioError(`${where}: when must be leader or follower`);
+  const roles = stepRoles(fields.role, `${where}: role`, roleNames);
   const kind = kinds[0] as (typeof STEP_KINDS)[number];
   const body = fields[kind];
-  const common = { when, where } as const;
+  const common = { when, roles, where } as const;
   const what = `${where}: ${kind}`;
   switch (kind) {
     case 'sleep':
@@ -148,12 +178,17 @@ function parseStep(raw: unknown, where: string): Step {
       return { kind, name: primitiveName(body, what), ...common };
     case 'put': {
       const o = object(body, what, ['key', 'value']);
-      return { kind, key: text(o.key, `${what}.key`), value: text(o.value ?? '', `${what}.value`), ...common };
+      return {
+        kind,
+        key: keyTemplate(o.key, `${what}.key`),
+        value: valueTemplate(o.value, `${what}.value`),
+        ...common,
+      };
     }
     case 'wait': {
       const o = object(body, what, ['key', 'equals']);
-      const equals = o.equals === undefined ? null : text(o.equals, `${what}.equals`);
-      return { kind, key: text(o.key, `${what}.key`), equals, ...common };
+      const equals = o.equals === undefined ? null : valueTemplate(o.equals, `${what}.equals`);
+      return { kind, key: keyTemplate(o.key, `${what}.key`), equals, ...common };
     }
     case 'lock': {
       const o = object(body, what, ['name', 'hold']);
@@ -169,7 +204,7 @@ function parseStep(raw: unknown, where: string): Step {
       let put: { key: string; value: string } | null = null;
       if (o.put !== undefined) {
         const p = object(o.put, `${what}.put`, ['key', 'value']);
-        put = { key: text(p.key, `${what}.put.key`), value: text(p.value ?? '', `${what}.put.value`) };
+        put = { key: keyTemplate(p.key, `${what}.put.key`), value: valueTemplate(p.value, `${what}.put.value`) };
       }
       return {
         kind,
@@ -187,6 +222,87 @@ function parseStep(raw: unknown, where: string): Step {
       return { kind, name: primitiveName(o.name, `${what}.name`), count: count as number | 'all', ...common };
     }
   }
+}
+
+function parseRoles(raw: unknown, what: string): RoleSpec[] {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw new ScenarioError(
+      `${what} is a mapping of role name to a count or "rest", such as { mysql: 1, django: rest }`,
+    );
+  const roles: RoleSpec[] = [];
+  for (const [name, count] of Object.entries(raw)) {
+    if (!NAME.test(name)) throw new ScenarioError(`${what}: role "${name}" must be letters, digits, ".", "_" or "-"`);
+    if (count !== 'rest' && (!Number.isInteger(count) || (count as number) < 0 || (count as number) > MAX_NODES))
+      throw new ScenarioError(`${what}.${name} must be a whole number from 0 to ${MAX_NODES} or "rest"`);
+    roles.push({ name, count: count as number | 'rest' });
+  }
+  if (roles.filter((r) => r.count === 'rest').length > 1)
+    throw new ScenarioError(`${what}: only one role may take the rest of the nodes`);
+  return roles;
+}
+
+function checkNodeCount(nodes: number, roles: readonly RoleSpec[], what: string): void {
+  const fixed = roles.reduce((sum, r) => sum + (r.count === 'rest' ? 0 : r.count), 0);
+  const rest = roles.some((r) => r.count === 'rest');
+  if (roles.length > 0 && (rest ? nodes < fixed : nodes !== fixed))
+    throw new ScenarioError(
+      `${what}: ${nodes} nodes do not fit the roles (${rest ? 'at least' : 'exactly'} ${fixed} needed)`,
+    );
+}
+
+/** Each node's role, in node order, for `nodes` nodes (ScenarioError when they do not fit). */
+export function assignRoles(scenario: Scenario, nodes: number): string[] {
+  checkNodeCount(nodes, scenario.roles, `--nodes ${nodes}`);
+  if (scenario.roles.length === 0) return Array.from({ length: nodes }, () => 'node');
+  const fixed = scenario.roles.reduce((sum, r) => sum + (r.count === 'rest' ? 0 : r.count), 0);
+  return scenario.roles.flatMap((r) =>
+    Array.from({ length: r.count === 'rest' ? nodes - fixed : r.count }, () => r.name),
+  );
+}
+
+function stepRoles(raw: unknown, what: string, roleNames: readonly string[]): string[] | null {
+  if (raw === undefined) return null;
+  const list = Array.isArray(raw) ? (raw as unknown[]) : [raw];
+  if (list.length === 0) throw new ScenarioError(`${what} names at least one role`);
+  for (const role of list)
+    if (typeof role !== 'string' || !roleNames.includes(role))
+      throw new ScenarioError(
+        `${what}: "${String(role)}" is not one of the scenario's roles` +
+          (roleNames.length > 0 ? ` (${roleNames.join(', ')})` : ' (it has no roles: add roles: { NAME: COUNT })'),
+      );
+  return list as string[];
+}
+
+/** A key, possibly naming placeholders: checked as a key with each placeholder filled in. */
+function keyTemplate(raw: unknown, what: string): string {
+  const template = text(raw, what);
+  checkPlaceholders(template, what);
+  try {
+    validateKey(fill(template, { node: 'node-1', role: 'node', random: '0123456789abcdef' }));
+  } catch (error) {
+    throw new ScenarioError(`${what}: ${(error as Error).message}`);
+  }
+  return template;
+}
+
+function valueTemplate(raw: unknown, what: string): string {
+  if (raw === undefined || raw === null) return '';
+  if (typeof raw !== 'string' && typeof raw !== 'number' && typeof raw !== 'boolean')
+    throw new ScenarioError(`${what} must be text`);
+  const template = String(raw);
+  checkPlaceholders(template, what);
+  return template;
+}
+
+function checkPlaceholders(template: string, what: string): void {
+  for (const match of template.matchAll(/\{([^}]*)\}/g))
+    if (!PLACEHOLDERS.includes(match[1] ?? ''))
+      throw new ScenarioError(`${what}: unknown placeholder {${match[1]}} (known: {node}, {role}, {random})`);
+}
+
+/** Fill `{node}`, `{role}` and `{random}` in a key or value template. */
+export function fill(template: string, values: { node: string; role: string; random: string }): string {
+  return template.replace(/\{(node|role|random)\}/g, (_, name: 'node' | 'role' | 'random') => values[name]);
 }
 
 function describeFound(kinds: readonly string[]): string {

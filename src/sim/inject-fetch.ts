@@ -1,0 +1,63 @@
+import type { FastifyInstance } from 'fastify';
+import type { FetchFunction } from '../client/http-transport.js';
+
+/** One request handed to the app, and (once answered) its answer. */
+export interface Exchange {
+  readonly method: string;
+  /** Path and query. */
+  readonly path: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: string | null;
+  /** Set on the answer. */
+  readonly status?: number;
+  readonly payload?: string;
+}
+
+/** Told of each request as it is handed over, and of its answer, whoever waits for it. */
+export interface ExchangeObserver {
+  sent?(exchange: Exchange): void;
+  answered?(exchange: Exchange): void;
+}
+
+/**
+ * A `fetch` that hands each request to the app in this process (`app.inject`)
+ * instead of a socket: the simulator's nodes talk to a real muster server this
+ * way, with every request passing through the same routes, checks and
+ * primitives as over HTTP. Bodies are whole (no streaming): the simulated nodes
+ * use request/response calls only (blocking calls answer when their wait ends).
+ * Aborting is the caller's business: a request handed over is always answered.
+ */
+export function injectFetch(app: FastifyInstance, observer: ExchangeObserver = {}): FetchFunction {
+  return async (input, init) => {
+    const url = new URL(input);
+    const body = init.body === undefined || init.body === null ? null : (init.body as string | Uint8Array);
+    const exchange: Exchange = {
+      method: init.method ?? 'GET',
+      path: url.pathname + url.search,
+      headers: headersOf(init.headers),
+      body: body === null ? null : typeof body === 'string' ? body : Buffer.from(body).toString('utf8'),
+    };
+    observer.sent?.(exchange);
+    const answer = await app.inject({
+      method: exchange.method as 'GET' | 'PUT' | 'POST' | 'DELETE',
+      url: exchange.path,
+      headers: exchange.headers,
+      ...(body !== null ? { payload: typeof body === 'string' ? body : Buffer.from(body) } : {}),
+    });
+    observer.answered?.({ ...exchange, status: answer.statusCode, payload: answer.payload });
+    const headers = new Headers();
+    for (const [name, value] of Object.entries(answer.headers)) {
+      if (value === undefined) continue;
+      for (const one of Array.isArray(value) ? value : [value]) headers.append(name, String(one));
+    }
+    const empty = answer.statusCode === 204 || answer.statusCode === 304;
+    return new Response(empty ? null : answer.rawPayload, { status: answer.statusCode, headers });
+  };
+}
+
+function headersOf(headers: RequestInit['headers']): Record<string, string> {
+  if (headers === undefined) return {};
+  if (headers instanceof Headers) return Object.fromEntries(headers.entries());
+  if (Array.isArray(headers)) return Object.fromEntries(headers);
+  return { ...(headers as Record<string, string>) };
+}
