@@ -34,6 +34,8 @@ import { jobRoutes } from './routes/jobs.js';
 import { JobStore } from '../jobs/job-store.js';
 import { triggerRoutes } from './routes/triggers.js';
 import { TriggerStore } from '../jobs/trigger-store.js';
+import { hookRoutes } from './routes/hooks.js';
+import { HookStore } from '../hooks/hook-store.js';
 
 export interface AppDeps {
   readonly backend: Backend;
@@ -209,6 +211,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     }),
   });
   await app.register(triggerRoutes, { store: new TriggerStore(backend, clock) });
+  await app.register(hookRoutes, { store: new HookStore(backend, clock) });
 
   app.get('/openapi.json', { schema: { hide: true }, config: { access: access.public } }, async () => app.swagger());
   return app;
