@@ -71,3 +71,4 @@ export type {
   TriggerRecord,
   TriggerRequest,
 } from './job-types.js';
+export type { HookDelivery, HookRequest, HookView } from './hook-types.js';

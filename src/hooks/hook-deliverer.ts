@@ -85,7 +85,14 @@ export class HookDeliverer {
       const stateKv = states.get(name);
       const state = stateKv ? decodeJson<HookState>(stateKv.value) : initialState(range.revision + 1);
       const secretKv = secrets.get(name);
-      const loop = new HookLoop(this.context, this.options, def, kv.createRevision, state, secretKv ? decoder.decode(secretKv.value) : null);
+      const loop = new HookLoop(
+        this.context,
+        this.options,
+        def,
+        kv.createRevision,
+        state,
+        secretKv ? decoder.decode(secretKv.value) : null,
+      );
       this.loops.set(name, loop);
       loop.start();
     }
@@ -228,7 +235,8 @@ class HookLoop {
       'x-muster-event': event.type,
     };
     if (this.secret !== null) {
-      headers['x-muster-signature-256'] = `sha256=${createHmac('sha256', this.secret).update(payload.body).digest('hex')}`;
+      headers['x-muster-signature-256'] =
+        `sha256=${createHmac('sha256', this.secret).update(payload.body).digest('hex')}`;
     }
     const { state } = this;
     for (let attempt = 1; ; attempt++) {
@@ -275,7 +283,10 @@ class HookLoop {
       const { backend, fence } = this.context;
       try {
         const result = await backend.txn({
-          compare: [fence, { key: hookKeys.def(this.def.name), target: 'createRevision', op: '=', value: this.createRevision }],
+          compare: [
+            fence,
+            { key: hookKeys.def(this.def.name), target: 'createRevision', op: '=', value: this.createRevision },
+          ],
           success: [{ type: 'put', key: hookKeys.state(this.def.name), value: encodeJson(this.state) }],
           failure: [],
         });
@@ -317,7 +328,11 @@ function setIntervalOnClock(
  * revisions behind `head` (past it a hook jumps forward and records `missed`): the
  * compaction duty keeps history from here.
  */
-export async function hookHistoryHold(backend: DutyContext['backend'], head: number, bound: number): Promise<number | null> {
+export async function hookHistoryHold(
+  backend: DutyContext['backend'],
+  head: number,
+  bound: number,
+): Promise<number | null> {
   const range = await backend.range({ key: HOOKS_PREFIX, prefix: true });
   const paused = new Set<string>();
   const cursors = new Map<string, HookState>();

@@ -31,7 +31,9 @@ export const HookRequest = Type.Object(
     /** Where to POST: http:// or https://, no credentials. */
     url: Type.String({ minLength: 1, maxLength: 2048 }),
     /** Which events. @default ["put","delete"] */
-    events: Type.Optional(Type.Array(Type.Union([Type.Literal('put'), Type.Literal('delete')]), { minItems: 1, maxItems: 2 })),
+    events: Type.Optional(
+      Type.Array(Type.Union([Type.Literal('put'), Type.Literal('delete')]), { minItems: 1, maxItems: 2 }),
+    ),
     /** The body format: "json" (muster's), "noah" (Noah's watch message). @default "json" */
     format: Type.Optional(Type.String({ minLength: 1, maxLength: 32 })),
     /** The HMAC-SHA256 key of `X-Muster-Signature-256`. Never shown again. */
@@ -139,18 +141,30 @@ export function validateHookUrl(url: string): string {
   try {
     parsed = new URL(url);
   } catch {
-    throw new InvalidArgumentError(`invalid url ${JSON.stringify(url.slice(0, 200))}: not an absolute URL`, 'invalid_url');
+    throw new InvalidArgumentError(
+      `invalid url ${JSON.stringify(url.slice(0, 200))}: not an absolute URL`,
+      'invalid_url',
+    );
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    throw new InvalidArgumentError(`invalid url: only http:// and https:// are delivered to, not ${parsed.protocol}`, 'invalid_url');
+    throw new InvalidArgumentError(
+      `invalid url: only http:// and https:// are delivered to, not ${parsed.protocol}`,
+      'invalid_url',
+    );
   }
   if (parsed.username !== '' || parsed.password !== '') {
-    throw new InvalidArgumentError('invalid url: no credentials in the URL (use --secret to sign deliveries)', 'invalid_url');
+    throw new InvalidArgumentError(
+      'invalid url: no credentials in the URL (use --secret to sign deliveries)',
+      'invalid_url',
+    );
   }
   return url;
 }
 
-export function checkHookRequest(request: HookRequest, formats: ReadonlySet<string>): Omit<HookDef, 'createdBy' | 'createdAt' | 'paused' | 'resumes'> {
+export function checkHookRequest(
+  request: HookRequest,
+  formats: ReadonlySet<string>,
+): Omit<HookDef, 'createdBy' | 'createdAt' | 'paused' | 'resumes'> {
   const format = request.format ?? 'json';
   if (!formats.has(format)) {
     throw new InvalidArgumentError(
@@ -178,7 +192,11 @@ export function toView(def: HookDef, state: HookState | null): HookView {
     secretSet: def.secretSet,
     createdBy: def.createdBy,
     createdAt: def.createdAt,
-    status: def.paused ? 'paused' : state && state.status === 'paused' && def.resumes > state.resumes ? 'active' : (state?.status ?? 'active'),
+    status: def.paused
+      ? 'paused'
+      : state && state.status === 'paused' && def.resumes > state.resumes
+        ? 'active'
+        : (state?.status ?? 'active'),
     cursor: state?.cursor ?? { revision: 0, next: 0 },
     failures: state?.failures ?? 0,
     lastError: state?.lastError ?? null,

@@ -4,6 +4,7 @@ import { ForbiddenError } from '../../core/errors.js';
 import { HookDelivery, HookRequest, HookView } from '../../hooks/hook-model.js';
 import type { HookStore } from '../../hooks/hook-store.js';
 import '../../hooks/formats.js';
+import { validatePrefix } from '../../core/key-path.js';
 import { access } from '../access.js';
 
 const nameParams = Type.Object({ name: Type.String({ maxLength: 256 }) }, { additionalProperties: false });
@@ -23,6 +24,7 @@ export const hookRoutes: FastifyPluginAsyncTypebox<{ store: HookStore }> = async
     },
     async (request, reply) => {
       const { policy } = request.principal;
+      validatePrefix(request.body.prefix);
       // A hook delivers what is under its prefix: its creator must be able to read all of it.
       const decision = policy.prefix(request.body.prefix, 'read');
       if (!decision.allowed || decision.narrower.length > 0) {
@@ -36,7 +38,10 @@ export const hookRoutes: FastifyPluginAsyncTypebox<{ store: HookStore }> = async
   );
   app.get(
     '/v1/hooks',
-    { config: manage, schema: { summary: 'Every webhook', response: { 200: Type.Object({ hooks: Type.Array(HookView) }) } } },
+    {
+      config: manage,
+      schema: { summary: 'Every webhook', response: { 200: Type.Object({ hooks: Type.Array(HookView) }) } },
+    },
     async () => ({ hooks: await store.list() }),
   );
   app.get(
