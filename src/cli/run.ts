@@ -25,6 +25,7 @@ import { registerWait } from './commands/wait.js';
 import { registerRun } from './commands/run-job.js';
 import { registerJob, registerJobs } from './commands/jobs.js';
 import { registerTrigger } from './commands/trigger.js';
+import { registerHook } from './commands/hook.js';
 import { CliContext, DEFAULT_ENDPOINT } from './context.js';
 import { describeError, EXIT_CODES_HELP, exitCodeFor } from './exit-codes.js';
 import type { CliIo } from './io.js';
@@ -116,6 +117,7 @@ Every command has --help with an example. Reference: docs/cli.md`,
   registerJobs(program, ctx);
   registerJob(program, ctx);
   registerTrigger(program, ctx);
+  registerHook(program, ctx);
   return program;
 }
 
