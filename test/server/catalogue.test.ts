@@ -208,6 +208,13 @@ describe('served documents', () => {
     'GET /v1/triggers',
     'GET /v1/triggers/{name}',
     'DELETE /v1/triggers/{name}',
+    'POST /v1/hooks',
+    'GET /v1/hooks',
+    'GET /v1/hooks/{name}',
+    'GET /v1/hooks/{name}/deliveries',
+    'POST /v1/hooks/{name}/pause',
+    'POST /v1/hooks/{name}/resume',
+    'DELETE /v1/hooks/{name}',
   ];
   // The dashboard's files (docs/dashboard.md) are not API routes either.
   const hidden = ['GET /metrics', 'GET /openapi.json', 'GET /ui', 'GET /ui/', 'GET /ui/{*}'];
