@@ -1,5 +1,5 @@
 /** Webhooks in the keyspace: add, list, show, deliveries, pause, resume, remove. */
-import type { Backend } from '../core/backend.js';
+import type { Backend, TxnOp } from '../core/backend.js';
 import type { Clock } from '../core/clock.js';
 import { validateName } from '../core/key-path.js';
 import { hookFormatNames } from './formats.js';
@@ -25,7 +25,7 @@ export class HookStore {
   ) {}
 
   /** Add a hook: changes from now on are delivered. Throws HookExistsError. */
-  async add(request: HookRequest, createdBy: string): Promise<HookView> {
+  async add(request: HookRequest, createdBy: string, extra: readonly TxnOp[] = []): Promise<HookView> {
     const checked = checkHookRequest(request, hookFormatNames());
     const def: HookDef = {
       ...checked,
@@ -44,6 +44,7 @@ export class HookStore {
         ...(request.secret !== undefined
           ? [{ type: 'put' as const, key: hookKeys.secret(def.name), value: encoder.encode(request.secret) }]
           : []),
+        ...extra,
       ],
       failure: [],
     });
@@ -85,11 +86,11 @@ export class HookStore {
     return this.control(name, (def) => ({ ...def, paused: false, resumes: def.resumes + 1 }));
   }
 
-  async remove(name: string): Promise<void> {
+  async remove(name: string, extra: readonly TxnOp[] = []): Promise<void> {
     validateName(name, 'hook name');
     const result = await this.backend.txn({
       compare: [{ key: hookKeys.def(name), target: 'version', op: '>', value: 0 }],
-      success: [{ type: 'delete', key: `${HOOKS_PREFIX}${name}/`, prefix: true }],
+      success: [{ type: 'delete', key: `${HOOKS_PREFIX}${name}/`, prefix: true }, ...extra],
       failure: [],
     });
     if (!result.succeeded) throw new HookNotFoundError(name);
