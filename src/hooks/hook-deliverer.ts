@@ -34,6 +34,8 @@ const RETRY = { initialMs: 1000, maxMs: 300_000 };
 /** How often a quiet hook asks its watch for progress, so its cursor (and compaction) moves on. */
 const PROGRESS_MS = 5000;
 const decoder = new TextDecoder();
+/** How long state changes gather before one write saves them all. */
+const SAVE_DELAY_MS = 50;
 
 export class HookDeliverer {
   private readonly loops = new Map<string, HookLoop>();
@@ -269,12 +271,18 @@ class HookLoop {
     }
   }
 
-  /** Save the state soon: one write in flight at a time, the latest state wins. */
+  /**
+   * Save the state soon: within SAVE_DELAY_MS, one write in flight at a time, the
+   * latest state wins (a burst of deliveries costs one write, not one each; a crash
+   * in between re-delivers at most those, which at-least-once allows).
+   */
   private save(): void {
     this.dirty = true;
-    this.saving ??= this.writeLoop().finally(() => {
-      this.saving = null;
-    });
+    this.saving ??= sleep(this.context.runtime.clock, SAVE_DELAY_MS)
+      .then(() => this.writeLoop())
+      .finally(() => {
+        this.saving = null;
+      });
   }
 
   private async writeLoop(): Promise<void> {
