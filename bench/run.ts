@@ -17,10 +17,11 @@ import { packageRoot } from './paths.js';
 import { renderResult } from './report.js';
 import type { BenchSettings, Requirement, Scenario, ScenarioResult } from './scenario.js';
 import { waiters } from './waiters.js';
+import { agents } from './agents.js';
 import { hooksBench } from './hooks.js';
 
 /** Every scenario the bench knows, in the order a plain `npm run bench` runs them. New scenarios go here. */
-const SCENARIOS: readonly Scenario[] = [kvThroughput, authCost, lockHandoff, waiters, hooksBench];
+const SCENARIOS: readonly Scenario[] = [kvThroughput, authCost, lockHandoff, waiters, agents, hooksBench];
 
 const USAGE = `usage: npm run bench [-- [--list] [scenario ...]]
 

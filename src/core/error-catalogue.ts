@@ -132,6 +132,22 @@ export const errorCatalogue = {
     status: 400,
     description: 'A webhook URL is not an absolute http:// or https:// URL, or carries credentials (user:password@).',
   },
+  invalid_plan: {
+    status: 400,
+    description: 'A plan file breaks the plan format, or its steps\' "after" make a cycle; the message names the line.',
+  },
+  invalid_query: {
+    status: 400,
+    description: 'A node query (docs/queries.md) does not parse; the message names the position of the mistake.',
+  },
+  node_not_found: { status: 404, description: 'No node is registered under this name.' },
+  plan_not_found: { status: 404, description: 'No plan has this id.' },
+  group_not_found: { status: 404, description: 'No group has this name (muster group add NAME QUERY makes one).' },
+  plan_conflict: {
+    status: 409,
+    description:
+      'The plan is not in a state that allows this (resume a plan that is not paused, abort one that ended).',
+  },
   internal: { status: 500, description: 'A bug: the server failed unexpectedly. The message is logged on the server.' },
 } as const satisfies Record<string, CatalogueEntry>;
 

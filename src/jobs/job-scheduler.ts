@@ -13,6 +13,7 @@
 import type { Assignment } from '../api/agent-protocol.js';
 import type { Compare, TxnOp, WatchEvent } from '../core/backend.js';
 import { sleep } from '../core/clock.js';
+import type { TimerHandle } from '../core/clock.js';
 import { CompactedError } from '../core/errors.js';
 import type { DutyContext } from '../server/duties/duty-runner.js';
 import type { JobRecord, NodeJobRecord, NodeState } from './job-model.js';
@@ -41,9 +42,22 @@ interface ActiveJob {
 
 export interface SchedulerOptions {
   readonly directory: NodeDirectory;
-  /** How often timeouts and the liveness of running nodes are checked, ms. @default 1000 */
+  /** How often timeouts are checked, ms (the liveness of running nodes every other time). @default 1000 */
   readonly tickMs?: number;
 }
+
+/**
+ * What the scheduler wrote, unless the watch already brought something newer (a
+ * node that reported while the scheduler was still writing the rest).
+ */
+function remember(job: ActiveJob, node: string, record: NodeJobRecord, modRevision: number): void {
+  const known = job.nodes.get(node);
+  if (known && known.modRevision > modRevision) return;
+  job.nodes.set(node, { record, modRevision });
+}
+
+/** Changes are gathered this long before the scheduler looks at them, ms. */
+const BATCH_MS = 50;
 
 /** Nodes failed, for the failure threshold. */
 const FAILURES: ReadonlySet<NodeState> = new Set(['failed', 'timed_out', 'rejected', 'unreachable']);
@@ -52,6 +66,8 @@ export class JobScheduler {
   private readonly jobs = new Map<string, ActiveJob>();
   private readonly dirty = new Set<string>();
   private up: Set<string> | null = null;
+  /** Set by the ticker: the next look checks whether running nodes are still up. */
+  private livenessDue = false;
   private upAt = 0;
   private readonly tickMs: number;
 
@@ -81,30 +97,56 @@ export class JobScheduler {
     const watch = this.backend.watch(JOBS_PREFIX, { prefix: true, fromRevision: revision + 1 });
     const stop = () => watch.close();
     signal.addEventListener('abort', stop, { once: true });
-    let working: Promise<void> = this.work();
+    let working: Promise<void> = Promise.resolve();
+    const clock = this.context.runtime.clock;
+    // Changes are looked at together, at most every BATCH_MS: a job of 10,000 nodes
+    // gets thousands of reports a second, and each look goes over all its nodes.
+    let kicked: TimerHandle | null = null;
+    let failure: unknown = null;
+    const look = () => {
+      working = working
+        .then(() => this.work())
+        .catch((error: unknown) => {
+          failure = error;
+          watch.close();
+        });
+    };
+    const kick = () => {
+      kicked ??= clock.setTimeout(() => {
+        kicked = null;
+        look();
+      }, BATCH_MS);
+    };
+    look();
+    let ticks = 0;
     const ticker = (async () => {
       while (!signal.aborted) {
-        await sleep(this.context.runtime.clock, this.tickMs, signal).catch(() => undefined);
+        await sleep(clock, this.tickMs, signal).catch(() => undefined);
         if (signal.aborted) break;
         for (const id of this.jobs.keys()) this.dirty.add(id);
-        this.up = null;
-        working = working.then(() => this.work());
-        await working;
+        // Whether running nodes are still up is read every other tick: it lists every node.
+        if (++ticks % 2 === 0) {
+          this.livenessDue = true;
+          this.up = null;
+        }
+        kick();
       }
     })();
     try {
       for await (const batch of watch) {
         for (const event of batch.events) this.observe(event);
-        working = working.then(() => this.work());
-        await working;
+        if (this.dirty.size > 0) kick();
         if (signal.aborted) break;
       }
+      if (failure) throw failure;
     } catch (error) {
       if (!(error instanceof CompactedError) && !signal.aborted) throw error;
     } finally {
       signal.removeEventListener('abort', stop);
       watch.close();
+      if (kicked) clock.clearTimeout(kicked);
       await ticker.catch(() => undefined);
+      await working.catch(() => undefined);
     }
   }
 
@@ -170,6 +212,7 @@ export class JobScheduler {
   }
 
   private async work(): Promise<void> {
+    const liveness = this.livenessDue;
     while (this.dirty.size > 0 && !this.context.signal.aborted) {
       const [id] = this.dirty;
       if (id === undefined) break;
@@ -179,6 +222,7 @@ export class JobScheduler {
       const ok = await this.step(job);
       if (!ok) await this.reload(id);
     }
+    if (liveness) this.livenessDue = false;
   }
 
   /** After a write lost a race: read the job again (and look at it again). */
@@ -204,7 +248,7 @@ export class JobScheduler {
   }
 
   private async upNodes(): Promise<Set<string>> {
-    if (this.up === null || this.now() - this.upAt >= this.tickMs) {
+    if (this.up === null || this.now() - this.upAt >= 2 * this.tickMs) {
       this.up = await this.options.directory.upNodes();
       this.upAt = this.now();
     }
@@ -216,9 +260,16 @@ export class JobScheduler {
     if (job.record.state === 'voting') return this.vote(job);
     if (job.record.state !== 'running') return true;
     const { record } = job;
-    const nodes = [...job.nodes.values()];
-    const inFlight = nodes.filter((n) => n.record.assignedAt !== undefined && !FINAL_NODE_STATES.has(n.record.state));
-    const unassigned = nodes.filter((n) => n.record.assignedAt === undefined && !FINAL_NODE_STATES.has(n.record.state));
+    // One pass over the nodes (a job may have 10,000).
+    const inFlight: { record: NodeJobRecord; modRevision: number }[] = [];
+    const unassigned: { record: NodeJobRecord; modRevision: number }[] = [];
+    let failures = 0;
+    for (const n of job.nodes.values()) {
+      if (FINAL_NODE_STATES.has(n.record.state)) {
+        if (FAILURES.has(n.record.state)) failures++;
+      } else if (n.record.assignedAt === undefined) unassigned.push(n);
+      else inFlight.push(n);
+    }
 
     if (record.abortRequested) {
       const ok = await this.endNodes(job, inFlight, 'aborted', 'the job was aborted', true);
@@ -245,7 +296,7 @@ export class JobScheduler {
       if (!ok || !ok2) return false;
       return this.finish(job, 'timed_out', `timed out after ${Math.round(record.timeoutMs / 1000)}s`);
     }
-    if (inFlight.length > 0) {
+    if (inFlight.length > 0 && this.livenessDue) {
       const up = await this.upNodes();
       const gone = inFlight.filter((n) => !up.has(n.record.node));
       if (gone.length > 0) {
@@ -254,7 +305,6 @@ export class JobScheduler {
         return this.step(job);
       }
     }
-    const failures = nodes.filter((n) => FAILURES.has(n.record.state)).length;
     const tolerated = toleratedOf(record.failureThreshold, record.nodes.length);
     if (failures > tolerated && unassigned.length > 0) {
       const reason = `not started: ${failures} nodes failed, more than the failure threshold (${describeAmount(record.failureThreshold)})`;
@@ -275,20 +325,19 @@ export class JobScheduler {
       if (down.length > 0) return this.step(job);
       return true;
     }
-    if (nodes.every((n) => FINAL_NODE_STATES.has(n.record.state))) {
-      const counts = new Map<NodeState, number>();
-      for (const n of nodes) counts.set(n.record.state, (counts.get(n.record.state) ?? 0) + 1);
+    if (inFlight.length === 0 && unassigned.length === 0) {
+      const total = job.nodes.size;
       if (failures > tolerated) {
         return this.finish(
           job,
           'failed',
-          `${failures} of ${nodes.length} nodes failed, more than the failure threshold (${describeAmount(record.failureThreshold)})`,
+          `${failures} of ${total} nodes failed, more than the failure threshold (${describeAmount(record.failureThreshold)})`,
         );
       }
       return this.finish(
         job,
         'complete',
-        failures > 0 ? `${failures} of ${nodes.length} nodes failed, within the threshold` : undefined,
+        failures > 0 ? `${failures} of ${total} nodes failed, within the threshold` : undefined,
       );
     }
     return true;
@@ -300,6 +349,10 @@ export class JobScheduler {
     let matched;
     try {
       matched = await this.options.directory.match(record.query);
+      if (record.only !== undefined) {
+        const only = new Set(record.only);
+        matched = matched.filter((n) => only.has(n.name));
+      }
     } catch (error) {
       return this.finish(job, 'quorum_failed', `the query cannot be used: ${(error as Error).message}`);
     }
@@ -316,6 +369,7 @@ export class JobScheduler {
     const at = this.iso();
     const ops: TxnOp[] = [];
     const written = new Map<string, NodeJobRecord>();
+    const run = encodeJson(this.assignment(record, 'run'));
     available.forEach((node, i) => {
       const state: NodeJobRecord = {
         node,
@@ -327,20 +381,12 @@ export class JobScheduler {
       };
       written.set(node, state);
       ops.push({ type: 'put', key: keys.node(record.id, node), value: encodeJson(state) });
-      if (i < first)
-        ops.push({
-          type: 'put',
-          key: keys.assignment(node, record.id),
-          value: encodeJson(this.assignment(record, 'run')),
-        });
+      if (i < first) ops.push({ type: 'put', key: keys.assignment(node, record.id), value: run });
     });
     const revisions = await this.writeOps(ops, []);
     if (revisions === null) return false;
     let i = 0;
-    for (const [node, state] of written) {
-      job.nodes.set(node, { record: state, modRevision: revisions[i] ?? 0 });
-      i++;
-    }
+    for (const [node, state] of written) remember(job, node, state, revisions[i++] ?? 0);
     const next: JobRecord = { ...record, state: 'running', nodes: available, matched: matched.length, startedAt: at };
     if (!(await this.putJob(job, next))) return false;
     this.dirty.add(record.id);
@@ -434,9 +480,7 @@ export class JobScheduler {
         failure: [],
       });
       if (!result.succeeded) return false;
-      for (const n of slice) {
-        job.nodes.set(n.record.node, { record: make(n), modRevision: result.revision });
-      }
+      for (const n of slice) remember(job, n.record.node, make(n), result.revision);
     }
     return true;
   }

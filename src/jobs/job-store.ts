@@ -61,8 +61,13 @@ export interface JobStoreOptions {
   readonly outputLimit?: number;
 }
 
+/** Node states a JobStore remembers from its own writes. */
+const RECENT_NODES = 20_000;
+
 export class JobStore {
   readonly outputLimit: number;
+  /** The node states this store wrote last (oldest first), to spare a read on the next report. */
+  private readonly recent = new Map<string, StoredNode>();
 
   constructor(
     readonly backend: Backend,
@@ -170,25 +175,38 @@ export class JobStore {
    * answered, not applied.
    */
   async report(id: string, node: string, report: JobReport): Promise<{ accepted: boolean; state: NodeState }> {
+    const key = keys.node(id, node);
     for (let attempt = 0; ; attempt++) {
-      const key = keys.node(id, node);
-      const kv = await this.backend.get(key);
-      if (!kv) {
-        if (!(await this.get(id))) throw new JobNotFoundError(id);
-        throw new JobNotFoundError(id, node);
+      // A node's reports come one after another: the state this server wrote last
+      // is most likely still the state (the txn's compare says when it is not).
+      let stored = attempt === 0 ? this.recent.get(key) : undefined;
+      if (!stored) {
+        const kv = await this.backend.get(key);
+        if (!kv) {
+          if (!(await this.get(id))) throw new JobNotFoundError(id);
+          throw new JobNotFoundError(id, node);
+        }
+        stored = { record: decodeJson<NodeJobRecord>(kv.value), modRevision: kv.modRevision };
       }
-      const current = decodeJson<NodeJobRecord>(kv.value);
-      if (report.seq <= current.seq) return { accepted: false, state: current.state };
+      this.recent.delete(key);
+      const current = stored.record;
+      if (report.seq <= current.seq) {
+        if (attempt > 0) return { accepted: false, state: current.state };
+        continue;
+      }
       if (current.assignedAt === undefined) {
         throw new JobConflictError(`node ${node} was not asked to run job ${id} yet: a report is not expected`);
       }
       const { next, ops } = await this.apply(id, current, report);
       const result = await this.backend.txn({
-        compare: [{ key, target: 'modRevision', op: '=', value: kv.modRevision }],
+        compare: [{ key, target: 'modRevision', op: '=', value: stored.modRevision }],
         success: [...ops, { type: 'put', key, value: encodeJson(next) }],
         failure: [],
       });
-      if (result.succeeded) return { accepted: true, state: next.state };
+      if (result.succeeded) {
+        if (!FINAL_NODE_STATES.has(next.state)) this.remember(key, { record: next, modRevision: result.revision });
+        return { accepted: true, state: next.state };
+      }
       if (attempt > 50) throw new JobConflictError(`node ${node}'s state in job ${id} keeps changing; report again`);
     }
   }
@@ -260,6 +278,14 @@ export class JobStore {
         break;
     }
     return { next, ops };
+  }
+
+  private remember(key: string, node: StoredNode): void {
+    this.recent.set(key, node);
+    if (this.recent.size > RECENT_NODES) {
+      const oldest = this.recent.keys().next().value;
+      if (oldest !== undefined) this.recent.delete(oldest);
+    }
   }
 
   /** Deletes of the oldest chunks holding at least `excess` bytes (at most a txn's worth). */

@@ -89,7 +89,7 @@ export function describeJobs(name: string, makeStore: StoreFactory): void {
     });
 
     it('streams state changes and output as events, ending when the job is over', async () => {
-      const { client } = await setup(2);
+      const { client, server } = await setup(2);
       const started = await client.startJob({ query: 'tag:web', command: 'slow' });
       const events: JobEvent[] = [];
       for await (const event of client.jobEvents(started.id)) events.push(event);
@@ -104,6 +104,15 @@ export function describeJobs(name: string, makeStore: StoreFactory): void {
       expect(states).toContain('succeeded');
       const last = events.filter((e) => e.type === 'job').at(-1);
       expect(last?.type === 'job' && last.job.state).toBe('complete');
+      // A late follower gets where the job is, output included, then the end.
+      const late: JobEvent[] = [];
+      for await (const event of client.jobEvents(started.id)) late.push(event);
+      expect(late.map((e) => e.type)).toEqual(['job', 'node', 'node', 'output', 'output', 'end']);
+      // Resuming from a revision replays what came after it.
+      const response = await fetch(`${server.url}/v1/jobs/${started.id}/events?from=1`);
+      const text = await response.text();
+      expect(text.match(/^event: output$/gm)).toHaveLength(2);
+      expect(text).toMatch(/event: end/);
     });
 
     it('fails the quorum when too few matched nodes are up, and runs when enough are', async () => {
@@ -267,6 +276,77 @@ export function describeJobs(name: string, makeStore: StoreFactory): void {
       ).rejects.toMatchObject({ code: 'invalid_key' });
     });
 
+    it('keeps the last part of a long output within the limit and says it truncated', async () => {
+      const line = 'x'.repeat(499);
+      const { client } = await setup(1, {
+        jobOutputLimit: 2048,
+        commands: { chatty: { output: Array.from({ length: 10 }, (_, i) => `${i}${line}`) } },
+      });
+      const job = await finished(client, (await client.startJob({ query: 'role:web', command: 'chatty' })).id);
+      expect(job.state).toBe('complete');
+      const output = await client.jobOutput(job.id, 'web-1');
+      expect(output.truncated).toBe(true);
+      const text = output.chunks.map((c) => c.data).join('');
+      expect(text.length).toBeLessThanOrEqual(2048);
+      expect(text.endsWith(`9${line}\n`)).toBe(true);
+      expect(text).not.toContain(`0${line}`);
+      expect(job.nodeStates?.[0]?.truncated).toBe(true);
+    });
+
+    it('the assignment stream resumes after the last revision seen; a resent report is ignored', async () => {
+      const { client, directory } = await setup(0);
+      directory.add('solo', { attrs: { role: 'solo' } });
+      const stop = new AbortController();
+      const seen: { revision: number; jobId: string; state: string }[] = [];
+      const first = await client.startJob({ query: 'role:solo', command: 'build', args: ['--fast'], grace: '3s' });
+      for await (const event of client.assignments('solo', { signal: stop.signal })) {
+        seen.push({ revision: event.revision, jobId: event.assignment.jobId, state: event.assignment.state });
+        expect(event.assignment).toMatchObject({ command: 'build', args: ['--fast'], graceMs: 3000, state: 'run' });
+        break;
+      }
+      expect(await client.reportJob(first.id, 'solo', { seq: 0, type: 'started', pid: 42 })).toEqual({
+        accepted: true,
+        state: 'running',
+      });
+      expect(await client.reportJob(first.id, 'solo', { seq: 0, type: 'started', pid: 42 })).toEqual({
+        accepted: false,
+        state: 'running',
+      });
+      const second = await client.startJob({ query: 'role:solo', command: 'deploy' });
+      await client.abortJob(first.id);
+      const resumed: string[] = [];
+      for await (const event of client.assignments('solo', { from: seen[0]!.revision + 1 })) {
+        resumed.push(`${event.assignment.jobId === first.id ? 'first' : 'second'}:${event.assignment.state}`);
+        if (resumed.length === 2) break;
+      }
+      expect(resumed.sort()).toEqual(['first:abort', 'second:run']);
+      expect(
+        await client.reportJob(first.id, 'solo', {
+          seq: 1,
+          type: 'exit',
+          exitCode: null,
+          signal: 'SIGTERM',
+          reason: 'aborted',
+        }),
+      ).toMatchObject({ accepted: true, state: 'aborted' });
+      await client.reportJob(second.id, 'solo', { seq: 0, type: 'started', pid: 43 });
+      await client.reportJob(second.id, 'solo', {
+        seq: 1,
+        type: 'output',
+        stream: 'stderr',
+        data: Buffer.from([0xff, 0x00]).toString('base64'),
+        encoding: 'base64',
+      });
+      await client.reportJob(second.id, 'solo', { seq: 2, type: 'exit', exitCode: 0, signal: null });
+      const done = await finished(client, second.id);
+      expect(done.state).toBe('complete');
+      const output = await client.jobOutput(second.id, 'solo');
+      expect(output.chunks[0]).toMatchObject({ stream: 'stderr', encoding: 'base64', data: '/wA=' });
+      await expect(client.reportJob(second.id, 'other', { seq: 0, type: 'started', pid: 1 })).rejects.toMatchObject({
+        code: 'job_not_found',
+      });
+    });
+
     it('refuses bad input with 4xx naming the problem', async () => {
       const { server, client } = await setup(0);
       const post = (body: unknown) =>
@@ -281,6 +361,7 @@ export function describeJobs(name: string, makeStore: StoreFactory): void {
         [{ query: 'role:web', command: 'echo', quorum: '150%' }, /quorum/],
         [{ query: 'role:web', command: 'echo', timeout: 'soon' }, /timeout/],
         [{ query: 'role:web', command: 'echo; rm -rf /' }, /command/],
+        [{ query: 'role', command: 'echo' }, /query/],
       ] as const) {
         const res = await post(body);
         expect(res.status).toBe(400);

@@ -7,12 +7,14 @@ import { Overview } from './pages/overview.js';
 import { Keys } from './pages/keys.js';
 import { Primitives } from './pages/primitives.js';
 import { Audit } from './pages/audit.js';
+import { Jobs } from './pages/jobs.js';
 import { Theme } from './theme.js';
 
 /** Pages in the navigation: hash route, label, the page. */
 const PAGES = [
   { id: 'overview', label: 'Overview', page: Overview },
   { id: 'keys', label: 'Keys', page: Keys },
+  { id: 'jobs', label: 'Jobs', page: Jobs },
   { id: 'primitives', label: 'Locks & elections', page: Primitives },
   { id: 'audit', label: 'Audit', page: Audit },
 ] as const;

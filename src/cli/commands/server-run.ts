@@ -26,6 +26,8 @@ export interface AuthFlags {
   readonly maxWatches?: string | undefined;
   readonly maxBlocked?: string | undefined;
   readonly auditRetention?: string | undefined;
+  readonly jobRetention?: string | undefined;
+  readonly jobOutputLimit?: string | undefined;
 }
 
 export async function runServer(
@@ -59,6 +61,10 @@ export async function runServer(
       ...(authFlags.auditRetention !== undefined
         ? { auditRetentionMs: durationOf(authFlags.auditRetention, '--audit-retention') }
         : {}),
+      ...(authFlags.jobRetention !== undefined
+        ? { jobRetentionMs: durationOf(authFlags.jobRetention, '--job-retention') }
+        : {}),
+      ...(authFlags.jobOutputLimit !== undefined ? { jobOutputLimit: bytesOf(authFlags.jobOutputLimit) } : {}),
       onDutyError: (error, where) =>
         ctx.warn(`muster: duties: ${where}: ${error instanceof Error ? error.message : String(error)}`),
     });
@@ -175,4 +181,17 @@ function durationOf(text: string, flag: string): number {
   } catch (error) {
     throw new UsageError(`${flag}: ${(error as Error).message}`);
   }
+}
+
+/** A size such as 1048576, 512KiB or 4MiB (`--job-output-limit`). */
+function bytesOf(text: string): number {
+  const match = /^([0-9]+)\s*(B|KiB|MiB|KB|MB)?$/i.exec(text.trim());
+  const units: Record<string, number> = { b: 1, kib: 1024, kb: 1024, mib: 1024 * 1024, mb: 1024 * 1024 };
+  const bytes = match ? Number(match[1]) * (units[(match[2] ?? 'b').toLowerCase()] ?? 1) : NaN;
+  if (!Number.isSafeInteger(bytes) || bytes < 1024 || bytes > 1024 * 1024 * 1024) {
+    throw new UsageError(
+      `--job-output-limit must be a size from 1KiB to 1GiB, such as 1048576, 512KiB or 4MiB, got ${JSON.stringify(text)}`,
+    );
+  }
+  return bytes;
 }

@@ -48,6 +48,11 @@ export function registerServer(program: Command, ctx: CliContext): void {
     .option('--max-watches <n>', 'watches open at once per token (default 1000)')
     .option('--max-blocked <n>', 'blocking calls (locks, waits…) waiting at once per token (default 10000)')
     .option('--audit-retention <duration>', 'how long audit records are kept (default 7d)')
+    .option('--job-retention <duration>', 'how long finished jobs (and their output) are kept (default 7d)')
+    .option(
+      '--job-output-limit <bytes>',
+      'output kept per node per job, the oldest dropped: 1048576, 512KiB, 4MiB (default 1MiB)',
+    )
     .option(
       '--noah-listen <host:port>',
       "also serve Noah's API on this address (Noah's clients use port 5678); also MUSTER_NOAH_LISTEN",
@@ -103,6 +108,8 @@ Examples:
         maxWatches?: string;
         maxBlocked?: string;
         auditRetention?: string;
+        jobRetention?: string;
+        jobOutputLimit?: string;
       };
       await runServer(config, extra.dutiesTtl ?? 10, ctx, {
         insecureNoAuth: extra.insecureNoAuth === true,
@@ -115,6 +122,8 @@ Examples:
         maxWatches: extra.maxWatches,
         maxBlocked: extra.maxBlocked,
         auditRetention: extra.auditRetention,
+        jobRetention: extra.jobRetention,
+        jobOutputLimit: extra.jobOutputLimit,
       });
     });
 }

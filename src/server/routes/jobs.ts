@@ -22,6 +22,7 @@ import {
   validateNodeName,
 } from '../../jobs/job-model.js';
 import { JobNotFoundError } from '../../jobs/job-store.js';
+import { checkQuery } from '../../jobs/registry-directory.js';
 import type { JobStore } from '../../jobs/job-store.js';
 import type { Principal } from '../../security/token-registry.js';
 import { access } from '../access.js';
@@ -116,6 +117,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobRouteDeps> = async (app, de
       },
     },
     async (request, reply) => {
+      checkQuery(request.body.query);
       const job = await store.create(request.body, request.principal.tokenId);
       return reply.status(201).send(job);
     },
@@ -238,24 +240,37 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobRouteDeps> = async (app, de
       let ended = false;
       try {
         if (from === undefined) {
-          // Where the job is now, then what happens next.
-          const range = await backend.range({ key: keys.job(id), prefix: true });
-          let chunk = '';
-          let job: { name: string; data: unknown; final?: boolean } | null = null;
-          for (const kv of range.kvs) {
-            if (!mine(kv.key)) continue;
+          // Where the job is now (read at one revision, a node's output at a time, so a
+          // job of many nodes never sits in memory whole), then what happens next.
+          const head = await backend.range({ key: keys.job(id) });
+          const revision = head.revision;
+          const jobKv = head.kvs[0];
+          const job = jobKv ? eventFor(jobKv.key, jobKv.value) : null;
+          let chunk = job ? sseEvent(job.name, job.data) : '';
+          const nodes = await backend.range({ key: keys.nodes(id), prefix: true, revision });
+          for (const kv of nodes.kvs) {
             const event = eventFor(kv.key, kv.value);
-            if (!event) continue;
-            if (event.name === 'job') job = event;
-            else chunk += sseEvent(event.name, event.data);
+            if (event) chunk += sseEvent(event.name, event.data);
           }
-          if (job) chunk = sseEvent(job.name, job.data) + chunk;
-          chunk += sseEvent('synced', { revision: range.revision }, range.revision);
           await stream.write(chunk);
+          for (const kv of nodes.kvs) {
+            if (stream.gone) break;
+            const node = kv.key.slice(keys.nodes(id).length);
+            if (own !== null && node !== own) continue;
+            const output = await backend.range({ key: keys.output(id, node), prefix: true, revision });
+            let text = '';
+            for (const out of output.kvs) {
+              const event = eventFor(out.key, out.value);
+              if (event) text += sseEvent(event.name, event.data);
+            }
+            if (text) await stream.write(text);
+          }
+          await stream.write(sseEvent('synced', { revision }, revision));
           if (job?.final) {
-            await stream.write(sseEvent('end', { revision: range.revision }, range.revision));
+            await stream.write(sseEvent('end', { revision }, revision));
             ended = true;
           }
+          const range = { revision };
           from = range.revision + 1;
         }
         if (!ended) {

@@ -3,6 +3,7 @@ import Type from 'typebox';
 import { ForbiddenError } from '../../core/errors.js';
 import { TriggerRecord, TriggerRequest } from '../../jobs/trigger-model.js';
 import type { TriggerStore } from '../../jobs/trigger-store.js';
+import { checkQuery } from '../../jobs/registry-directory.js';
 import type { Principal } from '../../security/token-registry.js';
 import { access } from '../access.js';
 
@@ -26,7 +27,10 @@ export const triggerRoutes: FastifyPluginAsyncTypebox<{ store: TriggerStore }> =
         response: { 201: TriggerRecord },
       },
     },
-    async (request, reply) => reply.status(201).send(await store.put(request.body, request.principal.tokenId)),
+    async (request, reply) => {
+      checkQuery(request.body.job.query);
+      return reply.status(201).send(await store.put(request.body, request.principal.tokenId));
+    },
   );
   app.get(
     '/v1/triggers',

@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest';
+import { SqliteBackend } from '../../src/backends/sqlite/sqlite-backend.js';
+import { virtualRuntime } from '../../src/core/runtime.js';
+import { JobStore } from '../../src/jobs/job-store.js';
+import { encodeJson, keys } from '../../src/jobs/job-model.js';
+import { jobRetentionDuty } from '../../src/server/duties/job-duties.js';
+
+describe('job retention', () => {
+  it('deletes jobs that finished before the retention, with their nodes, output and assignments', async () => {
+    const runtime = virtualRuntime();
+    const backend = SqliteBackend.open({ dataDir: ':memory:', clock: runtime.clock });
+    const store = new JobStore(backend, runtime);
+    const old = await store.create({ query: 'role:web', command: 'echo' }, 'test');
+    runtime.clock.advance(3 * 86_400_000);
+    const recent = await store.create({ query: 'role:web', command: 'echo' }, 'test');
+    const running = await store.create({ query: 'role:web', command: 'echo' }, 'test');
+    const finish = async (id: string, state: string, finishedAt: number) => {
+      const job = (await store.get(id))!.record;
+      const record = { ...job, state, nodes: ['web-1'], finishedAt: new Date(finishedAt).toISOString() };
+      await backend.put(keys.job(id), encodeJson(record));
+      await backend.put(keys.node(id, 'web-1'), encodeJson({ node: 'web-1', state: 'succeeded' }));
+      await backend.put(keys.chunk(id, 'web-1', 0), encodeJson({ data: 'out' }));
+      await backend.put(keys.assignment('web-1', id), encodeJson({ jobId: id }));
+    };
+    await finish(old.id, 'complete', runtime.clock.now() - 3 * 86_400_000);
+    await finish(recent.id, 'failed', runtime.clock.now());
+    const duty = jobRetentionDuty({ retentionMs: 86_400_000 });
+    await duty.run({
+      backend,
+      signal: new AbortController().signal,
+      fence: { key: '/no/such/key', target: 'version', op: '=', value: 0 },
+      serverId: 'test',
+      token: 1,
+      runtime,
+    });
+    expect((await store.ids()).sort()).toEqual([recent.id, running.id].sort());
+    expect((await backend.range({ key: `${keys.job(old.id)}/`, prefix: true })).count).toBe(0);
+    expect(await backend.get(keys.assignment('web-1', old.id))).toBeNull();
+    expect(await backend.get(keys.assignment('web-1', recent.id))).not.toBeNull();
+    await backend.close();
+  });
+});
