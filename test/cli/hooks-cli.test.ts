@@ -56,7 +56,7 @@ describe('muster hook (CLI)', () => {
     const gone = await muster(['hook', 'show', 'ci']);
     expect(gone.code).not.toBe(0);
     expect(gone.stderr).toContain('no webhook is named "ci"');
-  }, 60_000);
+  }, 120_000);
 
   it('refuses a bad URL, and --help teaches with examples', async () => {
     const bad = await muster(['hook', 'add', 'x', '--prefix', '/a/', '--url', 'ftp://nope/']);
@@ -66,5 +66,5 @@ describe('muster hook (CLI)', () => {
     expect(help.stdout).toContain('muster hook add ci --prefix /deploy/');
     const addHelp = await muster(['hook', 'add', '--help']);
     expect(addHelp.stdout).toContain('X-Muster-Delivery');
-  }, 30_000);
+  }, 60_000);
 });
