@@ -9,7 +9,7 @@ import { FakeDirectory } from '../jobs/fake-directory.js';
 import { assertBuilt, muster as runMuster } from './cli-harness.js';
 
 /** `muster group|desired|state|plan|plans` through the real binary, against simulated agents. */
-describe('groups, desired state and plans (CLI)', () => {
+describe('groups, desired state and plans (CLI)', { timeout: 120_000 }, () => {
   let server: MusterServer;
   let fleet: SimFleet;
   let dir: string;
