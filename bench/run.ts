@@ -19,9 +19,18 @@ import type { BenchSettings, Requirement, Scenario, ScenarioResult } from './sce
 import { waiters } from './waiters.js';
 import { agents } from './agents.js';
 import { simulateBench } from './simulate.js';
+import { hooksBench } from './hooks.js';
 
 /** Every scenario the bench knows, in the order a plain `npm run bench` runs them. New scenarios go here. */
-const SCENARIOS: readonly Scenario[] = [kvThroughput, authCost, lockHandoff, waiters, agents, simulateBench];
+const SCENARIOS: readonly Scenario[] = [
+  kvThroughput,
+  authCost,
+  lockHandoff,
+  waiters,
+  agents,
+  hooksBench,
+  simulateBench,
+];
 
 const USAGE = `usage: npm run bench [-- [--list] [scenario ...]]
 

@@ -29,6 +29,7 @@ import { registerRun } from './commands/run-job.js';
 import { registerJob, registerJobs } from './commands/jobs.js';
 import { registerTrigger } from './commands/trigger.js';
 import { registerSimulate } from './commands/simulate.js';
+import { registerHook } from './commands/hook.js';
 import { CliContext, DEFAULT_ENDPOINT } from './context.js';
 import { describeError, EXIT_CODES_HELP, exitCodeFor } from './exit-codes.js';
 import type { CliIo } from './io.js';
@@ -126,6 +127,7 @@ Every command has --help with an example. Reference: docs/cli.md`,
   registerJobs(program, ctx);
   registerJob(program, ctx);
   registerTrigger(program, ctx);
+  registerHook(program, ctx);
   registerNodes(program, ctx);
   registerAgent(program, ctx, packageVersion);
   registerGroup(program, ctx);

@@ -71,5 +71,6 @@ export type {
   TriggerRecord,
   TriggerRequest,
 } from './job-types.js';
+export type { HookDelivery, HookRequest, HookView } from './hook-types.js';
 export type { ActualState, Desired, DesiredSpec, Group, GroupStatus, PlanPreview, PlanRecord } from './plan-types.js';
 export type { NodeInfo, NodeRegistration } from '../api/agent-protocol.js';

@@ -1,3 +1,4 @@
+import type { HookDelivery, HookRequest, HookView } from './hook-types.js';
 import type { KeyValue, LeaseId, LeaseInfo, RangeResult, SnapshotStream, WatchEvent } from '../core/backend.js';
 import { BackendUnavailableError, InvalidArgumentError } from '../core/errors.js';
 import { validateKey, validatePrefix } from '../core/key-path.js';
@@ -969,6 +970,45 @@ export class MusterClient {
 
   async removeTrigger(name: string, options: CallOptions = {}): Promise<void> {
     await this.deleteJson(`/v1/triggers/${seg(name)}`, options);
+  }
+
+  // ---- webhooks (docs/hooks.md) -------------------------------------------
+
+  /**
+   * Add a webhook: every change under `prefix` from now on is POSTed to `url`, in
+   * order, at least once. Needs hooks:manage. Throws on hook_exists, invalid_url.
+   * @example await client.addHook({ name: 'ci', prefix: '/deploy/', url: 'https://ci.example/hook', secret: 's3cret' })
+   */
+  async addHook(request: HookRequest, options: CallOptions = {}): Promise<HookView> {
+    return this.postJson<HookView>('/v1/hooks', request, options, request.name);
+  }
+
+  async listHooks(options: CallOptions = {}): Promise<HookView[]> {
+    return (await this.getJson<{ hooks: HookView[] }>('/v1/hooks', options)).hooks;
+  }
+
+  /** A hook's status (active, failing, paused), cursor and failures. Throws on hook_not_found. */
+  async getHook(name: string, options: CallOptions = {}): Promise<HookView> {
+    return this.getJson<HookView>(`/v1/hooks/${seg(name)}`, options);
+  }
+
+  /** The hook's last 100 delivery attempts, oldest first. */
+  async hookDeliveries(name: string, options: CallOptions = {}): Promise<HookDelivery[]> {
+    return (await this.getJson<{ deliveries: HookDelivery[] }>(`/v1/hooks/${seg(name)}/deliveries`, options))
+      .deliveries;
+  }
+
+  async pauseHook(name: string, options: CallOptions = {}): Promise<HookView> {
+    return this.postJson<HookView>(`/v1/hooks/${seg(name)}/pause`, {}, options, name);
+  }
+
+  /** Resume a paused hook: delivery restarts from its cursor. */
+  async resumeHook(name: string, options: CallOptions = {}): Promise<HookView> {
+    return this.postJson<HookView>(`/v1/hooks/${seg(name)}/resume`, {}, options, name);
+  }
+
+  async removeHook(name: string, options: CallOptions = {}): Promise<void> {
+    await this.deleteJson(`/v1/hooks/${seg(name)}`, options);
   }
 
   /**

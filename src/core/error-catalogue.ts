@@ -126,6 +126,12 @@ export const errorCatalogue = {
     description: "A job report that the node's state does not expect (it was not asked to run yet).",
   },
   trigger_not_found: { status: 404, description: 'No trigger has this name.' },
+  hook_exists: { status: 409, description: 'A webhook of this name exists already (remove it first).' },
+  hook_not_found: { status: 404, description: 'No webhook has this name.' },
+  invalid_url: {
+    status: 400,
+    description: 'A webhook URL is not an absolute http:// or https:// URL, or carries credentials (user:password@).',
+  },
   invalid_plan: {
     status: 400,
     description: 'A plan file breaks the plan format, or its steps\' "after" make a cycle; the message names the line.',

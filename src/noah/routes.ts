@@ -42,6 +42,7 @@ import {
   segment,
 } from './store.js';
 import type { Obj } from './views.js';
+import { NoahWatches, prefixOfPattern } from './watches.js';
 import {
   appView,
   configView,
@@ -179,6 +180,10 @@ export async function noahRoutes(app: FastifyInstance, { backend, clock, maxValu
     return noahFailure(reply, 500, 'internal error: see the server log');
   });
   const noah = { basicAuth: true };
+  // Set below with the watch routes (Noah's `PUT /ephemerals/<path>/watch` shares the ephemeral route).
+  let watchEphemeral: (r: FastifyRequest, reply: FastifyReply, path: string) => Promise<FastifyReply> = async () => {
+    throw notFound();
+  };
 
   // ---------- root ----------
   app.get('/', { schema: { hide: true }, config: { access: access.public, ...noah } }, async (request, reply) => {
@@ -698,7 +703,7 @@ export async function noahRoutes(app: FastifyInstance, { backend, clock, maxValu
     async (r, reply) => {
       const { path, suffix } = stripSuffix(ephemeralPath(r));
       if (suffix === 'tag') return ok(reply, await tagObject(r, { type: 'ephemerals', name: path }, true));
-      if (suffix === 'watch') throw notFound();
+      if (suffix === 'watch') return watchEphemeral(r, reply, path);
       const first = path.split('/')[1] ?? '';
       if (PROTECTED.has(first)) throw new NoahError(400, 'Path is reserved');
       // Validated before a lease is granted for it.
@@ -820,6 +825,85 @@ export async function noahRoutes(app: FastifyInstance, { backend, clock, maxValu
       return ok(reply, { ...item, name: p(r).item });
     },
   );
+
+  // ---------- watches (docs/noah.md): webhooks with Noah's body ----------
+  const watches = new NoahWatches(backend, clock);
+  const manageHooks = access.capability('hooks:manage');
+  /** The watch's creator must be able to read what it would deliver. */
+  const mayWatch = (r: FastifyRequest, pattern: string): void => {
+    const { policy } = r.principal;
+    if (!policy.capability('hooks:manage').allowed) {
+      throw new ForbiddenError(`${policy.describe()} lacks hooks:manage`, 'hooks:manage');
+    }
+    const decision = policy.prefix(prefixOfPattern(pattern), 'read');
+    if (!decision.allowed || decision.narrower.length > 0) {
+      throw new ForbiddenError(`${policy.describe()} may not read everything ${pattern} covers`, decision.rule);
+    }
+  };
+  app.get('/watches', { schema: { hide: true }, config: { access: manageHooks, ...noah } }, async (_r, reply) => {
+    const list = await watches.list();
+    if (list.length === 0) throw notFound();
+    return ok(reply, list);
+  });
+  app.get('/watches/:name', { schema: { hide: true }, config: { access: manageHooks, ...noah } }, async (r, reply) => {
+    const watcher = await watches.byName(p(r).name!);
+    if (watcher === null) throw notFound();
+    return ok(reply, watcher);
+  });
+  app.put('/watches', { schema: { hide: true }, config: { access: manageHooks, ...noah } }, async (r, reply) => {
+    const data = exact(r, ['endpoint', 'pattern']);
+    const pattern = str(data.pattern, 'pattern');
+    const endpoint = str(data.endpoint, 'endpoint');
+    mayWatch(r, pattern);
+    const watcher = await watches.create(pattern, endpoint, r.principal.tokenId);
+    return ok(reply, { action: 'create', result: 'success', ...watcher });
+  });
+  app.delete('/watches', { schema: { hide: true }, config: { access: manageHooks, ...noah } }, async (r, reply) => {
+    const data = exact(r, ['endpoint', 'pattern']);
+    const watcher = await watches.remove(str(data.pattern, 'pattern'), str(data.endpoint, 'endpoint'));
+    if (watcher === null) throw notFound();
+    return ok(reply, { result: 'success', action: 'delete', ...watcher });
+  });
+  /** `PUT /<type>/<name>/watch`: Noah's `watch!`; the object must exist; answers the watch name as a JSON string. */
+  async function watchObject(
+    r: FastifyRequest,
+    reply: FastifyReply,
+    pattern: string,
+    exists: boolean,
+  ): Promise<FastifyReply> {
+    const endpoint = str(exact(r, ['endpoint']).endpoint, 'endpoint');
+    if (!exists) throw notFound();
+    mayWatch(r, pattern);
+    try {
+      return ok(reply, (await watches.create(pattern, endpoint, r.principal.tokenId)).name);
+    } catch (error) {
+      // Noah's watch! answered its error as the string, with a 200.
+      if (error instanceof NoahError) return ok(reply, error.message);
+      throw error;
+    }
+  }
+  watchEphemeral = async (r, reply, path) =>
+    watchObject(r, reply, `//noah/ephemerals${path}`, (await backend.get(keys.ephemeralMeta(path))) !== null);
+  for (const [type, url] of [
+    ['hosts', '/hosts/:host/watch'],
+    ['services', '/services/:svc/watch'],
+    ['applications', '/applications/:app/watch'],
+    ['configurations', '/configurations/:cfg/watch'],
+  ] as const) {
+    app.put(url, { schema: { hide: true }, config: { access: manageHooks, ...noah } }, async (r, reply) => {
+      const params = p(r);
+      const name = segment((params.host ?? params.svc ?? params.app ?? params.cfg)!);
+      const exists =
+        type === 'hosts'
+          ? (await backend.get(keys.host(name))) !== null
+          : type === 'services'
+            ? (await backend.range({ key: `/services/${name}/`, prefix: true, limit: 1, keysOnly: true })).count > 0
+            : type === 'applications'
+              ? (await backend.get(keys.app(name))) !== null
+              : (await backend.get(keys.config(name))) !== null;
+      return watchObject(r, reply, `//noah/${type}/${name}`, exists);
+    });
+  }
 
   // ---------- per-object tag and link routes ----------
   function objectRoutes(

@@ -38,6 +38,8 @@ import type { NodeDirectory } from '../jobs/node-directory.js';
 import { JobStore } from '../jobs/job-store.js';
 import { triggerRoutes } from './routes/triggers.js';
 import { TriggerStore } from '../jobs/trigger-store.js';
+import { hookRoutes } from './routes/hooks.js';
+import { HookStore } from '../hooks/hook-store.js';
 
 export interface AppDeps {
   readonly backend: Backend;
@@ -215,6 +217,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     }),
   });
   await app.register(triggerRoutes, { store: new TriggerStore(backend, clock) });
+  await app.register(hookRoutes, { store: new HookStore(backend, clock) });
   await app.register(nodeRoutes, { backend, clock });
   await app.register(planRoutes, {
     backend,

@@ -25,6 +25,8 @@ import type { NodeDirectory } from '../jobs/node-directory.js';
 import { registryDirectory } from '../jobs/registry-directory.js';
 import { planRunnerDuty } from './duties/plan-duty.js';
 import { DEFAULT_JOB_RETENTION_MS } from '../jobs/job-model.js';
+import { hookDeliveryDuty } from './duties/hook-duty.js';
+import { hookHistoryHold } from '../hooks/hook-deliverer.js';
 
 /**
  * Where a server is in its life:
@@ -87,6 +89,12 @@ export interface MusterServerOptions {
   readonly nodeDirectory?: NodeDirectory;
   /** How often the scheduler checks timeouts and node liveness, ms. @default 1000 */
   readonly jobTickMs?: number;
+  /** Webhooks: how long one POST may take, ms. @default 10000 */
+  readonly hookTimeoutMs?: number;
+  /** Webhooks: a hook failing this long is paused, ms. @default 24 h */
+  readonly hookRetryLimit?: number;
+  /** Webhooks: history an active hook has not delivered is kept up to this many revisions behind the head. @default 1000000 */
+  readonly hookHistoryBound?: number;
   /** How often the plan runner looks at running plans, ms. @default 1000 */
   readonly planTickMs?: number;
 }
@@ -176,6 +184,7 @@ export class MusterServer {
       duties.register(
         compactionDuty({
           retention: options.retention ?? 100_000,
+          hold: (store, head) => hookHistoryHold(store, head, options.hookHistoryBound ?? 1_000_000),
           ...(options.compactionIntervalMs !== undefined ? { intervalMs: options.compactionIntervalMs } : {}),
         }),
       );
@@ -193,6 +202,12 @@ export class MusterServer {
         planRunnerDuty({ directory, ...(options.planTickMs !== undefined ? { tickMs: options.planTickMs } : {}) }),
       );
       duties.register(triggerDuty(options.jobTickMs !== undefined ? { tickMs: options.jobTickMs } : {}));
+      duties.register(
+        hookDeliveryDuty({
+          ...(options.hookTimeoutMs !== undefined ? { timeoutMs: options.hookTimeoutMs } : {}),
+          ...(options.hookRetryLimit !== undefined ? { retryLimitMs: options.hookRetryLimit } : {}),
+        }),
+      );
       for (const duty of options.duties ?? []) duties.register(duty);
       const server = new MusterServer(backend, app, duties, url, options.drainMs ?? 3000, tokens, adminOutcome);
       if (options.noahListen) {

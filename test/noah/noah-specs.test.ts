@@ -2,7 +2,7 @@
  * Noah's own HTTP specs (lusis/Noah spec/noahapp_*_spec.rb), replayed against a real
  * muster server on 127.0.0.1, sent as rack-test sent them. Each `it` of the specs is a
  * test of the same name. Fixtures the specs made through Noah's Ruby models are made
- * here through the same HTTP API. Watches (noahapp_watcher_spec.rb) are not built yet.
+ * here through the same HTTP API. Watches (noahapp_watcher_spec.rb) are muster webhooks with Noah's body.
  */
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { makeApp } from '../server/harness.js';
@@ -693,4 +693,106 @@ describe('Using the Tag API (noahapp_tag_spec.rb)', () => {
       expect(body.tags).toEqual([]);
     });
   }
+});
+
+describe('Using the Watcher API (noahapp_watcher_spec.rb)', () => {
+  const endpoint = 'http://localhost:4567/webhook';
+  /** Noah::Watcher.create, through the HTTP API. */
+  async function watcher(pattern: string, to: string): Promise<Json> {
+    const res = await noah.putJson('/watches', { pattern, endpoint: to });
+    ok(res);
+    return res.json();
+  }
+  beforeEach(async () => {
+    await application('fooapp');
+    ok(await noah.putJson('/applications/fooapp/watch', { endpoint }));
+    await config('fooconfig', 'string', 'x');
+    ok(await noah.putJson('/configurations/fooconfig/watch', { endpoint }));
+    await host('localhost');
+    ok(await noah.putJson('/hosts/localhost/watch', { endpoint }));
+    await service('localhostservice', 'localhost');
+    ok(await noah.putJson('/services/localhostservice/watch', { endpoint }));
+  });
+  test('GET all watches should work', async () => {
+    const res = await noah.get('/watches');
+    ok(res);
+    const response = returnJson<Json[]>(res);
+    expect(Array.isArray(response)).toBe(true);
+    expect(response).toHaveLength(4);
+  });
+  test('GET named watch should work', async () => {
+    const w = await watcher('//noah/application/myapp', 'http://localhost/watchersebhook');
+    const res = await noah.get(`/watches/${encodeURIComponent(w.name as string)}`);
+    ok(res);
+    const response = returnJson(res);
+    expect(response.pattern).toBe(w.pattern);
+    expect(response.endpoint).toBe(w.endpoint);
+  });
+  test('GET invalid watch should not work', async () => {
+    beMissing(await noah.get('/watches/asdfasdfasdfasdfasdfsdf'));
+  });
+  test('PUT new watch should work', async () => {
+    const data = { pattern: '//noah/application', endpoint: 'http://myendpoint/watchersebhook' };
+    const res = await noah.putJson('/watches', data);
+    ok(res);
+    matchShape(returnJson(res), {
+      action: 'create',
+      result: 'success',
+      id: ID,
+      pattern: data.pattern,
+      name: Buffer.from(`${data.pattern}|${data.endpoint}`).toString('base64'),
+      endpoint: data.endpoint,
+      created_at: TIME_,
+      updated_at: TIME_,
+    });
+    const all = returnJson<Json[]>(await noah.get('/watches'));
+    expect(all.filter((w) => w.pattern === data.pattern && w.endpoint === data.endpoint)).toHaveLength(1);
+  });
+  test('PUT new watch without pattern should not work', async () => {
+    beInvalid(await noah.putJson('/watches', { endpoint: 'http://myendpoint/watchersebhook' }));
+  });
+  test('PUT new watch without endpoint should not work', async () => {
+    beInvalid(await noah.putJson('/watches', { pattern: '//noah/application' }));
+  });
+  test('PUT new watch that supercedes existing should not work', async () => {
+    await watcher('//noah/application/foo', 'http://myendpoint/watchersebhook');
+    const res = await noah.putJson('/watches', {
+      endpoint: 'http://myendpoint/watchersebhook',
+      pattern: '//noah/application',
+    });
+    expect(res.status).not.toBe(200);
+    expect(returnJson(res).error_message).toBe('Pattern would overwrite existing');
+  });
+  test('PUT new watch that subsets an existing should not work', async () => {
+    await watcher('//noah/application', 'http://myendpoint/watchersebhook');
+    const res = await noah.putJson('/watches', {
+      endpoint: 'http://myendpoint/watchersebhook',
+      pattern: '//noah/application/foo',
+    });
+    expect(res.status).not.toBe(200);
+    expect(returnJson(res).error_message).toBe('Pattern is already provided');
+  });
+  test('DELETE an existing watch should work', async () => {
+    const data = { endpoint: 'http://myendpoint/watchersebhookd', pattern: '//noah/application/d' };
+    await watcher(data.pattern, data.endpoint);
+    const res = await noah.delete('/watches', JSON.stringify(data));
+    ok(res);
+    const response = returnJson(res);
+    expect(response.pattern).toBe(data.pattern);
+    expect(response.endpoint).toBe(data.endpoint);
+    expect(response.name).not.toBe('null');
+    const all = returnJson<Json[]>(await noah.get('/watches'));
+    expect(all.filter((w) => w.pattern === data.pattern)).toHaveLength(0);
+  });
+  test('DELETE an invalid watch should not work', async () => {
+    beMissing(
+      await noah.delete('/watches', JSON.stringify({ endpoint: 'missing', pattern: '//noah/application/dag' })),
+    );
+  });
+  test('DELETE without pattern should not work', async () => {
+    beInvalid(await noah.delete('/watches', JSON.stringify({ endpoint: 'invalid' })));
+  });
+  test('DELETE without endpoint should not work', async () => {
+    beInvalid(await noah.delete('/watches', JSON.stringify({ pattern: '//noah/invalid' })));
+  });
 });

@@ -190,6 +190,18 @@ const MATRIX: Record<string, Row> = {
   'DELETE /v1/plans/{id}': { path: fixed('/v1/plans/000000000-000000'), allowed: WRITERS },
   'GET /v1/triggers/{name}': { path: fixed('/v1/triggers/nothing'), allowed: READERS },
   'DELETE /v1/triggers/{name}': { path: fixed('/v1/triggers/nothing'), allowed: WRITERS },
+  // Webhooks (docs/hooks.md): hooks:manage; a hook nobody added answers 404 to those who may look.
+  'POST /v1/hooks': {
+    path: fixed('/v1/hooks'),
+    body: (who) => ({ name: `h-${who}`, prefix: '/app/', url: 'http://127.0.0.1:9/' }),
+    allowed: WRITERS,
+  },
+  'GET /v1/hooks': { path: fixed('/v1/hooks'), allowed: WRITERS },
+  'GET /v1/hooks/{name}': { path: fixed('/v1/hooks/nothing'), allowed: WRITERS },
+  'GET /v1/hooks/{name}/deliveries': { path: fixed('/v1/hooks/nothing/deliveries'), allowed: WRITERS },
+  'POST /v1/hooks/{name}/pause': { path: fixed('/v1/hooks/nothing/pause'), body: () => ({}), allowed: WRITERS },
+  'POST /v1/hooks/{name}/resume': { path: fixed('/v1/hooks/nothing/resume'), body: () => ({}), allowed: WRITERS },
+  'DELETE /v1/hooks/{name}': { path: fixed('/v1/hooks/nothing'), allowed: WRITERS },
 };
 
 beforeAll(async () => {

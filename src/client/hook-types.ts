@@ -1,0 +1,3 @@
+import type { HookDelivery, HookRequest, HookView } from '../hooks/hook-model.js';
+
+export type { HookDelivery, HookRequest, HookView };
