@@ -15,7 +15,7 @@ import { parseDuration } from '../core/duration.js';
 export interface AllowedCommand {
   readonly name: string;
   readonly argv: readonly string[];
-  /** Each extra argument must match this (anchor it: ^...$); absent: no extra arguments allowed. */
+  /** Each extra argument must match this whole (the pattern is anchored for you); absent: no extra arguments allowed. */
   readonly args: RegExp | null;
   readonly cwd: string | null;
   readonly env: Readonly<Record<string, string>>;
@@ -69,7 +69,8 @@ export function parseAllowlist(raw: unknown, source = 'allowlist'): Allowlist {
     if (entry.args !== undefined) {
       if (typeof entry.args !== 'string') throw new Error(`${at}: args is a regular expression (a string)`);
       try {
-        args = new RegExp(entry.args);
+        // Anchored whatever the file says: "[a-z]+" must not let "$(rm -rf /)x" through for containing "x".
+        args = new RegExp(`^(?:${entry.args})$`);
       } catch (error) {
         throw new Error(`${at}: args is not a valid regular expression: ${(error as Error).message}`);
       }

@@ -229,3 +229,17 @@ describe('muster agent: three real agents', { timeout: 90_000 }, () => {
     await eventually(async () => expect((await admin.getNode('web-2')).status).toBe('down'), 10_000);
   });
 });
+
+describe('the allowlist', () => {
+  it('anchors every args pattern: an argument must match it whole', async () => {
+    const { parseAllowlist, resolveCommand } = await import('../../src/agent/allowlist.js');
+    const list = parseAllowlist({ greet: { argv: ['echo'], args: '[a-z]+' }, bare: { argv: ['true'] } });
+    expect(resolveCommand(list, 'greet', ['world'])).toMatchObject({ ok: true, argv: ['echo', 'world'] });
+    expect(resolveCommand(list, 'greet', ['$(rm -rf /)x'])).toMatchObject({ ok: false });
+    expect(resolveCommand(list, 'bare', ['x'])).toMatchObject({ ok: false, reason: /takes no extra arguments/ });
+    expect(resolveCommand(list, 'rm', [])).toMatchObject({ ok: false, reason: /not in this node's allowlist/ });
+    expect(() => parseAllowlist({ x: { argv: 'sh -c "boom"' } })).toThrow(/argv is a non-empty list of strings/);
+    expect(() => parseAllowlist({ x: { argv: ['a'], shell: true } })).toThrow(/unknown field "shell"/);
+    expect(() => parseAllowlist({ x: { argv: ['a'], args: '(' } })).toThrow(/not a valid regular expression/);
+  });
+});
