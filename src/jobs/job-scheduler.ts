@@ -97,6 +97,8 @@ export class JobScheduler {
     const watch = this.backend.watch(JOBS_PREFIX, { prefix: true, fromRevision: revision + 1 });
     const stop = () => watch.close();
     signal.addEventListener('abort', stop, { once: true });
+    // Leadership may have ended while the jobs were loading: an aborted signal fires no more events.
+    if (signal.aborted) stop();
     let working: Promise<void> = Promise.resolve();
     const clock = this.context.runtime.clock;
     // Changes are looked at together, at most every BATCH_MS: a job of 10,000 nodes
