@@ -20,6 +20,7 @@ import { waiters } from './waiters.js';
 import { agents } from './agents.js';
 import { simulateBench } from './simulate.js';
 import { hooksBench } from './hooks.js';
+import { dashboardBench } from './dashboard.js';
 
 /** Every scenario the bench knows, in the order a plain `npm run bench` runs them. New scenarios go here. */
 const SCENARIOS: readonly Scenario[] = [
@@ -30,6 +31,7 @@ const SCENARIOS: readonly Scenario[] = [
   agents,
   hooksBench,
   simulateBench,
+  dashboardBench,
 ];
 
 const USAGE = `usage: npm run bench [-- [--list] [scenario ...]]

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { MusterServer } from '../../src/server/muster-server.js';
 import { launchBrowser, screenshot, strictPage } from './browser.js';
-import { writeFleet } from './fleet.js';
+import { writeFleet } from '../../bench/fleet.js';
 
 /** The nodes page with 10,000 nodes: every one in the (virtualised) table, the last one reachable by scrolling. */
 let server: MusterServer;

@@ -10,6 +10,7 @@ import { Audit } from './pages/audit.js';
 import { Jobs } from './pages/jobs.js';
 import { Nodes } from './pages/nodes.js';
 import { Plans } from './pages/plans.js';
+import { Hooks } from './pages/hooks.js';
 import { Theme } from './theme.js';
 
 /** Pages in the navigation: hash route, label, the page. */
@@ -20,6 +21,7 @@ const PAGES = [
   { id: 'jobs', label: 'Jobs', page: Jobs },
   { id: 'plans', label: 'Plans', page: Plans },
   { id: 'primitives', label: 'Locks & elections', page: Primitives },
+  { id: 'hooks', label: 'Hooks', page: Hooks },
   { id: 'audit', label: 'Audit', page: Audit },
 ] as const;
 

@@ -1,4 +1,4 @@
-import type { Backend } from '../../src/core/backend.js';
+import type { Backend } from '../src/core/backend.js';
 
 /** Register `count` nodes straight into the store (what 10,000 agents would have written); every third is down. */
 export async function writeFleet(backend: Backend, count: number): Promise<string[]> {
