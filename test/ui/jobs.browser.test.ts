@@ -56,21 +56,21 @@ test('a job: its nodes turn succeeded live, and a node shows its output', async 
   await page.getByRole('link', { name: job.id }).click();
   await page.getByRole('heading', { name: new RegExp(`Job ${job.id}`) }).waitFor();
   await page.getByRole('row', { name: /web-2/ }).click();
-  await expect.poll(() => page.locator('pre.output').textContent(), { timeout: 15_000 }).toContain('done');
+  await expect.poll(() => page.locator('pre.output').textContent(), { timeout: 30_000 }).toContain('done');
   await expect
-    .poll(() => page.getByRole('heading', { name: new RegExp(`Job ${job.id}`) }).textContent(), { timeout: 15_000 })
+    .poll(() => page.getByRole('heading', { name: new RegExp(`Job ${job.id}`) }).textContent(), { timeout: 30_000 })
     .toContain('complete');
   expect(await page.getByRole('grid', { name: "The job's nodes" }).getByText('succeeded').count()).toBe(3);
   await screenshot(page, 'jobs');
-});
+}, 90_000);
 
 test('aborting a running job from its page', async () => {
   const job = await admin.startJob({ query: 'role:web', command: 'sleep', args: [], grace: '1s' });
   await page.goto(`${server.url}/ui/#/jobs/${job.id}`);
   await page.getByRole('button', { name: 'Abort job' }).click();
   await expect
-    .poll(() => page.getByRole('heading', { name: new RegExp(`Job ${job.id}`) }).textContent(), { timeout: 15_000 })
+    .poll(() => page.getByRole('heading', { name: new RegExp(`Job ${job.id}`) }).textContent(), { timeout: 30_000 })
     .toContain('aborted');
   expect((await admin.getJob(job.id)).state).toBe('aborted');
   expect(problems).toEqual([]);
-});
+}, 90_000);
