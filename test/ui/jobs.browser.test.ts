@@ -4,6 +4,7 @@ import { SimFleet } from '../../bench/sim-agents.js';
 import { MusterServer } from '../../src/server/muster-server.js';
 import { MusterClient } from '../../src/client/muster-client.js';
 import { FakeDirectory } from '../jobs/fake-directory.js';
+import { eventually } from '../conformance/harness.js';
 import { launchBrowser, screenshot, strictPage } from './browser.js';
 
 /**
@@ -66,6 +67,9 @@ test('a job: its nodes turn succeeded live, and a node shows its output', async 
 
 test('aborting a running job from its page', async () => {
   const job = await admin.startJob({ query: 'role:web', command: 'sleep', args: [], grace: '1s' });
+  await eventually(async () => expect((await admin.getJob(job.id)).state).toBe('running'), 30_000);
+  // A fresh page: the job's own URL, as a user would open it.
+  page = await strictPage(browser, problems);
   await page.goto(`${server.url}/ui/#/jobs/${job.id}`);
   await page.getByRole('button', { name: 'Abort job' }).click();
   await expect
