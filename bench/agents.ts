@@ -55,18 +55,19 @@ async function runFleet(n: number, scratch: string, log: (line: string) => void)
     const names = Array.from({ length: n }, (_, i) => `bench-${String(i).padStart(5, '0')}`);
     const headers = server.headers;
     const registerStart = performance.now();
-    // Registration as the registry keeps it: the node's record bound to its agent's lease.
+    // Registration as the agent does it: the node's alive key bound to its agent's lease.
     for (let i = 0; i < names.length; i += REGISTER_PARALLEL) {
       await Promise.all(
         names.slice(i, i + REGISTER_PARALLEL).map(async (name) => {
           const lease = (await sendJson(pool, 'POST', `${server.url}/v1/leases`, { ttl: LEASE_TTL }, headers)) as {
             id: string;
           };
-          const record = { tags: ['bench'], attrs: { role: 'bench' }, facts: {} };
-          const res = await fetch(`${server.url}/v1/kv/muster/nodes/${name}?lease=${lease.id}`, {
+          // PUT /v1/nodes/<name>, as `muster agent` registers at every connect.
+          const registration = { lease: lease.id, tags: ['bench'], attrs: { role: 'bench' }, facts: {} };
+          const res = await fetch(`${server.url}/v1/nodes/${name}`, {
             method: 'PUT',
-            headers: { ...headers, 'content-type': 'application/octet-stream' },
-            body: JSON.stringify(record),
+            headers: { ...headers, 'content-type': 'application/json' },
+            body: JSON.stringify(registration),
           });
           if (res.status !== 200) throw new Error(`registering ${name}: HTTP ${res.status}: ${await res.text()}`);
         }),
@@ -174,7 +175,7 @@ export const agents: Scenario = {
       'p50/p99/max ms: from POST /v1/jobs until each agent’s "started" report was taken; req/s: nodes started per second of the whole job',
     );
     notes.push(
-      'nodes registered as the registry keeps them (a record bound to the agent’s own lease); the agents send no keepalives during the run (leases of 600 s)',
+      'nodes registered as the agent does (PUT /v1/nodes/<name>, its alive key bound to its own lease); the agents send no keepalives during the run (leases of 600 s)',
     );
     return {
       load: `${sizes.join(' and ')} agents, each with its own assignment stream (SSE); reports over a pool of 64 connections`,
