@@ -61,13 +61,39 @@ export interface JobStoreOptions {
   readonly outputLimit?: number;
 }
 
-/** Node states a JobStore remembers from its own writes. */
+/** Node states remembered from this process's own writes, per store. */
 const RECENT_NODES = 20_000;
+const recentByBackend = new WeakMap<Backend, Map<string, StoredNode>>();
+
+/**
+ * The node states this process wrote last to `backend` (the routes' reports and
+ * the scheduler's assignments), oldest first: the next report of a node usually
+ * finds its state here and spares a read. Only a hint: every write compares the
+ * revision, and a miss or a stale entry reads the store.
+ */
+export function recentNodes(backend: Backend): Map<string, StoredNode> {
+  let recent = recentByBackend.get(backend);
+  if (!recent) {
+    recent = new Map();
+    recentByBackend.set(backend, recent);
+  }
+  return recent;
+}
+
+/** Remember a node state this process wrote (see recentNodes). */
+export function rememberNode(backend: Backend, key: string, node: StoredNode): void {
+  const recent = recentNodes(backend);
+  recent.delete(key);
+  recent.set(key, node);
+  if (recent.size > RECENT_NODES) {
+    const oldest = recent.keys().next().value;
+    if (oldest !== undefined) recent.delete(oldest);
+  }
+}
 
 export class JobStore {
   readonly outputLimit: number;
-  /** The node states this store wrote last (oldest first), to spare a read on the next report. */
-  private readonly recent = new Map<string, StoredNode>();
+  private readonly recent: Map<string, StoredNode>;
 
   constructor(
     readonly backend: Backend,
@@ -75,6 +101,7 @@ export class JobStore {
     options: JobStoreOptions = {},
   ) {
     this.outputLimit = options.outputLimit ?? DEFAULT_JOB_OUTPUT_LIMIT;
+    this.recent = recentNodes(backend);
   }
 
   private iso(): string {
@@ -204,7 +231,8 @@ export class JobStore {
         failure: [],
       });
       if (result.succeeded) {
-        if (!FINAL_NODE_STATES.has(next.state)) this.remember(key, { record: next, modRevision: result.revision });
+        if (!FINAL_NODE_STATES.has(next.state))
+          rememberNode(this.backend, key, { record: next, modRevision: result.revision });
         return { accepted: true, state: next.state };
       }
       if (attempt > 50) throw new JobConflictError(`node ${node}'s state in job ${id} keeps changing; report again`);
@@ -278,14 +306,6 @@ export class JobStore {
         break;
     }
     return { next, ops };
-  }
-
-  private remember(key: string, node: StoredNode): void {
-    this.recent.set(key, node);
-    if (this.recent.size > RECENT_NODES) {
-      const oldest = this.recent.keys().next().value;
-      if (oldest !== undefined) this.recent.delete(oldest);
-    }
   }
 
   /** Deletes of the oldest chunks holding at least `excess` bytes (at most a txn's worth). */
