@@ -19,6 +19,11 @@ export interface SimBehaviour {
   readonly durationMs?: number;
   /** Refuse it, as an agent does a command that is not allowlisted. */
   readonly reject?: string;
+  /**
+   * What the command does besides its output (a recipe reporting its state, for
+   * plans): runs before it exits; a number returned is its exit code, a throw is 1.
+   */
+  readonly effect?: (node: string, assignment: Assignment) => Promise<number | void>;
 }
 
 export interface SimAgentOptions {
@@ -167,11 +172,16 @@ export class SimAgent {
       for (const line of behaviour.output ?? []) {
         await this.report(id, { type: 'output', stream: 'stdout', data: line + '\n' });
       }
+      let exitCode = behaviour.exitCode ?? 0;
+      if (behaviour.effect) {
+        const code = await behaviour.effect(this.name, assignment).catch(() => 1);
+        if (typeof code === 'number') exitCode = code;
+      }
       const finish = () => {
         if (run.finished) return;
         run.finished = true;
         this.running.delete(id);
-        void this.report(id, { type: 'exit', exitCode: behaviour.exitCode ?? 0, signal: null });
+        void this.report(id, { type: 'exit', exitCode, signal: null });
       };
       if (behaviour.durationMs) run.timer = setTimeout(finish, behaviour.durationMs);
       else finish();

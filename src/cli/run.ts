@@ -11,6 +11,7 @@ import { registerServer } from './commands/server.js';
 import { registerSnapshot } from './commands/snapshot.js';
 import { registerEnrol, registerToken } from './commands/token.js';
 import { registerAudit } from './commands/audit.js';
+import { registerDesired, registerGroup, registerPlan, registerState } from './commands/plans.js';
 import { registerPrimitives } from './commands/primitives.js';
 import { registerTxn } from './commands/txn.js';
 import { registerWatch } from './commands/watch.js';
@@ -36,6 +37,12 @@ import { processIo } from './io.js';
  */
 export async function run(argv: readonly string[], io: CliIo = processIo): Promise<number> {
   const ctx = new CliContext(io);
+  // `--version` is the program's only as the first argument: after a command it is that
+  // command's own (muster desired set web converged --version v42).
+  if (argv[0] === '--version') {
+    io.stdout.write(packageVersion() + '\n');
+    return 0;
+  }
   const program = buildProgram(ctx);
   try {
     await program.parseAsync([...argv], { from: 'user' });
@@ -51,7 +58,7 @@ export async function run(argv: readonly string[], io: CliIo = processIo): Promi
 export function buildProgram(ctx: CliContext): Command {
   const program = new Command('muster')
     .description('muster: coordination for fleets of machines (a keyspace with revisions, leases and watches)')
-    .version(packageVersion(), '-V, --version')
+    .version(packageVersion(), '-V', 'print the version (also --version, as the first argument)')
     .addOption(
       new Option(
         '--endpoint <urls>',
@@ -116,6 +123,10 @@ Every command has --help with an example. Reference: docs/cli.md`,
   registerJobs(program, ctx);
   registerJob(program, ctx);
   registerTrigger(program, ctx);
+  registerGroup(program, ctx);
+  registerDesired(program, ctx);
+  registerState(program, ctx);
+  registerPlan(program, ctx);
   return program;
 }
 

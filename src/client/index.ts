@@ -71,3 +71,4 @@ export type {
   TriggerRecord,
   TriggerRequest,
 } from './job-types.js';
+export type { ActualState, Desired, DesiredSpec, Group, GroupStatus, PlanPreview, PlanRecord } from './plan-types.js';

@@ -58,6 +58,7 @@ import { Backoff } from '../core/backoff.js';
 import type { Runtime } from '../core/runtime.js';
 import { systemRuntime } from '../core/runtime.js';
 import type { AssignmentEvent, JobReport } from '../api/agent-protocol.js';
+import type { ActualState, Desired, DesiredSpec, Group, GroupStatus, PlanPreview, PlanRecord } from './plan-types.js';
 import type {
   JobEvent,
   JobOutput,
@@ -679,6 +680,110 @@ export class MusterClient {
     };
   }
 
+  // ---- groups, desired state and plans (issue 11) --------------------------
+
+  /** Make or change a group: a named node query. Needs jobs:run. */
+  async putGroup(name: string, query: string, options: CallOptions = {}): Promise<Group> {
+    return this.sendJson<Group>('PUT', `/v1/groups/${seg(name)}`, { query }, options, name);
+  }
+
+  async listGroups(options: CallOptions = {}): Promise<Group[]> {
+    return (await this.getJson<{ groups: Group[] }>('/v1/groups', options)).groups;
+  }
+
+  /** A group with its desired state and each node's reported state. */
+  async groupStatus(name: string, options: CallOptions = {}): Promise<GroupStatus> {
+    return this.getJson<GroupStatus>(`/v1/groups/${seg(name)}`, options);
+  }
+
+  async removeGroup(name: string, options: CallOptions = {}): Promise<boolean> {
+    return (await this.deleteJson<{ removed: boolean }>(`/v1/groups/${seg(name)}`, options)).removed;
+  }
+
+  /** Set a group's desired state (the previous one is kept for a rollback). Needs jobs:run. */
+  async setDesired(group: string, desired: DesiredSpec, options: CallOptions = {}): Promise<Desired> {
+    return this.sendJson<Desired>('PUT', `/v1/desired/${seg(group)}`, desired, options, group);
+  }
+
+  /** A group's desired state, or null when none was set. */
+  async getDesired(group: string, options: CallOptions = {}): Promise<Desired | null> {
+    return (await this.getJson<{ desired: Desired | null }>(`/v1/desired/${seg(group)}`, options)).desired;
+  }
+
+  /** A node reports its actual state in a group (a node token: for itself only). */
+  async reportState(
+    group: string,
+    node: string,
+    state: string,
+    version: string | null = null,
+    options: CallOptions = {},
+  ): Promise<ActualState> {
+    return this.sendJson<ActualState>('PUT', `/v1/state/${seg(group)}/${seg(node)}`, { state, version }, options, node);
+  }
+
+  /** What applying a plan would do now: its order, batches and nodes (nothing is applied). */
+  async previewPlan(source: string, filename = 'plan', options: CallOptions = {}): Promise<PlanPreview> {
+    return this.postJson<PlanPreview>('/v1/plans', { source, filename, dryRun: true }, options, filename);
+  }
+
+  /** Apply a plan (YAML or JSON text); the server runs it. Needs jobs:run. */
+  async applyPlan(source: string, filename = 'plan', options: CallOptions = {}): Promise<PlanRecord> {
+    return this.postJson<PlanRecord>('/v1/plans', { source, filename }, options, filename);
+  }
+
+  async listPlans(query: { limit?: number } = {}, options: CallOptions = {}): Promise<PlanRecord[]> {
+    return (await this.getJson<{ plans: PlanRecord[] }>('/v1/plans' + queryString({ limit: query.limit }), options))
+      .plans;
+  }
+
+  async getPlan(id: string, options: CallOptions = {}): Promise<PlanRecord> {
+    return this.getJson<PlanRecord>(`/v1/plans/${seg(id)}`, options);
+  }
+
+  async pausePlan(id: string, options: CallOptions = {}): Promise<PlanRecord> {
+    return this.postJson<PlanRecord>(`/v1/plans/${seg(id)}/pause`, {}, options, id);
+  }
+
+  async resumePlan(id: string, options: CallOptions = {}): Promise<PlanRecord> {
+    return this.postJson<PlanRecord>(`/v1/plans/${seg(id)}/resume`, {}, options, id);
+  }
+
+  async abortPlan(id: string, options: CallOptions = {}): Promise<PlanRecord> {
+    return this.deleteJson<PlanRecord>(`/v1/plans/${seg(id)}`, options);
+  }
+
+  /**
+   * Follow a plan: its record at each change, until it has ended. Reconnects on
+   * its own (each connection starts with the plan as it is then).
+   */
+  async *planEvents(id: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<PlanRecord> {
+    const backoff = new Backoff(this.runtime, { initialMs: 200, maxMs: 5000 });
+    while (!options.signal?.aborted) {
+      try {
+        const response = await this.transport.send({
+          method: 'GET',
+          path: `/v1/plans/${seg(id)}/events`,
+          idempotent: true,
+          timeoutMs: 0,
+          context: { subject: id },
+          ...(options.signal ? { signal: options.signal } : {}),
+        });
+        if (!response.body) throw new BackendUnavailableError('the plan stream has no body');
+        for await (const item of readSse(response.body)) {
+          if (item.type !== 'event') continue;
+          backoff.reset();
+          if (item.event === 'plan') yield JSON.parse(item.data) as PlanRecord;
+          else if (item.event === 'end') return;
+          else if (item.event === 'error') throw new BackendUnavailableError(`the plan stream failed: ${item.data}`);
+        }
+      } catch (error) {
+        if (options.signal?.aborted) return;
+        if (!(error instanceof BackendUnavailableError) && !isNetworkError(error)) throw error;
+      }
+      await backoff.wait(options.signal).catch(() => undefined);
+    }
+  }
+
   // ---- push jobs and triggers (issue 10) ----------------------------------
 
   /** Start a job: `command` (allowlisted on the nodes) on the nodes `query` matches. Needs jobs:run. */
@@ -841,6 +946,26 @@ export class MusterClient {
       timeoutMs: timeoutMs + LONG_POLL_GRACE_MS,
       context: { subject },
       ...(options.signal ? { signal: options.signal } : {}),
+    });
+    return (await response.json()) as T;
+  }
+
+  private async sendJson<T>(
+    method: 'PUT' | 'POST',
+    path: string,
+    body: object,
+    options: CallOptions,
+    subject: string,
+  ): Promise<T> {
+    const response = await this.transport.send({
+      method,
+      path,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      // A PUT sets a whole value: sending it twice leaves what sending it once does.
+      idempotent: method === 'PUT',
+      context: { subject },
+      ...callOptions(options),
     });
     return (await response.json()) as T;
   }

@@ -126,6 +126,17 @@ export const errorCatalogue = {
     description: "A job report that the node's state does not expect (it was not asked to run yet).",
   },
   trigger_not_found: { status: 404, description: 'No trigger has this name.' },
+  invalid_plan: {
+    status: 400,
+    description: 'A plan file breaks the plan format, or its steps\' "after" make a cycle; the message names the line.',
+  },
+  plan_not_found: { status: 404, description: 'No plan has this id.' },
+  group_not_found: { status: 404, description: 'No group has this name (muster group add NAME QUERY makes one).' },
+  plan_conflict: {
+    status: 409,
+    description:
+      'The plan is not in a state that allows this (resume a plan that is not paused, abort one that ended).',
+  },
   internal: { status: 500, description: 'A bug: the server failed unexpectedly. The message is logged on the server.' },
 } as const satisfies Record<string, CatalogueEntry>;
 

@@ -83,6 +83,8 @@ export const JobRequest = Type.Object(
     timeout: Type.Optional(Type.Union([Type.String({ maxLength: 32 }), Type.Number({ minimum: 0 })])),
     /** After SIGTERM, how long before SIGKILL. @default 10s */
     grace: Type.Optional(Type.Union([Type.String({ maxLength: 32 }), Type.Number({ minimum: 0 })])),
+    /** Only these of the nodes the query matches (a plan's batch). @default all of them */
+    only: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { maxItems: 100_000 })),
   },
   { additionalProperties: false },
 );
@@ -117,6 +119,8 @@ export const JobRecord = Type.Object({
   nodes: Type.Array(Type.String()),
   /** How many registered nodes the query matched (up or not). */
   matched: Type.Integer(),
+  /** Only these of the matched nodes (a plan's batch). */
+  only: Type.Optional(Type.Array(Type.String())),
   createdAt: Type.String(),
   startedAt: Type.Optional(Type.String()),
   finishedAt: Type.Optional(Type.String()),
@@ -266,8 +270,10 @@ export function checkJobRequest(request: JobRequest): {
   failureThreshold: Amount;
   timeoutMs: number;
   graceMs: number;
+  only?: string[];
 } {
   return {
+    ...(request.only !== undefined ? { only: [...new Set(request.only)] } : {}),
     query: request.query,
     command: request.command,
     args: request.args ?? [],

@@ -351,6 +351,10 @@ export class JobScheduler {
     let matched;
     try {
       matched = await this.options.directory.match(record.query);
+      if (record.only !== undefined) {
+        const only = new Set(record.only);
+        matched = matched.filter((n) => only.has(n.name));
+      }
     } catch (error) {
       return this.finish(job, 'quorum_failed', `the query cannot be used: ${(error as Error).message}`);
     }

@@ -31,6 +31,9 @@ import { UiSessions } from './ui/ui-sessions.js';
 import type { UiSessionSettings } from './ui/ui-sessions.js';
 import { defaultUiDir, loadUiAssets } from './ui/ui-assets.js';
 import { jobRoutes } from './routes/jobs.js';
+import { planRoutes } from './routes/plans.js';
+import { registryDirectory } from '../jobs/registry-directory.js';
+import type { NodeDirectory } from '../jobs/node-directory.js';
 import { JobStore } from '../jobs/job-store.js';
 import { triggerRoutes } from './routes/triggers.js';
 import { TriggerStore } from '../jobs/trigger-store.js';
@@ -59,6 +62,8 @@ export interface AppDeps {
   readonly ui?: { readonly dir?: string | null; readonly sessions?: UiSessionSettings };
   /** Output kept per node per job, bytes (`--job-output-limit`). @default 1 MiB */
   readonly jobOutputLimit?: number;
+  /** Which nodes there are and which are up (groups, plans). @default the registry in the store */
+  readonly nodeDirectory?: NodeDirectory;
 }
 
 export interface ServerTls {
@@ -209,6 +214,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     }),
   });
   await app.register(triggerRoutes, { store: new TriggerStore(backend, clock) });
+  await app.register(planRoutes, {
+    backend,
+    clock,
+    shutdown,
+    runtime: deps.runtime ?? systemRuntime,
+    directory: deps.nodeDirectory ?? registryDirectory(backend),
+  });
 
   app.get('/openapi.json', { schema: { hide: true }, config: { access: access.public } }, async () => app.swagger());
   return app;

@@ -23,6 +23,7 @@ import type { LimitSettings } from './limits.js';
 import { jobRetentionDuty, jobSchedulerDuty, triggerDuty } from './duties/job-duties.js';
 import type { NodeDirectory } from '../jobs/node-directory.js';
 import { registryDirectory } from '../jobs/registry-directory.js';
+import { planRunnerDuty } from './duties/plan-duty.js';
 import { DEFAULT_JOB_RETENTION_MS } from '../jobs/job-model.js';
 
 /**
@@ -86,6 +87,8 @@ export interface MusterServerOptions {
   readonly nodeDirectory?: NodeDirectory;
   /** How often the scheduler checks timeouts and node liveness, ms. @default 1000 */
   readonly jobTickMs?: number;
+  /** How often the plan runner looks at running plans, ms. @default 1000 */
+  readonly planTickMs?: number;
 }
 
 /**
@@ -132,6 +135,8 @@ export class MusterServer {
           : null,
     };
     const tokens = auth === 'off' ? null : new TokenRegistry(backend, runtime.clock);
+    // Which nodes there are and which are up: the jobs, the groups and the plans ask it.
+    const directory = options.nodeDirectory ?? registryDirectory(backend);
     try {
       let adminOutcome: AdminOutcome | null = null;
       if (tokens !== null && auth !== 'off') {
@@ -147,6 +152,7 @@ export class MusterServer {
         ...(options.logger !== undefined ? { logger: options.logger } : {}),
         ...(options.maxValueBytes !== undefined ? { maxValueBytes: options.maxValueBytes } : {}),
         ...(options.jobOutputLimit !== undefined ? { jobOutputLimit: options.jobOutputLimit } : {}),
+        nodeDirectory: directory,
       });
       await listen(app, options.host ?? '127.0.0.1', options.port ?? 4100);
       const address = app.server.address() as AddressInfo;
@@ -178,11 +184,14 @@ export class MusterServer {
       }
       duties.register(
         jobSchedulerDuty({
-          directory: options.nodeDirectory ?? registryDirectory(backend),
+          directory,
           ...(options.jobTickMs !== undefined ? { tickMs: options.jobTickMs } : {}),
         }),
       );
       duties.register(jobRetentionDuty({ retentionMs: options.jobRetentionMs ?? DEFAULT_JOB_RETENTION_MS }));
+      duties.register(
+        planRunnerDuty({ directory, ...(options.planTickMs !== undefined ? { tickMs: options.planTickMs } : {}) }),
+      );
       duties.register(triggerDuty(options.jobTickMs !== undefined ? { tickMs: options.jobTickMs } : {}));
       for (const duty of options.duties ?? []) duties.register(duty);
       const server = new MusterServer(backend, app, duties, url, options.drainMs ?? 3000, tokens, adminOutcome);

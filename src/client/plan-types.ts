@@ -1,0 +1,11 @@
+import type {
+  ActualState,
+  Desired,
+  DesiredSpec,
+  Group,
+  GroupStatus,
+  PlanPreview,
+  PlanRecord,
+} from '../plans/plan-model.js';
+
+export type { ActualState, Desired, DesiredSpec, Group, GroupStatus, PlanPreview, PlanRecord };
