@@ -135,10 +135,18 @@ export function describeJobs(name: string, makeStore: StoreFactory): void {
 
     it('with concurrency 1, runs one node at a time', async () => {
       const { client, fleet } = await setup(3);
-      const job = await finished(
-        client,
-        (await client.startJob({ query: 'role:web', command: 'slow', concurrency: 1 })).id,
-      );
+      const started = await client.startJob({ query: 'role:web', command: 'slow', concurrency: 1 });
+      const waiting = await eventually(async () => {
+        const view = await client.getJob(started.id);
+        const pending = view.nodeStates?.find((n) => n.assignedAt === undefined);
+        if (!pending) throw new Error('no node waits its turn yet');
+        return pending.node;
+      });
+      // A node not asked to run yet cannot report.
+      await expect(client.reportJob(started.id, waiting, { seq: 0, type: 'started', pid: 1 })).rejects.toMatchObject({
+        code: 'job_conflict',
+      });
+      const job = await finished(client, started.id);
       expect(job.state).toBe('complete');
       const spans = (job.nodeStates ?? [])
         .map((n) => [Date.parse(n.startedAt ?? ''), Date.parse(n.finishedAt ?? '')] as const)
