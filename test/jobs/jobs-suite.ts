@@ -355,6 +355,39 @@ export function describeJobs(name: string, makeStore: StoreFactory): void {
       });
     });
 
+    it('with the registry: a node whose lease ends mid-job turns unreachable', async () => {
+      const store = await makeStore();
+      const server = await MusterServer.start({ store, port: 0, logger: false, auth: 'off', jobTickMs: 100 });
+      cleanup.push(() => server.stop());
+      const fleet = new SimFleet(server.url);
+      cleanup.push(() => fleet.close());
+      const leases = new Map<string, string>();
+      for (const node of ['db-1', 'db-2']) {
+        const lease = await server.backend.grantLease(30);
+        leases.set(node, lease.id);
+        const registration = { tags: ['db'], attrs: { role: 'db' }, facts: { commands: ['long', 'echo'] } };
+        await server.backend.put(`/muster/nodes/${node}`, new TextEncoder().encode(JSON.stringify(registration)), {
+          lease: lease.id,
+        });
+        fleet.add(node, COMMANDS);
+      }
+      await fleet.connectAll();
+      const client = new MusterClient({ endpoints: server.url });
+      // The agents say which commands they allow: one they do not is refused at the vote.
+      const refused = await finished(client, (await client.startJob({ query: 'role:db', command: 'fail' })).id);
+      expect(refused.state).toBe('quorum_failed');
+      expect(refused.reason).toMatch(/0 of 2 matched nodes are up and allow fail/);
+      const started = await client.startJob({ query: 'tag:db', command: 'long' });
+      await eventually(async () => expect((await client.getJob(started.id)).counts.running).toBe(2));
+      fleet.get('db-2').kill();
+      await server.backend.revokeLease(leases.get('db-2')!);
+      await eventually(async () => expect((await client.getJob(started.id)).counts.unreachable).toBe(1));
+      await client.abortJob(started.id);
+      const job = await finished(client, started.id);
+      expect(job.nodeStates?.find((n) => n.node === 'db-2')?.state).toBe('unreachable');
+      expect(job.nodeStates?.find((n) => n.node === 'db-1')?.state).toBe('aborted');
+    });
+
     it('refuses bad input with 4xx naming the problem', async () => {
       const { server, client } = await setup(0);
       const post = (body: unknown) =>
