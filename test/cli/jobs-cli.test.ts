@@ -93,6 +93,8 @@ describe('muster run and jobs (CLI)', () => {
     const missing = await muster(['job', 'show', '0mhq3x1k2-4f9a0c']);
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toMatch(/no job has the id/);
+    const dashed = await muster(['--json', 'run', 'role:web', 'echo', '--detach', '--', '-o', 'recipe[app]']);
+    expect((JSON.parse(dashed.stdout) as { args: string[] }).args).toEqual(['-o', 'recipe[app]']);
     const help = await muster(['run', '--help']);
     expect(help.stdout).toMatch(/Examples:/);
   });
