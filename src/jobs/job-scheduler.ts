@@ -21,7 +21,9 @@ import {
   FINAL_JOB_STATES,
   FINAL_NODE_STATES,
   JOBS_PREFIX,
+  JOB_INDEX_PREFIX,
   amountOf,
+  countStates,
   decodeJson,
   describeAmount,
   encodeJson,
@@ -155,12 +157,11 @@ export class JobScheduler {
   /** Every unfinished job with its nodes; returns the revision read at. */
   private async load(): Promise<number> {
     const revision = await this.backend.revision();
-    const range = await this.backend.range({ key: JOBS_PREFIX, prefix: true, keysOnly: true, revision });
+    const range = await this.backend.range({ key: JOB_INDEX_PREFIX, prefix: true, keysOnly: true, revision });
     this.jobs.clear();
     for (const kv of range.kvs) {
-      const parsed = parseJobKey(kv.key);
-      if (parsed?.kind !== 'job') continue;
-      const stored = await this.backend.range({ key: kv.key, revision });
+      const id = kv.key.slice(JOB_INDEX_PREFIX.length);
+      const stored = await this.backend.range({ key: keys.job(id), revision });
       const jobKv = stored.kvs[0];
       if (!jobKv) continue;
       const record = decodeJson<JobRecord>(jobKv.value);
@@ -523,7 +524,13 @@ export class JobScheduler {
     reason: string | undefined,
     extra: Partial<JobRecord> = {},
   ): Promise<boolean> {
-    const next: JobRecord = { ...job.record, ...extra, state, finishedAt: this.iso() };
+    const next: JobRecord = {
+      ...job.record,
+      ...extra,
+      state,
+      finishedAt: this.iso(),
+      counts: countStates([...job.nodes.values()].map((n) => n.record)),
+    };
     if (reason !== undefined) next.reason = reason;
     return this.putJob(job, next);
   }

@@ -14,14 +14,13 @@ import {
   DEFAULT_JOB_OUTPUT_LIMIT,
   FINAL_JOB_STATES,
   FINAL_NODE_STATES,
-  JOBS_PREFIX,
+  JOB_INDEX_PREFIX,
   checkJobRequest,
   countStates,
   decodeJson,
   encodeJson,
   keys,
   newJobId,
-  parseJobKey,
 } from './job-model.js';
 
 /** No job has this id, or the node has no part in it. */
@@ -125,7 +124,10 @@ export class JobStore {
       const key = keys.job(id);
       const result = await this.backend.txn({
         compare: [{ key, target: 'version', op: '=', value: 0 }],
-        success: [{ type: 'put', key, value: encodeJson(record) }],
+        success: [
+          { type: 'put', key, value: encodeJson(record) },
+          { type: 'put', key: keys.index(id), value: new Uint8Array() },
+        ],
         failure: [],
       });
       if (result.succeeded) return record;
@@ -156,13 +158,8 @@ export class JobStore {
 
   /** Every job id, oldest first. */
   async ids(): Promise<string[]> {
-    const range = await this.backend.range({ key: JOBS_PREFIX, prefix: true, keysOnly: true });
-    const ids: string[] = [];
-    for (const kv of range.kvs) {
-      const parsed = parseJobKey(kv.key);
-      if (parsed?.kind === 'job') ids.push(parsed.id);
-    }
-    return ids;
+    const range = await this.backend.range({ key: JOB_INDEX_PREFIX, prefix: true, keysOnly: true });
+    return range.kvs.map((kv) => kv.key.slice(JOB_INDEX_PREFIX.length));
   }
 
   /** The jobs, newest first, at most `limit`, those `visible` says the caller may see. */
@@ -173,9 +170,13 @@ export class JobStore {
       if (options.limit !== undefined && out.length >= options.limit) break;
       const job = await this.get(id);
       if (!job || (options.visible && !options.visible(job.record))) continue;
-      const nodes = await this.backend.range({ key: keys.nodes(id), prefix: true });
-      const states = nodes.kvs.map((kv) => decodeJson<NodeJobRecord>(kv.value));
-      out.push({ ...job.record, counts: countStates(states) });
+      // A finished job says how its nodes ended; a running one is counted now.
+      let counts = job.record.counts;
+      if (counts === undefined) {
+        const nodes = await this.backend.range({ key: keys.nodes(id), prefix: true });
+        counts = countStates(nodes.kvs.map((kv) => decodeJson<NodeJobRecord>(kv.value)));
+      }
+      out.push({ ...job.record, counts });
     }
     return out;
   }
@@ -345,6 +346,7 @@ export class JobStore {
       success: [
         { type: 'delete', key: keys.jobChildren(job.id), prefix: true },
         { type: 'delete', key: keys.job(job.id) },
+        { type: 'delete', key: keys.index(job.id) },
       ],
       failure: [],
     });

@@ -86,6 +86,8 @@ export function describeJobs(name: string, makeStore: StoreFactory): void {
       expect(output.truncated).toBe(false);
       const listed = await client.listJobs();
       expect(listed.map((j) => j.id)).toContain(started.id);
+      expect(listed.find((j) => j.id === started.id)?.counts.succeeded).toBe(3);
+      expect(await client.listJobs({ state: 'failed' })).toEqual([]);
     });
 
     it('streams state changes and output as events, ending when the job is over', async () => {
