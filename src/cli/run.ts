@@ -13,6 +13,7 @@ import { registerEnrol, registerToken } from './commands/token.js';
 import { registerAudit } from './commands/audit.js';
 import { registerDesired, registerGroup, registerPlan, registerState } from './commands/plans.js';
 import { registerPrimitives } from './commands/primitives.js';
+import { registerNodes } from './commands/nodes.js';
 import { registerTxn } from './commands/txn.js';
 import { registerWatch } from './commands/watch.js';
 import { registerBarrier } from './commands/barrier.js';
@@ -123,6 +124,7 @@ Every command has --help with an example. Reference: docs/cli.md`,
   registerJobs(program, ctx);
   registerJob(program, ctx);
   registerTrigger(program, ctx);
+  registerNodes(program, ctx);
   registerGroup(program, ctx);
   registerDesired(program, ctx);
   registerState(program, ctx);

@@ -72,3 +72,4 @@ export type {
   TriggerRequest,
 } from './job-types.js';
 export type { ActualState, Desired, DesiredSpec, Group, GroupStatus, PlanPreview, PlanRecord } from './plan-types.js';
+export type { NodeInfo, NodeRegistration } from '../api/agent-protocol.js';

@@ -57,7 +57,7 @@ import { readSse } from './sse-reader.js';
 import { Backoff } from '../core/backoff.js';
 import type { Runtime } from '../core/runtime.js';
 import { systemRuntime } from '../core/runtime.js';
-import type { AssignmentEvent, JobReport } from '../api/agent-protocol.js';
+import type { AssignmentEvent, JobReport, NodeInfo, NodeRegistration } from '../api/agent-protocol.js';
 import type { ActualState, Desired, DesiredSpec, Group, GroupStatus, PlanPreview, PlanRecord } from './plan-types.js';
 import type {
   JobEvent,
@@ -678,6 +678,28 @@ export class MusterClient {
       size: Number(response.headers.get('content-length') ?? 0),
       chunks: chunks(),
     };
+  }
+
+  // ---- nodes (issue 10) ----------------------------------------------------
+
+  /** Register a node (what `muster agent` does at every connect), up while `registration.lease` lives. */
+  async registerNode(name: string, registration: NodeRegistration, options: CallOptions = {}): Promise<NodeInfo> {
+    return this.sendJson<NodeInfo>('PUT', `/v1/nodes/${seg(name)}`, registration, options, name);
+  }
+
+  /** The registered nodes, or those `query` matches (docs/queries.md), by name. */
+  async listNodes(query?: string, options: CallOptions = {}): Promise<NodeInfo[]> {
+    return (await this.getJson<{ nodes: NodeInfo[] }>('/v1/nodes' + queryString({ query }), options)).nodes;
+  }
+
+  /** One node. Throws InvalidArgumentError-like node_not_found (404) when none is registered so. */
+  async getNode(name: string, options: CallOptions = {}): Promise<NodeInfo> {
+    return this.getJson<NodeInfo>(`/v1/nodes/${seg(name)}`, options);
+  }
+
+  /** Forget a node; false when there was none. Needs jobs:run. */
+  async removeNode(name: string, options: CallOptions = {}): Promise<boolean> {
+    return (await this.deleteJson<{ removed: boolean }>(`/v1/nodes/${seg(name)}`, options)).removed;
   }
 
   // ---- groups, desired state and plans (issue 11) --------------------------

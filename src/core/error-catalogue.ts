@@ -130,6 +130,11 @@ export const errorCatalogue = {
     status: 400,
     description: 'A plan file breaks the plan format, or its steps\' "after" make a cycle; the message names the line.',
   },
+  invalid_query: {
+    status: 400,
+    description: 'A node query (docs/queries.md) does not parse; the message names the position of the mistake.',
+  },
+  node_not_found: { status: 404, description: 'No node is registered under this name.' },
   plan_not_found: { status: 404, description: 'No plan has this id.' },
   group_not_found: { status: 404, description: 'No group has this name (muster group add NAME QUERY makes one).' },
   plan_conflict: {

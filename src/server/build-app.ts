@@ -32,6 +32,7 @@ import type { UiSessionSettings } from './ui/ui-sessions.js';
 import { defaultUiDir, loadUiAssets } from './ui/ui-assets.js';
 import { jobRoutes } from './routes/jobs.js';
 import { planRoutes } from './routes/plans.js';
+import { nodeRoutes } from './routes/nodes.js';
 import { registryDirectory } from '../jobs/registry-directory.js';
 import type { NodeDirectory } from '../jobs/node-directory.js';
 import { JobStore } from '../jobs/job-store.js';
@@ -214,12 +215,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     }),
   });
   await app.register(triggerRoutes, { store: new TriggerStore(backend, clock) });
+  await app.register(nodeRoutes, { backend, clock });
   await app.register(planRoutes, {
     backend,
     clock,
     shutdown,
     runtime: deps.runtime ?? systemRuntime,
-    directory: deps.nodeDirectory ?? registryDirectory(backend),
+    directory: deps.nodeDirectory ?? registryDirectory(backend, clock),
   });
 
   app.get('/openapi.json', { schema: { hide: true }, config: { access: access.public } }, async () => app.swagger());

@@ -136,7 +136,7 @@ export class MusterServer {
     };
     const tokens = auth === 'off' ? null : new TokenRegistry(backend, runtime.clock);
     // Which nodes there are and which are up: the jobs, the groups and the plans ask it.
-    const directory = options.nodeDirectory ?? registryDirectory(backend);
+    const directory = options.nodeDirectory ?? registryDirectory(backend, runtime.clock);
     try {
       let adminOutcome: AdminOutcome | null = null;
       if (tokens !== null && auth !== 'off') {

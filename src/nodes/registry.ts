@@ -1,0 +1,163 @@
+/**
+ * The node registry: which machines there are, what they are (tags, attributes,
+ * facts their agent detected), and whether they are up.
+ *
+ * - `/muster/nodes/<name>`: the node's record (JSON), kept when the node is down;
+ * - `/muster/nodes/<name>/alive`: bound to the agent's session lease, so the node
+ *   is down as soon as the session dies (expiry, revocation) and nothing is
+ *   written per keepalive.
+ *
+ * An agent registers again after every reconnect; that refreshes its record and
+ * binds the alive key to its new lease.
+ */
+import type { Backend, LeaseId } from '../core/backend.js';
+import type { ErrorCode } from '../core/error-catalogue.js';
+import { MusterError } from '../core/errors.js';
+import type { Clock } from '../core/clock.js';
+import { validateName } from '../core/key-path.js';
+import type { NodeInfo, NodeRegistration } from '../api/agent-protocol.js';
+import { nodeMatcher } from './query.js';
+
+export const NODES_PREFIX = '/muster/nodes/';
+export const nodeKeys = {
+  record: (name: string) => `${NODES_PREFIX}${name}`,
+  alive: (name: string) => `${NODES_PREFIX}${name}/alive`,
+};
+
+/** What is stored at `/muster/nodes/<name>`. */
+interface NodeRecord {
+  readonly name: string;
+  readonly tags: string[];
+  readonly attrs: Record<string, string>;
+  readonly facts: Record<string, unknown>;
+  readonly registeredAt: string;
+  /** The last registration, or when the node was last seen going down (the liveness duty). */
+  readonly lastSeen: string;
+}
+
+export class NodeNotFoundError extends MusterError {
+  readonly code: ErrorCode = 'node_not_found';
+  constructor(readonly node: string) {
+    super(`no node is registered as ${JSON.stringify(node)}`);
+  }
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export class NodeRegistry {
+  constructor(
+    private readonly backend: Backend,
+    private readonly clock: Clock,
+  ) {}
+
+  private iso(): string {
+    return new Date(this.clock.now()).toISOString();
+  }
+
+  /** Register (or register again) a node whose agent holds `registration.lease`. */
+  async register(name: string, registration: NodeRegistration): Promise<NodeInfo> {
+    validateName(name);
+    const existing = await this.backend.get(nodeKeys.record(name));
+    const before = existing ? (JSON.parse(decoder.decode(existing.value)) as NodeRecord) : null;
+    const now = this.iso();
+    const record: NodeRecord = {
+      name,
+      tags: [...new Set(registration.tags)],
+      attrs: registration.attrs,
+      facts: registration.facts,
+      registeredAt: before?.registeredAt ?? now,
+      lastSeen: now,
+    };
+    await this.backend.txn({
+      compare: [],
+      success: [
+        { type: 'put', key: nodeKeys.record(name), value: encoder.encode(JSON.stringify(record)) },
+        { type: 'put', key: nodeKeys.alive(name), value: encoder.encode(now), lease: registration.lease as LeaseId },
+      ],
+      failure: [],
+    });
+    return this.info(record, true);
+  }
+
+  /** Every registered node, or those `query` matches (docs/queries.md), by name. */
+  async list(query?: string): Promise<NodeInfo[]> {
+    const matches = query === undefined ? null : nodeMatcher(query);
+    const range = await this.backend.range({ key: NODES_PREFIX, prefix: true });
+    const records = new Map<string, NodeRecord>();
+    const alive = new Set<string>();
+    for (const kv of range.kvs) {
+      const rest = kv.key.slice(NODES_PREFIX.length);
+      const slash = rest.indexOf('/');
+      if (slash < 0) {
+        try {
+          records.set(rest, JSON.parse(decoder.decode(kv.value)) as NodeRecord);
+        } catch {
+          // Not a record this registry wrote: left out.
+        }
+      } else if (rest.slice(slash + 1) === 'alive' && kv.lease !== null) {
+        alive.add(rest.slice(0, slash));
+      }
+    }
+    const nodes: NodeInfo[] = [];
+    for (const [name, record] of records) {
+      const node = this.info(record, alive.has(name));
+      if (!matches || matches({ ...node, up: node.status === 'up' })) nodes.push(node);
+    }
+    return nodes.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async get(name: string): Promise<NodeInfo> {
+    validateName(name);
+    const range = await this.backend.range({ key: nodeKeys.record(name), prefix: true });
+    const recordKv = range.kvs.find((kv) => kv.key === nodeKeys.record(name));
+    if (!recordKv) throw new NodeNotFoundError(name);
+    const up = range.kvs.some((kv) => kv.key === nodeKeys.alive(name) && kv.lease !== null);
+    return this.info(JSON.parse(decoder.decode(recordKv.value)) as NodeRecord, up);
+  }
+
+  /** Forget a node (its agent registers it again if it is still running); false when there was none. */
+  async remove(name: string): Promise<boolean> {
+    validateName(name);
+    const result = await this.backend.txn({
+      compare: [],
+      success: [
+        { type: 'delete', key: nodeKeys.record(name) },
+        { type: 'delete', key: `${nodeKeys.record(name)}/`, prefix: true },
+      ],
+      failure: [],
+    });
+    const first = result.results[0];
+    return first?.type === 'delete' && first.deleted > 0;
+  }
+
+  /** Record that a node went down now (its alive key was deleted): its last-seen time. */
+  async markDown(name: string): Promise<void> {
+    const kv = await this.backend.get(nodeKeys.record(name));
+    if (!kv) return;
+    const record = JSON.parse(decoder.decode(kv.value)) as NodeRecord;
+    await this.backend.txn({
+      compare: [{ key: nodeKeys.record(name), target: 'modRevision', op: '=', value: kv.modRevision }],
+      success: [
+        {
+          type: 'put',
+          key: nodeKeys.record(name),
+          value: encoder.encode(JSON.stringify({ ...record, lastSeen: this.iso() })),
+        },
+      ],
+      failure: [],
+    });
+  }
+
+  private info(record: NodeRecord, up: boolean): NodeInfo {
+    return {
+      name: record.name,
+      status: up ? 'up' : 'down',
+      tags: record.tags,
+      attrs: record.attrs,
+      facts: record.facts,
+      registeredAt: record.registeredAt,
+      lastSeen: up ? this.iso() : record.lastSeen,
+    };
+  }
+}
