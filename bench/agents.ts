@@ -55,18 +55,18 @@ async function runFleet(n: number, scratch: string, log: (line: string) => void)
     const names = Array.from({ length: n }, (_, i) => `bench-${String(i).padStart(5, '0')}`);
     const headers = server.headers;
     const registerStart = performance.now();
-    // Registration as the registry keeps it: the node's record bound to its agent's lease.
+    // Registration as an agent does it (PUT /v1/nodes/<node>): up while its own lease lives.
     for (let i = 0; i < names.length; i += REGISTER_PARALLEL) {
       await Promise.all(
         names.slice(i, i + REGISTER_PARALLEL).map(async (name) => {
           const lease = (await sendJson(pool, 'POST', `${server.url}/v1/leases`, { ttl: LEASE_TTL }, headers)) as {
             id: string;
           };
-          const record = { tags: ['bench'], attrs: { role: 'bench' }, facts: {} };
-          const res = await fetch(`${server.url}/v1/kv/muster/nodes/${name}?lease=${lease.id}`, {
+          const registration = { lease: lease.id, tags: ['bench'], attrs: { role: 'bench' }, facts: {} };
+          const res = await fetch(`${server.url}/v1/nodes/${name}`, {
             method: 'PUT',
-            headers: { ...headers, 'content-type': 'application/octet-stream' },
-            body: JSON.stringify(record),
+            headers: { ...headers, 'content-type': 'application/json' },
+            body: JSON.stringify(registration),
           });
           if (res.status !== 200) throw new Error(`registering ${name}: HTTP ${res.status}: ${await res.text()}`);
         }),
@@ -174,7 +174,7 @@ export const agents: Scenario = {
       'p50/p99/max ms: from POST /v1/jobs until each agent’s "started" report was taken; req/s: nodes started per second of the whole job',
     );
     notes.push(
-      'nodes registered as the registry keeps them (a record bound to the agent’s own lease); the agents send no keepalives during the run (leases of 600 s)',
+      'nodes registered with PUT /v1/nodes/<node>, each up with a lease of its own; the agents send no keepalives during the run (leases of 600 s)',
     );
     return {
       load: `${sizes.join(' and ')} agents, each with its own assignment stream (SSE); reports over a pool of 64 connections`,

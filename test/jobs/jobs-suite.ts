@@ -367,9 +367,11 @@ export function describeJobs(name: string, makeStore: StoreFactory): void {
       for (const node of ['db-1', 'db-2']) {
         const lease = await server.backend.grantLease(30);
         leases.set(node, lease.id);
-        const registration = { tags: ['db'], attrs: { role: 'db' }, facts: { commands: ['long', 'echo'] } };
-        await server.backend.put(`/muster/nodes/${node}`, new TextEncoder().encode(JSON.stringify(registration)), {
+        await new MusterClient({ endpoints: server.url }).registerNode(node, {
           lease: lease.id,
+          tags: ['db'],
+          attrs: { role: 'db' },
+          facts: { commands: ['long', 'echo'] },
         });
         fleet.add(node, COMMANDS);
       }
