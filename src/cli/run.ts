@@ -14,6 +14,7 @@ import { registerAudit } from './commands/audit.js';
 import { registerDesired, registerGroup, registerPlan, registerState } from './commands/plans.js';
 import { registerPrimitives } from './commands/primitives.js';
 import { registerNodes } from './commands/nodes.js';
+import { registerAgent } from './commands/agent.js';
 import { registerTxn } from './commands/txn.js';
 import { registerWatch } from './commands/watch.js';
 import { registerBarrier } from './commands/barrier.js';
@@ -125,6 +126,7 @@ Every command has --help with an example. Reference: docs/cli.md`,
   registerJob(program, ctx);
   registerTrigger(program, ctx);
   registerNodes(program, ctx);
+  registerAgent(program, ctx, packageVersion);
   registerGroup(program, ctx);
   registerDesired(program, ctx);
   registerState(program, ctx);
@@ -133,7 +135,7 @@ Every command has --help with an example. Reference: docs/cli.md`,
 }
 
 /** The version in package.json, found from this file in src/ or dist/src/. */
-function packageVersion(): string {
+export function packageVersion(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 5; i++) {
     try {

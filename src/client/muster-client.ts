@@ -58,7 +58,16 @@ import { Backoff } from '../core/backoff.js';
 import type { Runtime } from '../core/runtime.js';
 import { systemRuntime } from '../core/runtime.js';
 import type { AssignmentEvent, JobReport, NodeInfo, NodeRegistration } from '../api/agent-protocol.js';
-import type { ActualState, Desired, DesiredSpec, Group, GroupStatus, PlanPreview, PlanRecord } from './plan-types.js';
+import type {
+  ActualState,
+  Desired,
+  DesiredSpec,
+  DesiredValue,
+  Group,
+  GroupStatus,
+  PlanPreview,
+  PlanRecord,
+} from './plan-types.js';
 import type {
   JobEvent,
   JobOutput,
@@ -730,6 +739,16 @@ export class MusterClient {
   /** A group's desired state, or null when none was set. */
   async getDesired(group: string, options: CallOptions = {}): Promise<Desired | null> {
     return (await this.getJson<{ desired: Desired | null }>(`/v1/desired/${seg(group)}`, options)).desired;
+  }
+
+  /**
+   * What `node` is to be in now: its group's desired state, or the previous one
+   * while a plan's rolling step has not released the node yet (null: none). What a
+   * recipe converges to.
+   */
+  async effectiveDesired(group: string, node: string, options: CallOptions = {}): Promise<DesiredValue | null> {
+    const path = `/v1/desired/${seg(group)}?node=${encodeURIComponent(node)}`;
+    return (await this.getJson<{ effective?: DesiredValue | null }>(path, options)).effective ?? null;
   }
 
   /** A node reports its actual state in a group (a node token: for itself only). */

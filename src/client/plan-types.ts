@@ -2,10 +2,11 @@ import type {
   ActualState,
   Desired,
   DesiredSpec,
+  DesiredValue,
   Group,
   GroupStatus,
   PlanPreview,
   PlanRecord,
 } from '../plans/plan-model.js';
 
-export type { ActualState, Desired, DesiredSpec, Group, GroupStatus, PlanPreview, PlanRecord };
+export type { ActualState, Desired, DesiredSpec, DesiredValue, Group, GroupStatus, PlanPreview, PlanRecord };

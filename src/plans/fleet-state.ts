@@ -9,8 +9,8 @@ import type { ErrorCode } from '../core/error-catalogue.js';
 import { MusterError } from '../core/errors.js';
 import type { Clock } from '../core/clock.js';
 import type { NodeDirectory } from '../jobs/node-directory.js';
-import type { ActualState, Desired, DesiredValue, Group, GroupStatus } from './plan-model.js';
-import { GROUPS_PREFIX, decodeJson, encodeJson, planKeys } from './plan-model.js';
+import type { ActualState, Desired, DesiredValue, Group, GroupStatus, Rollout } from './plan-model.js';
+import { GROUPS_PREFIX, decodeJson, effectiveDesired, encodeJson, planKeys } from './plan-model.js';
 
 export class GroupNotFoundError extends MusterError {
   readonly code: ErrorCode = 'group_not_found';
@@ -78,7 +78,13 @@ export class FleetState {
    * Set a group's desired state, keeping the one before it as `previous`; with
    * `fence`, only while the caller (a plan's duty) still leads.
    */
-  async setDesired(group: string, value: DesiredValue, setBy: string, fence?: Compare): Promise<Desired> {
+  async setDesired(
+    group: string,
+    value: DesiredValue,
+    setBy: string,
+    fence?: Compare,
+    rollout?: Rollout,
+  ): Promise<Desired> {
     await this.requireGroup(group);
     for (;;) {
       const kv = await this.backend.get(planKeys.desired(group));
@@ -89,6 +95,7 @@ export class FleetState {
         setAt: this.iso(),
         setBy,
         previous: current ? { state: current.state, version: current.version, params: current.params } : null,
+        ...(rollout ? { rollout } : {}),
       };
       const result = await this.backend.txn({
         compare: [
@@ -100,6 +107,33 @@ export class FleetState {
       });
       if (result.succeeded) return next;
       if (fence && !(await this.holds(fence))) throw new Error('leadership lost while setting a desired state');
+    }
+  }
+
+  /**
+   * Change the rollout of a plan's step on the group's desired state: add
+   * released nodes, or end it (`nodes` null: every node is to be in it now).
+   * Nothing when the desired state is no longer the plan's.
+   */
+  async updateRollout(group: string, plan: string, nodes: readonly string[] | null, fence: Compare): Promise<void> {
+    for (;;) {
+      const kv = await this.backend.get(planKeys.desired(group));
+      const current = kv ? decodeJson<Desired>(kv.value) : null;
+      if (!kv || !current?.rollout || current.rollout.plan !== plan) return;
+      const next: Desired = {
+        ...current,
+        rollout:
+          nodes === null
+            ? null
+            : { ...current.rollout, released: [...new Set([...current.rollout.released, ...nodes])] },
+      };
+      const result = await this.backend.txn({
+        compare: [{ key: planKeys.desired(group), target: 'modRevision', op: '=', value: kv.modRevision }, fence],
+        success: [{ type: 'put', key: planKeys.desired(group), value: encodeJson(next) }],
+        failure: [],
+      });
+      if (result.succeeded) return;
+      if (!(await this.holds(fence))) throw new Error('leadership lost while releasing nodes');
     }
   }
 
@@ -144,7 +178,7 @@ export class FleetState {
           state: actual?.state ?? null,
           version: actual?.version ?? null,
           at: actual?.at ?? null,
-          converged: converged(actual, desired),
+          converged: converged(actual, effectiveDesired(desired, n.name)),
         };
       }),
     );

@@ -48,6 +48,18 @@ export const DesiredValue = Type.Object({
 });
 export type DesiredValue = Static<typeof DesiredValue>;
 
+/**
+ * While a rolling step moves a group batch by batch: the nodes released so far
+ * are to be in the new desired state, the others stay in `previous` until the
+ * step is over (see effectiveDesired).
+ */
+export const Rollout = Type.Object({
+  plan: Type.String(),
+  step: Type.String(),
+  released: Type.Array(Type.String()),
+});
+export type Rollout = Static<typeof Rollout>;
+
 export const Desired = Type.Object({
   group: Type.String(),
   ...DesiredValue.properties,
@@ -56,8 +68,21 @@ export const Desired = Type.Object({
   setBy: Type.String(),
   /** What it was before (a rollback restores it); null when it was never set. */
   previous: Type.Union([DesiredValue, Type.Null()]),
+  /** Set while a plan's rolling step has not released every node yet. */
+  rollout: Type.Optional(Type.Union([Rollout, Type.Null()])),
 });
 export type Desired = Static<typeof Desired>;
+
+/**
+ * What `node` is to be in now: the group's desired state, or, while a rolling
+ * step has not released the node yet, the one before it (null: none).
+ */
+export function effectiveDesired(desired: Desired | null, node: string): DesiredValue | null {
+  if (!desired) return null;
+  const value: DesiredValue = { state: desired.state, version: desired.version, params: desired.params };
+  if (!desired.rollout || desired.rollout.released.includes(node)) return value;
+  return desired.previous;
+}
 
 export const ActualState = Type.Object({
   node: Type.String(),

@@ -9,8 +9,8 @@
  * Time is the injected clock's; every write is fenced by the duty's leadership.
  */
 import type { Compare } from '../core/backend.js';
-import { MusterError } from '../core/errors.js';
 import { sleep } from '../core/clock.js';
+import { InvalidArgumentError, MusterError } from '../core/errors.js';
 import type { DutyContext } from '../server/duties/duty-runner.js';
 import { JobStore } from '../jobs/job-store.js';
 import type { NodeDirectory } from '../jobs/node-directory.js';
@@ -120,7 +120,14 @@ export class PlanRunner {
 
   /** The plan after what can be done now (side effects: desired states, jobs). */
   async advance(plan: PlanRecord): Promise<PlanRecord> {
-    const spec = this.specOf(plan);
+    let spec: PlanSpec;
+    try {
+      spec = this.specOf(plan);
+    } catch (error) {
+      // Stored by a server whose checks were looser: it would be refused on every tick.
+      if (!(error instanceof InvalidArgumentError)) throw error;
+      return this.end(plan, 'failed', `the plan is not valid (any more): ${error.message}`);
+    }
     const now = this.now();
     if (plan.abortRequested) return this.end(plan, 'aborted', 'aborted on request');
     if (plan.pauseRequested && plan.state === 'running') {
@@ -179,17 +186,25 @@ export class PlanRunner {
       .sort();
     if (spec.desired) {
       const current = await this.fleet.getDesired(spec.group);
-      step.previousDesired = current
-        ? { state: current.state, version: current.version, params: current.params }
-        : null;
-      await this.fleet.setDesired(spec.group, spec.desired, `plan:${plan.id}`, this.fence);
+      const setBy = `plan:${plan.id}`;
+      if (current?.setBy === setBy && sameDesired(current, spec.desired)) {
+        // This step set it already, but the plan's record was not saved after (a
+        // restart, a failed write): what it replaced is the one before.
+        step.previousDesired = current.previous;
+      } else {
+        step.previousDesired = current
+          ? { state: current.state, version: current.version, params: current.params }
+          : null;
+        // A rolling step releases its nodes batch by batch: until then they stay in the previous state.
+        const rollout = spec.rolling ? { plan: plan.id, step: spec.id, released: [] } : undefined;
+        await this.fleet.setDesired(spec.group, spec.desired, setBy, this.fence, rollout);
+      }
       step.setDesired = true;
     }
     step.batches = batchesOf(up, spec.rolling).map((nodes) => ({ nodes, state: 'pending' }));
     step.state = 'running';
     if (step.batches.length === 0) {
-      step.state = 'complete';
-      step.finishedAt = this.iso();
+      await this.completeStep(plan, step, spec);
       step.reason = 'no node of the group was up';
       return;
     }
@@ -205,6 +220,7 @@ export class PlanRunner {
   ): Promise<void> {
     batch.state = 'running';
     batch.startedAt = this.iso();
+    if (spec.rolling && spec.desired) await this.fleet.updateRollout(spec.group, plan.id, batch.nodes, this.fence);
     if (!spec.run) {
       batch.state = 'converging';
       return;
@@ -237,8 +253,7 @@ export class PlanRunner {
     const now = this.now();
     const index = step.batches.findIndex((b) => b.state !== 'complete');
     if (index < 0) {
-      step.state = 'complete';
-      step.finishedAt = this.iso();
+      await this.completeStep(plan, step, spec);
       return;
     }
     const batch = step.batches[index] as BatchRecord;
@@ -303,8 +318,7 @@ export class PlanRunner {
       batch.finishedAt = this.iso();
       const next = step.batches[index + 1];
       if (!next) {
-        step.state = 'complete';
-        step.finishedAt = this.iso();
+        await this.completeStep(plan, step, spec);
       } else if ((spec.rolling?.pauseMs ?? 0) > 0) {
         step.state = 'waiting';
         step.nextAt = now + (spec.rolling?.pauseMs ?? 0);
@@ -312,6 +326,13 @@ export class PlanRunner {
         await this.startBatch(plan, step, spec, next);
       }
     }
+  }
+
+  /** The step is over: a rolling one's desired state now holds for every node (those that join later too). */
+  private async completeStep(plan: PlanRecord, step: StepRecord, spec: PlanStepSpec): Promise<void> {
+    if (spec.rolling && spec.desired) await this.fleet.updateRollout(spec.group, plan.id, null, this.fence);
+    step.state = 'complete';
+    step.finishedAt = this.iso();
   }
 
   private failBatch(step: StepRecord, batch: BatchRecord, reason: string): void {
@@ -357,6 +378,15 @@ export class PlanRunner {
     plan.pauseRequested = false;
     return plan;
   }
+}
+
+/** Is `current` the desired state `wanted` (state, version and params)? */
+function sameDesired(current: DesiredValue, wanted: DesiredValue): boolean {
+  return (
+    current.state === wanted.state &&
+    current.version === wanted.version &&
+    JSON.stringify(current.params) === JSON.stringify(wanted.params)
+  );
 }
 
 function shift(iso: string, ms: number): string {

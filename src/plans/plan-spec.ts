@@ -169,6 +169,9 @@ export function parsePlan(text: string, source = 'plan'): PlanSpec {
     const timeoutMs = durationOf(json(field('timeout')) ?? '30m', () =>
       fail(field('timeout'), `step ${String(id)}: timeout is a duration such as 15m`),
     );
+    // A step's job gets the same timeout, and jobs take more than 0 and at most 7 days.
+    if (timeoutMs <= 0 || timeoutMs > MAX_STEP_TIMEOUT_MS)
+      fail(field('timeout'), `step ${String(id)}: timeout must be more than 0 and at most 7d`);
 
     let rolling: PlanStepSpec['rolling'] = null;
     const rollingNode = field('rolling');
@@ -273,6 +276,9 @@ function checkFields(
     if (!known.includes(key)) fail(pair.key, `unknown field "${key}" in a ${what} (known: ${known.join(', ')})`);
   }
 }
+
+/** A step's timeout is its job's too: jobs take at most 7 days. */
+const MAX_STEP_TIMEOUT_MS = 7 * 86_400_000;
 
 function durationOf(value: unknown, onError: () => never): number {
   if (typeof value !== 'string' && typeof value !== 'number') return onError();

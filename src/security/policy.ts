@@ -210,7 +210,12 @@ function roleParts(spec: PolicySpec): {
       };
     case 'node':
       return {
-        rules: [{ prefix: `/nodes/${spec.node ?? ''}/`, access: 'write' }, ...(spec.policy?.rules ?? [])],
+        rules: [
+          { prefix: `/nodes/${spec.node ?? ''}/`, access: 'write' },
+          // Its group's desired state (docs/plans.md): a recipe watches or waits on it.
+          { prefix: '/muster/desired/', access: 'read' },
+          ...(spec.policy?.rules ?? []),
+        ],
         capabilities: [],
         use: ALL_PRIMITIVES,
         read: ALL_PRIMITIVES,

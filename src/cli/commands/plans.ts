@@ -98,18 +98,38 @@ Examples:
     });
   desired
     .command('get')
-    .description("a group's desired state")
+    .description("a group's desired state (with --node: what that node is to be in now)")
     .argument('<group>', 'the group')
-    .action(async (group: string, _options: unknown, command: Command) => {
-      const got = await ctx.client(command).getDesired(group);
-      if (ctx.json(command)) ctx.printJson({ desired: got });
+    .option(
+      '--node <name>',
+      'the node asking: while a rolling step has not released it, it gets the previous desired state',
+    )
+    .addHelpText(
+      'after',
+      `
+A recipe asks with its node's name, and converges to what it is told:
+
+  $ muster desired get web --node "$(hostname)" --json    # {"desired": …, "effective": {"state", "version", "params"}}`,
+    )
+    .action(async (group: string, options: { node?: string }, command: Command) => {
+      const client = ctx.client(command);
+      const got = await client.getDesired(group);
+      const effective = options.node !== undefined ? await client.effectiveDesired(group, options.node) : undefined;
+      const show = (d: { state: string; version: string | null; params: Record<string, string> }) => {
+        const params = Object.entries(d.params).map(([k, v]) => `${k}=${v}`);
+        return `${d.state}${d.version ? ` ${d.version}` : ''}${params.length ? ` (${params.join(' ')})` : ''}`;
+      };
+      if (ctx.json(command)) ctx.printJson({ desired: got, ...(effective !== undefined ? { effective } : {}) });
       else if (!got) ctx.print(`${group}: no desired state`);
       else {
-        const params = Object.entries(got.params).map(([k, v]) => `${k}=${v}`);
-        ctx.print(
-          `${group}: ${got.state}${got.version ? ` ${got.version}` : ''}${params.length ? ` (${params.join(' ')})` : ''}`,
-        );
+        ctx.print(`${group}: ${show(got)}`);
         ctx.print(`set ${got.setAt} by ${got.setBy}`);
+        if (got.rollout)
+          ctx.print(
+            `rolling out (plan ${got.rollout.plan}): released to ${got.rollout.released.join(' ') || 'none yet'}`,
+          );
+        if (effective !== undefined)
+          ctx.print(`for ${options.node ?? ''}: ${effective ? show(effective) : 'no desired state yet'}`);
       }
     });
 }

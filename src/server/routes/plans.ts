@@ -22,7 +22,9 @@ import {
   GroupStatus,
   PlanPreview,
   PlanRecord,
+  DesiredValue,
   decodeJson,
+  effectiveDesired,
   planKeys,
 } from '../../plans/plan-model.js';
 import type { PlanRecord as PlanRecordType } from '../../plans/plan-model.js';
@@ -132,14 +134,23 @@ export const planRoutes: FastifyPluginAsyncTypebox<PlanRouteDeps> = async (app, 
     {
       config: { access: anyToken },
       schema: {
-        summary: "A group's desired state (null when none was set)",
+        summary:
+          "A group's desired state (null when none was set); with ?node=, `effective`: what that node is to be in now (the previous state while a rolling step has not released it)",
         params: groupParams,
-        response: { 200: Type.Object({ desired: Type.Union([Desired, Type.Null()]) }) },
+        querystring: Type.Object({ node: Type.Optional(name) }, { additionalProperties: false }),
+        response: {
+          200: Type.Object({
+            desired: Type.Union([Desired, Type.Null()]),
+            effective: Type.Optional(Type.Union([DesiredValue, Type.Null()])),
+          }),
+        },
       },
     },
     async (request) => {
       await fleet.requireGroup(request.params.group);
-      return { desired: await fleet.getDesired(request.params.group) };
+      const desired = await fleet.getDesired(request.params.group);
+      const node = request.query.node;
+      return { desired, ...(node !== undefined ? { effective: effectiveDesired(desired, node) } : {}) };
     },
   );
 

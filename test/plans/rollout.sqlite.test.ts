@@ -1,0 +1,3 @@
+import { describeRollout } from './rollout-suite.js';
+
+describeRollout('sqlite', async () => ({ kind: 'sqlite', dataDir: ':memory:' }));
