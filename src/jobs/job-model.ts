@@ -11,6 +11,8 @@ import { InvalidArgumentError } from '../core/errors.js';
 import { parseDurationWithin } from '../core/duration.js';
 
 export const JOBS_PREFIX = '/muster/jobs/';
+/** One empty key per job, so listing jobs reads as many keys as there are jobs (not their nodes and output). */
+export const JOB_INDEX_PREFIX = '/muster/job-index/';
 export const ASSIGN_PREFIX = '/muster/assign/';
 
 export const JOB_STATES = ['voting', 'running', 'complete', 'failed', 'quorum_failed', 'aborted', 'timed_out'] as const;
@@ -128,6 +130,8 @@ export const JobRecord = Type.Object({
   createdBy: Type.String(),
   /** Set by `DELETE /v1/jobs/<id>`; the scheduler carries the abort out. */
   abortRequested: Type.Optional(Type.Boolean()),
+  /** How many nodes ended in each state, written when the job ends. */
+  counts: Type.Optional(Type.Record(Type.String(), Type.Integer())),
 });
 export type JobRecord = Static<typeof JobRecord>;
 
@@ -172,6 +176,7 @@ export type JobView = Static<typeof JobView>;
 
 export const keys = {
   job: (id: string) => `${JOBS_PREFIX}${id}`,
+  index: (id: string) => `${JOB_INDEX_PREFIX}${id}`,
   /** Everything under a job but its record. */
   jobChildren: (id: string) => `${JOBS_PREFIX}${id}/`,
   nodes: (id: string) => `${JOBS_PREFIX}${id}/nodes/`,

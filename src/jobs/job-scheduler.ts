@@ -11,7 +11,7 @@
  * a restarted server resumes where the last one stopped.
  */
 import type { Assignment } from '../api/agent-protocol.js';
-import type { Compare, TxnOp, WatchEvent } from '../core/backend.js';
+import type { Backend, Compare, TxnOp, WatchEvent } from '../core/backend.js';
 import { sleep } from '../core/clock.js';
 import type { TimerHandle } from '../core/clock.js';
 import { CompactedError } from '../core/errors.js';
@@ -21,7 +21,9 @@ import {
   FINAL_JOB_STATES,
   FINAL_NODE_STATES,
   JOBS_PREFIX,
+  JOB_INDEX_PREFIX,
   amountOf,
+  countStates,
   decodeJson,
   describeAmount,
   encodeJson,
@@ -29,7 +31,7 @@ import {
   parseJobKey,
   toleratedOf,
 } from './job-model.js';
-import { OPS_PER_TXN } from './job-store.js';
+import { OPS_PER_TXN, rememberNode } from './job-store.js';
 import type { StoredJob } from './job-store.js';
 import type { NodeDirectory } from './node-directory.js';
 import { allowsCommand } from './node-directory.js';
@@ -50,10 +52,12 @@ export interface SchedulerOptions {
  * What the scheduler wrote, unless the watch already brought something newer (a
  * node that reported while the scheduler was still writing the rest).
  */
-function remember(job: ActiveJob, node: string, record: NodeJobRecord, modRevision: number): void {
+function remember(backend: Backend, job: ActiveJob, node: string, record: NodeJobRecord, modRevision: number): void {
   const known = job.nodes.get(node);
   if (known && known.modRevision > modRevision) return;
   job.nodes.set(node, { record, modRevision });
+  if (!FINAL_NODE_STATES.has(record.state))
+    rememberNode(backend, keys.node(job.record.id, node), { record, modRevision });
 }
 
 /** Changes are gathered this long before the scheduler looks at them, ms. */
@@ -155,12 +159,11 @@ export class JobScheduler {
   /** Every unfinished job with its nodes; returns the revision read at. */
   private async load(): Promise<number> {
     const revision = await this.backend.revision();
-    const range = await this.backend.range({ key: JOBS_PREFIX, prefix: true, keysOnly: true, revision });
+    const range = await this.backend.range({ key: JOB_INDEX_PREFIX, prefix: true, keysOnly: true, revision });
     this.jobs.clear();
     for (const kv of range.kvs) {
-      const parsed = parseJobKey(kv.key);
-      if (parsed?.kind !== 'job') continue;
-      const stored = await this.backend.range({ key: kv.key, revision });
+      const id = kv.key.slice(JOB_INDEX_PREFIX.length);
+      const stored = await this.backend.range({ key: keys.job(id), revision });
       const jobKv = stored.kvs[0];
       if (!jobKv) continue;
       const record = decodeJson<JobRecord>(jobKv.value);
@@ -388,7 +391,7 @@ export class JobScheduler {
     const revisions = await this.writeOps(ops, []);
     if (revisions === null) return false;
     let i = 0;
-    for (const [node, state] of written) remember(job, node, state, revisions[i++] ?? 0);
+    for (const [node, state] of written) remember(this.backend, job, node, state, revisions[i++] ?? 0);
     const next: JobRecord = { ...record, state: 'running', nodes: available, matched: matched.length, startedAt: at };
     if (!(await this.putJob(job, next))) return false;
     this.dirty.add(record.id);
@@ -482,7 +485,7 @@ export class JobScheduler {
         failure: [],
       });
       if (!result.succeeded) return false;
-      for (const n of slice) remember(job, n.record.node, make(n), result.revision);
+      for (const n of slice) remember(this.backend, job, n.record.node, make(n), result.revision);
     }
     return true;
   }
@@ -523,7 +526,13 @@ export class JobScheduler {
     reason: string | undefined,
     extra: Partial<JobRecord> = {},
   ): Promise<boolean> {
-    const next: JobRecord = { ...job.record, ...extra, state, finishedAt: this.iso() };
+    const next: JobRecord = {
+      ...job.record,
+      ...extra,
+      state,
+      finishedAt: this.iso(),
+      counts: countStates([...job.nodes.values()].map((n) => n.record)),
+    };
     if (reason !== undefined) next.reason = reason;
     return this.putJob(job, next);
   }

@@ -14,14 +14,13 @@ import {
   DEFAULT_JOB_OUTPUT_LIMIT,
   FINAL_JOB_STATES,
   FINAL_NODE_STATES,
-  JOBS_PREFIX,
+  JOB_INDEX_PREFIX,
   checkJobRequest,
   countStates,
   decodeJson,
   encodeJson,
   keys,
   newJobId,
-  parseJobKey,
 } from './job-model.js';
 
 /** No job has this id, or the node has no part in it. */
@@ -61,13 +60,39 @@ export interface JobStoreOptions {
   readonly outputLimit?: number;
 }
 
-/** Node states a JobStore remembers from its own writes. */
+/** Node states remembered from this process's own writes, per store. */
 const RECENT_NODES = 20_000;
+const recentByBackend = new WeakMap<Backend, Map<string, StoredNode>>();
+
+/**
+ * The node states this process wrote last to `backend` (the routes' reports and
+ * the scheduler's assignments), oldest first: the next report of a node usually
+ * finds its state here and spares a read. Only a hint: every write compares the
+ * revision, and a miss or a stale entry reads the store.
+ */
+export function recentNodes(backend: Backend): Map<string, StoredNode> {
+  let recent = recentByBackend.get(backend);
+  if (!recent) {
+    recent = new Map();
+    recentByBackend.set(backend, recent);
+  }
+  return recent;
+}
+
+/** Remember a node state this process wrote (see recentNodes). */
+export function rememberNode(backend: Backend, key: string, node: StoredNode): void {
+  const recent = recentNodes(backend);
+  recent.delete(key);
+  recent.set(key, node);
+  if (recent.size > RECENT_NODES) {
+    const oldest = recent.keys().next().value;
+    if (oldest !== undefined) recent.delete(oldest);
+  }
+}
 
 export class JobStore {
   readonly outputLimit: number;
-  /** The node states this store wrote last (oldest first), to spare a read on the next report. */
-  private readonly recent = new Map<string, StoredNode>();
+  private readonly recent: Map<string, StoredNode>;
 
   constructor(
     readonly backend: Backend,
@@ -75,6 +100,7 @@ export class JobStore {
     options: JobStoreOptions = {},
   ) {
     this.outputLimit = options.outputLimit ?? DEFAULT_JOB_OUTPUT_LIMIT;
+    this.recent = recentNodes(backend);
   }
 
   private iso(): string {
@@ -98,7 +124,10 @@ export class JobStore {
       const key = keys.job(id);
       const result = await this.backend.txn({
         compare: [{ key, target: 'version', op: '=', value: 0 }],
-        success: [{ type: 'put', key, value: encodeJson(record) }],
+        success: [
+          { type: 'put', key, value: encodeJson(record) },
+          { type: 'put', key: keys.index(id), value: new Uint8Array() },
+        ],
         failure: [],
       });
       if (result.succeeded) return record;
@@ -129,13 +158,8 @@ export class JobStore {
 
   /** Every job id, oldest first. */
   async ids(): Promise<string[]> {
-    const range = await this.backend.range({ key: JOBS_PREFIX, prefix: true, keysOnly: true });
-    const ids: string[] = [];
-    for (const kv of range.kvs) {
-      const parsed = parseJobKey(kv.key);
-      if (parsed?.kind === 'job') ids.push(parsed.id);
-    }
-    return ids;
+    const range = await this.backend.range({ key: JOB_INDEX_PREFIX, prefix: true, keysOnly: true });
+    return range.kvs.map((kv) => kv.key.slice(JOB_INDEX_PREFIX.length));
   }
 
   /** The jobs, newest first, at most `limit`, those `visible` says the caller may see. */
@@ -146,9 +170,13 @@ export class JobStore {
       if (options.limit !== undefined && out.length >= options.limit) break;
       const job = await this.get(id);
       if (!job || (options.visible && !options.visible(job.record))) continue;
-      const nodes = await this.backend.range({ key: keys.nodes(id), prefix: true });
-      const states = nodes.kvs.map((kv) => decodeJson<NodeJobRecord>(kv.value));
-      out.push({ ...job.record, counts: countStates(states) });
+      // A finished job says how its nodes ended; a running one is counted now.
+      let counts = job.record.counts;
+      if (counts === undefined) {
+        const nodes = await this.backend.range({ key: keys.nodes(id), prefix: true });
+        counts = countStates(nodes.kvs.map((kv) => decodeJson<NodeJobRecord>(kv.value)));
+      }
+      out.push({ ...job.record, counts });
     }
     return out;
   }
@@ -204,7 +232,8 @@ export class JobStore {
         failure: [],
       });
       if (result.succeeded) {
-        if (!FINAL_NODE_STATES.has(next.state)) this.remember(key, { record: next, modRevision: result.revision });
+        if (!FINAL_NODE_STATES.has(next.state))
+          rememberNode(this.backend, key, { record: next, modRevision: result.revision });
         return { accepted: true, state: next.state };
       }
       if (attempt > 50) throw new JobConflictError(`node ${node}'s state in job ${id} keeps changing; report again`);
@@ -280,14 +309,6 @@ export class JobStore {
     return { next, ops };
   }
 
-  private remember(key: string, node: StoredNode): void {
-    this.recent.set(key, node);
-    if (this.recent.size > RECENT_NODES) {
-      const oldest = this.recent.keys().next().value;
-      if (oldest !== undefined) this.recent.delete(oldest);
-    }
-  }
-
   /** Deletes of the oldest chunks holding at least `excess` bytes (at most a txn's worth). */
   private async trim(id: string, node: string, excess: number): Promise<{ ops: TxnOp[]; bytes: number }> {
     const range = await this.backend.range({ key: keys.output(id, node), prefix: true, limit: OPS_PER_TXN - 2 });
@@ -325,6 +346,7 @@ export class JobStore {
       success: [
         { type: 'delete', key: keys.jobChildren(job.id), prefix: true },
         { type: 'delete', key: keys.job(job.id) },
+        { type: 'delete', key: keys.index(job.id) },
       ],
       failure: [],
     });

@@ -9,7 +9,9 @@ import { NodeRegistry } from '../nodes/registry.js';
 import { nodeMatcher } from '../nodes/query.js';
 import type { DirectoryNode, NodeDirectory } from './node-directory.js';
 
-export { NODES_PREFIX } from '../nodes/registry.js';
+import { NODES_PREFIX } from '../nodes/registry.js';
+
+export { NODES_PREFIX };
 
 export function registryDirectory(backend: Backend, clock: Clock = systemClock): NodeDirectory {
   const registry = new NodeRegistry(backend, clock);
@@ -27,7 +29,15 @@ export function registryDirectory(backend: Backend, clock: Clock = systemClock):
       return (await read()).filter(test);
     },
     async upNodes() {
-      return new Set((await read()).filter((n) => n.up).map((n) => n.name));
+      // Keys only (the scheduler asks every other second while nodes run): a node is
+      // up while its alive key, bound to its agent's session lease, exists.
+      const range = await backend.range({ key: NODES_PREFIX, prefix: true, keysOnly: true });
+      const up = new Set<string>();
+      for (const kv of range.kvs) {
+        if (kv.lease === null || !kv.key.endsWith('/alive')) continue;
+        up.add(kv.key.slice(NODES_PREFIX.length, -'/alive'.length));
+      }
+      return up;
     },
   };
 }

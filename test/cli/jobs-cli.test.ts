@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SimFleet } from '../../bench/sim-agents.js';
+import { MusterClient } from '../../src/client/muster-client.js';
 import { MusterServer } from '../../src/server/muster-server.js';
+import { eventually } from '../conformance/harness.js';
 import { FakeDirectory } from '../jobs/fake-directory.js';
 import { assertBuilt, muster as runMuster } from './cli-harness.js';
 
@@ -76,11 +78,8 @@ describe('muster run and jobs (CLI)', () => {
     expect(list.stdout).toContain(id);
     const abort = await muster(['job', 'abort', id]);
     expect(abort.code).toBe(0);
-    for (let i = 0; i < 100; i++) {
-      const show = await muster(['--json', 'job', 'show', id]);
-      if ((JSON.parse(show.stdout) as { state: string }).state === 'aborted') break;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    const client = new MusterClient({ endpoints: server.url });
+    await eventually(async () => expect((await client.getJob(id)).state).toBe('aborted'));
     const show = await muster(['job', 'show', id]);
     expect(show.stdout).toMatch(/state\s+aborted/);
     expect(show.stdout).toMatch(/web-1\s+aborted/);
@@ -93,9 +92,11 @@ describe('muster run and jobs (CLI)', () => {
     const missing = await muster(['job', 'show', '0mhq3x1k2-4f9a0c']);
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toMatch(/no job has the id/);
+    const dashed = await muster(['--json', 'run', 'role:web', 'echo', '--detach', '--', '-o', 'recipe[app]']);
+    expect((JSON.parse(dashed.stdout) as { args: string[] }).args).toEqual(['-o', 'recipe[app]']);
     const help = await muster(['run', '--help']);
     expect(help.stdout).toMatch(/Examples:/);
-  });
+  }, 120_000);
 
   it('muster trigger add, list, show, rm', async () => {
     const add = await muster([
@@ -114,15 +115,13 @@ describe('muster run and jobs (CLI)', () => {
     expect(add.stdout).toMatch(/a change under \/ephemerals\/backends\/ runs echo on role:web/);
     expect((await muster(['trigger', 'list'])).stdout).toMatch(/converge-web\s+\/ephemerals\/backends\/\s+0.2s/);
     expect((await muster(['put', '/ephemerals/backends/a', 'up'])).code).toBe(0);
-    let jobs = '';
-    for (let i = 0; i < 100 && !/jobs: [0-9a-z]/.test(jobs); i++) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      jobs = (await muster(['trigger', 'show', 'converge-web'])).stdout;
-    }
+    const client = new MusterClient({ endpoints: server.url });
+    await eventually(async () => expect((await client.getTrigger('converge-web')).jobs).toHaveLength(1));
+    const jobs = (await muster(['trigger', 'show', 'converge-web'])).stdout;
     expect(jobs).toMatch(/jobs: [0-9a-z]{9}-[0-9a-f]{6}/);
     expect((await muster(['trigger', 'rm', 'converge-web'])).code).toBe(0);
     const gone = await muster(['trigger', 'show', 'converge-web']);
     expect(gone.code).not.toBe(0);
     expect(gone.stderr).toMatch(/no trigger is named/);
-  });
+  }, 120_000);
 });

@@ -86,6 +86,8 @@ export function describeJobs(name: string, makeStore: StoreFactory): void {
       expect(output.truncated).toBe(false);
       const listed = await client.listJobs();
       expect(listed.map((j) => j.id)).toContain(started.id);
+      expect(listed.find((j) => j.id === started.id)?.counts.succeeded).toBe(3);
+      expect(await client.listJobs({ state: 'failed' })).toEqual([]);
     });
 
     it('streams state changes and output as events, ending when the job is over', async () => {
@@ -135,10 +137,18 @@ export function describeJobs(name: string, makeStore: StoreFactory): void {
 
     it('with concurrency 1, runs one node at a time', async () => {
       const { client, fleet } = await setup(3);
-      const job = await finished(
-        client,
-        (await client.startJob({ query: 'role:web', command: 'slow', concurrency: 1 })).id,
-      );
+      const started = await client.startJob({ query: 'role:web', command: 'slow', concurrency: 1 });
+      const waiting = await eventually(async () => {
+        const view = await client.getJob(started.id);
+        const pending = view.nodeStates?.find((n) => n.assignedAt === undefined);
+        if (!pending) throw new Error('no node waits its turn yet');
+        return pending.node;
+      });
+      // A node not asked to run yet cannot report.
+      await expect(client.reportJob(started.id, waiting, { seq: 0, type: 'started', pid: 1 })).rejects.toMatchObject({
+        code: 'job_conflict',
+      });
+      const job = await finished(client, started.id);
       expect(job.state).toBe('complete');
       const spans = (job.nodeStates ?? [])
         .map((n) => [Date.parse(n.startedAt ?? ''), Date.parse(n.finishedAt ?? '')] as const)
@@ -345,6 +355,41 @@ export function describeJobs(name: string, makeStore: StoreFactory): void {
       await expect(client.reportJob(second.id, 'other', { seq: 0, type: 'started', pid: 1 })).rejects.toMatchObject({
         code: 'job_not_found',
       });
+    });
+
+    it('with the registry: a node whose lease ends mid-job turns unreachable', async () => {
+      const store = await makeStore();
+      const server = await MusterServer.start({ store, port: 0, logger: false, auth: 'off', jobTickMs: 100 });
+      cleanup.push(() => server.stop());
+      const fleet = new SimFleet(server.url);
+      cleanup.push(() => fleet.close());
+      const leases = new Map<string, string>();
+      for (const node of ['db-1', 'db-2']) {
+        const lease = await server.backend.grantLease(30);
+        leases.set(node, lease.id);
+        await new MusterClient({ endpoints: server.url }).registerNode(node, {
+          lease: lease.id,
+          tags: ['db'],
+          attrs: { role: 'db' },
+          facts: { commands: ['long', 'echo'] },
+        });
+        fleet.add(node, COMMANDS);
+      }
+      await fleet.connectAll();
+      const client = new MusterClient({ endpoints: server.url });
+      // The agents say which commands they allow: one they do not is refused at the vote.
+      const refused = await finished(client, (await client.startJob({ query: 'role:db', command: 'fail' })).id);
+      expect(refused.state).toBe('quorum_failed');
+      expect(refused.reason).toMatch(/0 of 2 matched nodes are up and allow fail/);
+      const started = await client.startJob({ query: 'tag:db', command: 'long' });
+      await eventually(async () => expect((await client.getJob(started.id)).counts.running).toBe(2));
+      fleet.get('db-2').kill();
+      await server.backend.revokeLease(leases.get('db-2')!);
+      await eventually(async () => expect((await client.getJob(started.id)).counts.unreachable).toBe(1));
+      await client.abortJob(started.id);
+      const job = await finished(client, started.id);
+      expect(job.nodeStates?.find((n) => n.node === 'db-2')?.state).toBe('unreachable');
+      expect(job.nodeStates?.find((n) => n.node === 'db-1')?.state).toBe('aborted');
     });
 
     it('refuses bad input with 4xx naming the problem', async () => {
