@@ -177,6 +177,13 @@ describe('plans with a real server and four real agents running a real recipe', 
     await eventually(async () => expect((await admin.getJob(job.id)).state).toBe('complete'), 60_000, 200);
   };
 
+  /** Set the web group's desired state outside any plan, and converge every web node to it. */
+  const base = async (version: string) => {
+    expect((await cli(['desired', 'set', 'web', 'converged', '--version', version])).code).toBe(0);
+    await converge('web');
+    await webConvergedTo(version);
+  };
+
   beforeAll(async () => {
     assertBuilt();
     dir = mkdtempSync(join(tmpdir(), 'muster-plans-agents-'));
@@ -385,9 +392,7 @@ describe('plans with a real server and four real agents running a real recipe', 
   });
 
   it('5. rollback (on_failure: rollback) puts the previous desired states back; the recipe converges to them', async () => {
-    expect((await cli(['desired', 'set', 'web', 'converged', '--version', 'v5-base'])).code).toBe(0);
-    await converge('web');
-    await webConvergedTo('v5-base');
+    await base('v5-base');
     const since = Date.now();
     touch('fail-web-3');
     try {
@@ -514,13 +519,15 @@ describe('plans with a real server and four real agents running a real recipe', 
     ).toEqual(['web-1', 'web-2', 'web-3']);
   });
 
-  it('8. a node down during the plan is skipped, and catches up when its agent returns, without the plan', async () => {
+  it('8. a node down when the plan starts is skipped; it returns mid-plan and follows the rollout without the plan', async () => {
+    await base('v8-base');
     const since = Date.now();
-    const before = marker('web-3')?.version;
+    const before = 'v8-base';
     const web3 = agents.get('web-3')!;
     web3.child.kill('SIGTERM');
     expect((await web3.exited).code).toBe(0);
     await eventually(async () => expect((await admin.getNode('web-3')).status).toBe('down'), 15_000, 200);
+    touch('hold-web-2');
     const plan = await admin.applyPlan(
       JSON.stringify({
         name: 'down-v8',
@@ -537,14 +544,97 @@ describe('plans with a real server and four real agents running a real recipe', 
       }),
       'down-v8.json',
     );
-    const done = await finished(plan.id);
-    expect(done.state).toBe('complete');
-    expect(done.steps[0]!.skipped).toEqual(['web-3']);
-    expect(done.steps[0]!.batches.map((b) => b.nodes.join('+'))).toEqual(['web-1', 'web-2']);
-    expect(marker('web-3')?.version).toBe(before);
-    expect((await cli(['state', 'web'])).code).toBe(1);
-    // What brings a returning node back is the node's own side: here a trigger that
-    // runs the recipe whenever a node (re)registers, as a node's boot would.
+    // What brings a returning node along is the node's own side: the recipe runs when
+    // the node (re)registers, as at a machine's boot, and when the desired state changes
+    // (a recipe that watches it); here both are triggers.
+    const triggers = ['converge-on-join', 'converge-on-change'];
+    try {
+      await eventually(() => expect(entries(since, 'hold', 'web-2')).toHaveLength(1), 30_000, 100);
+      let running = await admin.getPlan(plan.id);
+      expect(running.steps[0]!.skipped).toEqual(['web-3']);
+      expect(running.steps[0]!.batches.map((b) => b.nodes.join('+'))).toEqual(['web-1', 'web-2']);
+      expect(marker('web-3')?.version).toBe(before);
+      for (const [name, on] of [
+        ['converge-on-join', '/muster/nodes/'],
+        ['converge-on-change', '/muster/desired/web'],
+      ] as const) {
+        await admin.addTrigger({
+          name,
+          on,
+          debounce: '1s',
+          job: { query: 'role:web', command: 'converge', args: ['web'], quorum: 1 },
+        });
+      }
+      startAgent('web-3');
+      // Back while the rollout has not released it: its recipe keeps it on the previous state.
+      await eventually(() => expect(entries(since, 'reported', 'web-3')).toHaveLength(1), 60_000, 200);
+      expect(entries(since, 'reported', 'web-3')[0]!.version).toBe(before);
+      running = await admin.getPlan(plan.id);
+      expect(running.state).toBe('running');
+      expect(running.steps[0]!.batches.flatMap((b) => b.nodes)).not.toContain('web-3');
+      remove('hold-web-2');
+      const done = await finished(plan.id);
+      expect(done.state).toBe('complete');
+      expect(done.steps[0]!.skipped).toEqual(['web-3']);
+      // The step is over, the rollout cleared: web-3's recipe, run on that change, brings it to v8.
+      await eventually(() => expect(marker('web-3')?.version).toBe('v8'), 60_000, 200);
+      await eventually(() => webConvergedTo('v8'), 30_000, 500);
+      const web3Runs = entries(since, 'start', 'web-3');
+      // No job of the plan ran there.
+      const planJobs = new Set(done.steps[0]!.batches.map((b) => b.jobId));
+      expect(web3Runs.filter((e) => planJobs.has(e.job))).toEqual([]);
+    } finally {
+      remove('hold-web-2');
+      for (const name of triggers) await admin.removeTrigger(name).catch(() => undefined);
+    }
+  });
+
+  it('9. a node that goes down mid-plan, before its batch, is skipped then, and catches up on return', async () => {
+    await base('v9-base');
+    const since = Date.now();
+    const before = 'v9-base';
+    touch('hold-web-1');
+    const plan = await admin.applyPlan(
+      JSON.stringify({
+        name: 'gone-v9',
+        steps: [
+          {
+            id: 'web',
+            group: 'web',
+            desired: { state: 'converged', version: 'v9' },
+            run: 'converge',
+            args: ['web'],
+            rolling: { canary: 1, batch: 1 },
+          },
+        ],
+      }),
+      'gone-v9.json',
+    );
+    try {
+      await eventually(() => expect(entries(since, 'hold', 'web-1')).toHaveLength(1), 30_000, 100);
+      expect((await admin.getPlan(plan.id)).steps[0]!.batches.map((b) => b.nodes.join('+'))).toEqual([
+        'web-1',
+        'web-2',
+        'web-3',
+      ]);
+      const web3 = agents.get('web-3')!;
+      web3.child.kill('SIGTERM');
+      expect((await web3.exited).code).toBe(0);
+      await eventually(async () => expect((await admin.getNode('web-3')).status).toBe('down'), 15_000, 200);
+      remove('hold-web-1');
+      const done = await finished(plan.id);
+      expect(done.state, done.reason).toBe('complete');
+      expect(done.steps[0]!.skipped).toEqual(['web-3']);
+      expect(done.steps[0]!.batches.map((b) => `${b.nodes.join('+')}:${b.state}:${b.reason ?? ''}`)).toEqual([
+        'web-1:complete:',
+        'web-2:complete:',
+        ':complete:skipped (down): web-3',
+      ]);
+      expect(entries(since, 'start', 'web-3')).toEqual([]);
+      expect(marker('web-3')?.version).toBe(before);
+    } finally {
+      remove('hold-web-1');
+    }
     await admin.addTrigger({
       name: 'converge-on-join',
       on: '/muster/nodes/',
@@ -553,13 +643,8 @@ describe('plans with a real server and four real agents running a real recipe', 
     });
     try {
       startAgent('web-3');
-      await eventually(() => expect(marker('web-3')?.version).toBe('v8'), 60_000, 200);
-      await eventually(() => webConvergedTo('v8'), 20_000, 500);
-      expect(entries(since, 'reported', 'web-3').map((e) => e.version)).toEqual(['v8']);
-      // The plan had ended before: it did nothing for web-3.
-      const after = await admin.getPlan(plan.id);
-      expect(after.finishedAt).toBe(done.finishedAt);
-      expect(Date.parse(after.finishedAt!)).toBeLessThan(entries(since, 'start', 'web-3')[0]!.t);
+      await eventually(() => expect(marker('web-3')?.version).toBe('v9'), 60_000, 200);
+      await eventually(() => webConvergedTo('v9'), 30_000, 500);
     } finally {
       await admin.removeTrigger('converge-on-join');
     }
