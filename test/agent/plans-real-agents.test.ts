@@ -501,7 +501,17 @@ describe('plans with a real server and four real agents running a real recipe', 
       await server.cli.exited;
       await sleep(1000);
       await startServer(port);
-      // The recipe goes on once the server is back (a real one would retry).
+      // The agents come back; the command web-2 runs for the plan outlives their old
+      // sessions (the TTL is 3 s) and its job goes on. The recipe goes on once the
+      // server is back (a real one would retry).
+      await eventually(
+        async () =>
+          expect((await admin.listNodes()).map((n) => `${n.name}:${n.status}`)).toEqual(NODES.map((n) => `${n}:up`)),
+        30_000,
+        200,
+      );
+      await sleep(4000);
+      expect((await admin.getPlan(/plan (\S+)/.exec(follow.stderr)![1]!)).state).toBe('running');
       remove('hold-web-2');
       const exit = await follow.exited;
       expect(exit.code, exit.stdout + exit.stderr).toBe(0);
