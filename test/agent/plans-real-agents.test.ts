@@ -494,8 +494,12 @@ describe('plans with a real server and four real agents running a real recipe', 
       ],
     });
     const follow = spawnMuster(['plan', 'apply', file, '--follow'], { env: { MUSTER_ENDPOINT: url } });
+    // A plain job followed by `muster run` lives through the restart as well.
+    touch('hold-db-1');
+    const run = spawnMuster(['run', 'role:db', 'converge', 'db'], { env: { MUSTER_ENDPOINT: url } });
     try {
       await eventually(() => expect(entries(since, 'hold', 'web-2')).toHaveLength(1), 40_000, 100);
+      await eventually(() => expect(entries(since, 'hold', 'db-1', 'db')).toHaveLength(1), 40_000, 100);
       const port = new URL(url).port;
       server.cli.child.kill('SIGKILL');
       await server.cli.exited;
@@ -513,12 +517,18 @@ describe('plans with a real server and four real agents running a real recipe', 
       await sleep(4000);
       expect((await admin.getPlan(/plan (\S+)/.exec(follow.stderr)![1]!)).state).toBe('running');
       remove('hold-web-2');
+      remove('hold-db-1');
       const exit = await follow.exited;
       expect(exit.code, exit.stdout + exit.stderr).toBe(0);
       expect(exit.stdout).toMatch(/restart-v7: complete/);
+      const ran = await run.exited;
+      expect(ran.code, ran.stdout + ran.stderr).toBe(0);
+      expect(ran.stderr).toMatch(/complete: 1 succeeded/);
     } finally {
       remove('hold-web-2');
+      remove('hold-db-1');
       follow.child.kill('SIGKILL');
+      run.child.kill('SIGKILL');
     }
     await webConvergedTo('v7');
     // Each node ran its recipe for the plan once: the restarted runner went on, it did not start over.
