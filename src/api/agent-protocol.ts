@@ -116,3 +116,32 @@ export const NodeInfo = Type.Object(
   { additionalProperties: false },
 );
 export type NodeInfo = Static<typeof NodeInfo>;
+
+/** A node in `GET /v1/nodes?facts=false`: all of NodeInfo but its facts. */
+export const NodeSummary = Type.Object(
+  {
+    name: Type.String(),
+    status: Type.Enum(['up', 'down']),
+    tags: Type.Array(Type.String()),
+    attrs: Type.Record(Type.String(), Type.String()),
+    registeredAt: Type.String(),
+    lastSeen: Type.String(),
+  },
+  { additionalProperties: false },
+);
+export type NodeSummary = Static<typeof NodeSummary>;
+
+/** A node in `GET /v1/nodes`: its facts unless `facts=false` asked for none. */
+export const NodeListItem = Type.Object(
+  {
+    name: Type.String(),
+    status: Type.Enum(['up', 'down']),
+    tags: Type.Array(Type.String()),
+    attrs: Type.Record(Type.String(), Type.String()),
+    facts: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    registeredAt: Type.String(),
+    lastSeen: Type.String(),
+  },
+  { additionalProperties: false },
+);
+export type NodeListItem = Static<typeof NodeListItem>;
