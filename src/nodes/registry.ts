@@ -124,12 +124,9 @@ export class NodeRegistry {
     const now = this.iso();
     const nodes: NodeSummary[] = [];
     for (const [name, record] of records) {
-      const node = this.info(record, alive.has(name), now);
-      if (matches && !matches({ ...node, up: node.status === 'up' })) continue;
-      if (options.facts === false) {
-        const { facts: _facts, ...summary } = node;
-        nodes.push(summary);
-      } else nodes.push(node);
+      const up = alive.has(name);
+      if (matches && !matches({ ...this.info(record, up, now), up })) continue;
+      nodes.push(options.facts === false ? this.summary(record, up, now) : this.info(record, up, now));
     }
     return nodes.sort((a, b) => collator.compare(a.name, b.name));
   }
@@ -174,6 +171,17 @@ export class NodeRegistry {
       ],
       failure: [],
     });
+  }
+
+  private summary(record: NodeRecord, up: boolean, now: string): NodeSummary {
+    return {
+      name: record.name,
+      status: up ? 'up' : 'down',
+      tags: record.tags,
+      attrs: record.attrs,
+      registeredAt: record.registeredAt,
+      lastSeen: up ? now : record.lastSeen,
+    };
   }
 
   private info(record: NodeRecord, up: boolean, now?: string): NodeInfo {

@@ -68,13 +68,18 @@ export const nodeRoutes: FastifyPluginAsyncTypebox<{ backend: Backend; clock: Cl
         response: { 200: Type.Object({ nodes: Type.Array(NodeListItem) }) },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const nodes: NodeListItem[] =
         request.query.facts === false
           ? await registry.list(request.query.query, { facts: false })
           : await registry.list(request.query.query);
       const own = ownNode(request.principal);
-      return { nodes: own === null ? nodes : nodes.filter((n) => n.name === own) };
+      // JSON.stringify, not the schema's serializer: the registry builds every field
+      // itself, and at 10,000 nodes the generated serializer took 20-50 times longer.
+      return reply
+        .type('application/json; charset=utf-8')
+        .serializer(JSON.stringify)
+        .send({ nodes: own === null ? nodes : nodes.filter((n) => n.name === own) });
     },
   );
 
