@@ -240,6 +240,7 @@ export class PlanRunner {
           timeout: `${spec.timeoutMs}ms`,
         },
         `plan:${plan.id}`,
+        this.fence,
       );
       batch.jobId = job.id;
     } catch (error) {

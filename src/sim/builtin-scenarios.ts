@@ -4,7 +4,7 @@ import type { Scenario } from './scenario.js';
 import { parseScenario } from './scenario.js';
 
 /** The scenarios shipped with muster (src/sim/builtin/NAME.yaml, copied into dist/ by the build). */
-export const BUILTIN_SCENARIOS = ['kubeadm', 'noah-stack', 'hadoop-barrier'] as const;
+export const BUILTIN_SCENARIOS = ['kubeadm', 'noah-stack', 'hadoop-barrier', 'rolling-release'] as const;
 
 /** The text of a built-in scenario. */
 export async function builtinScenarioText(name: (typeof BUILTIN_SCENARIOS)[number]): Promise<string> {

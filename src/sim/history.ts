@@ -67,6 +67,62 @@ export interface BarrierRelease {
   readonly at: number;
 }
 
+/** An agent was handed a job (the server's assignment reached it). */
+export interface JobSeen {
+  readonly job: string;
+  readonly node: string;
+  readonly at: number;
+}
+
+/** A state report the server took from a node. */
+export interface StateReport {
+  readonly node: string;
+  readonly group: string;
+  readonly state: string;
+  readonly version: string | null;
+  readonly at: number;
+}
+
+/** What a node is to be in, and what it reported, per group, at the end of the run (read from the server). */
+export interface EndState {
+  readonly node: string;
+  readonly group: string;
+  /** The node is up at the end (not crashed, registered, its session alive). */
+  readonly up: boolean;
+  /** The effective desired state (`GET /v1/desired/<group>?node=`). */
+  readonly desired: { readonly state: string; readonly version: string | null } | null;
+  readonly actual: { readonly state: string; readonly version: string | null } | null;
+}
+
+/** A plan as the server's record has it at the end of the run; times are virtual ms since the start. */
+export interface PlanSeen {
+  readonly id: string;
+  readonly name: string;
+  readonly state: string;
+  readonly reason: string | null;
+  readonly steps: readonly {
+    readonly id: string;
+    readonly group: string;
+    readonly after: readonly string[];
+    readonly state: string;
+    readonly startedAt: number | null;
+    readonly finishedAt: number | null;
+    /** The desired state the step set, and the one before (null: it set none). */
+    readonly desired: { readonly state: string; readonly version: string | null } | null;
+    readonly previous: { readonly state: string; readonly version: string | null } | null;
+    /** Its rolling settings as the plan file gives them (null: not rolling). */
+    readonly rolling: {
+      readonly canary: number;
+      readonly batch: { readonly count: number } | { readonly percent: number };
+    } | null;
+    readonly batches: readonly {
+      readonly nodes: readonly string[];
+      readonly jobId: string | null;
+      readonly startedAt: number | null;
+    }[];
+  }[];
+}
+
 /** A problem found while running (not by the checker afterwards): an unexpected error, the limit. */
 export interface Problem {
   readonly at: number;
@@ -85,6 +141,10 @@ export class History {
   readonly arrivals: BarrierArrival[] = [];
   readonly releases: BarrierRelease[] = [];
   readonly problems: Problem[] = [];
+  readonly jobsSeen: JobSeen[] = [];
+  readonly stateReports: StateReport[] = [];
+  readonly endStates: EndState[] = [];
+  readonly plans: PlanSeen[] = [];
   crashes = 0;
   partitions = 0;
   requests = 0;

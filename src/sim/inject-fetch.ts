@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { FetchFunction } from '../client/http-transport.js';
 
@@ -26,6 +27,11 @@ export interface ExchangeObserver {
  * primitives as over HTTP. Bodies are whole (no streaming): the simulated nodes
  * use request/response calls only (blocking calls answer when their wait ends).
  * Aborting is the caller's business: a request handed over is always answered.
+ *
+ * An event stream (an agent's assignments, `GET /v1/nodes/<node>/assignments`)
+ * is the exception: its answer comes as soon as the server starts it, with a
+ * body that carries the events as the server writes them, and aborting the
+ * request's signal ends it on both sides (the server sees its client go away).
  */
 export function injectFetch(app: FastifyInstance, observer: ExchangeObserver = {}): FetchFunction {
   return async (input, init) => {
@@ -38,6 +44,7 @@ export function injectFetch(app: FastifyInstance, observer: ExchangeObserver = {
       body: body === null ? null : typeof body === 'string' ? body : Buffer.from(body).toString('utf8'),
     };
     observer.sent?.(exchange);
+    if (exchange.method === 'GET' && STREAMS.test(url.pathname)) return stream(app, exchange, init.signal ?? null);
     const answer = await app.inject({
       method: exchange.method as 'GET' | 'PUT' | 'POST' | 'DELETE',
       url: exchange.path,
@@ -53,6 +60,34 @@ export function injectFetch(app: FastifyInstance, observer: ExchangeObserver = {
     const empty = answer.statusCode === 204 || answer.statusCode === 304;
     return new Response(empty ? null : answer.rawPayload, { status: answer.statusCode, headers });
   };
+}
+
+/** The routes whose answer is an event stream. */
+const STREAMS = /^\/v1\/nodes\/[^/]+\/assignments$/;
+
+async function stream(app: FastifyInstance, exchange: Exchange, signal: AbortSignal | null): Promise<Response> {
+  signal?.throwIfAborted();
+  const answer = await app.inject({
+    method: 'GET',
+    url: exchange.path,
+    headers: exchange.headers,
+    payloadAsStream: true,
+  });
+  const body = answer.stream();
+  const raw = answer.raw.res;
+  const end = () => {
+    raw.destroy();
+    body.destroy(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
+  };
+  if (signal?.aborted) end();
+  else signal?.addEventListener('abort', end, { once: true });
+  body.once('close', () => signal?.removeEventListener('abort', end));
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(answer.headers)) {
+    if (value === undefined) continue;
+    for (const one of Array.isArray(value) ? value : [value]) headers.append(name, String(one));
+  }
+  return new Response(Readable.toWeb(body) as ReadableStream<Uint8Array>, { status: answer.statusCode, headers });
 }
 
 function headersOf(headers: RequestInit['headers']): Record<string, string> {

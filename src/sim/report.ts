@@ -14,17 +14,27 @@ export function formatTimeline(result: SimulationResult): string {
  */
 export function formatSummary(result: SimulationResult): string {
   const s = result.summary;
+  const release = s.plan !== null || s.jobAssignments > 0;
   const lines = [
     `scenario         ${s.scenario}: ${s.nodes} nodes, seed ${s.seed}, faults ${describeFaults(s.faults)}`,
     `virtual time     ${seconds(s.virtualMs)}${s.outcome === 'done' ? '' : ` (${s.outcome === 'limit' ? 'stopped at the limit' : 'stuck'})`}`,
     `wall time        ${seconds(s.wallMs)}`,
-    `finished         ${s.finishedNodes} of ${s.nodes} nodes`,
+    release
+      ? `settled          ${s.finishedNodes} of ${s.nodes} nodes (${s.downAtEnd} down at the end)`
+      : `finished         ${s.finishedNodes} of ${s.nodes} nodes`,
     `crashes          ${s.crashes}`,
     `partitions       ${s.partitions}`,
-    `leaders elected  ${s.leadersElected}`,
-    `locks acquired   ${s.lockAcquisitions}`,
-    `once runs        ${s.onceRuns}`,
-    `barrier releases ${s.barrierReleases}`,
+    ...(release
+      ? [
+          `plan             ${s.plan ? `${s.plan.name} (${s.plan.id}): ${s.plan.state}${s.plan.reason ? `: ${s.plan.reason}` : ''}` : 'not applied'}`,
+          `job assignments  ${s.jobAssignments}`,
+        ]
+      : [
+          `leaders elected  ${s.leadersElected}`,
+          `locks acquired   ${s.lockAcquisitions}`,
+          `once runs        ${s.onceRuns}`,
+          `barrier releases ${s.barrierReleases}`,
+        ]),
     `requests         ${s.requests}`,
     `longest wait     ${seconds(s.maxWaitMs)}`,
   ];

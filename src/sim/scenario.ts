@@ -25,6 +25,9 @@ import type { Node as YamlNode } from 'yaml';
 import { parseDuration } from '../core/duration.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import { validateKey } from '../core/key-path.js';
+import { nodeMatcher } from '../nodes/query.js';
+import type { PlanSpec } from '../plans/plan-spec.js';
+import { parsePlan } from '../plans/plan-spec.js';
 
 /** A duration picked at random in [min, max] ms for each use. */
 export interface DurationRange {
@@ -62,6 +65,33 @@ export interface RoleSpec {
   readonly count: number | 'rest';
 }
 
+/**
+ * A release scenario (`plan:` instead of `steps:`): the nodes are agents that
+ * run a simulated configuration-management command (chef-client), which
+ * converges each of the node's groups to what the node is to be in now and
+ * reports it; an operator makes the groups, sets their desired states, then
+ * applies the plan, which the server's plan runner carries out.
+ */
+export interface Release {
+  /** The groups the operator makes first: name and node query (a node has the attribute `role`). */
+  readonly groups: readonly { readonly name: string; readonly query: string }[];
+  /** The desired states set before the nodes boot. */
+  readonly desired: readonly { readonly group: string; readonly state: string; readonly version: string | null }[];
+  readonly agent: {
+    /** The command the agents allow (the plan's `run`). */
+    readonly command: string;
+    /** How long a run takes. */
+    readonly converge: DurationRange;
+    /** After converging, the node writes `key` = `value` (bound to its session) `after` later: its health check. */
+    readonly health: { readonly key: string; readonly value: string; readonly after: DurationRange } | null;
+  };
+  /** When the operator applies the plan, virtual ms since the start. */
+  readonly applyMs: number;
+  /** The plan file's text as sent to the server, and what it says. */
+  readonly planSource: string;
+  readonly plan: PlanSpec;
+}
+
 export interface Scenario {
   readonly name: string;
   readonly description: string;
@@ -71,12 +101,30 @@ export interface Scenario {
   readonly start: DurationRange;
   readonly ttlSeconds: number;
   readonly limitMs: number;
+  /** Empty for a release scenario. */
   readonly steps: readonly Step[];
+  /** A release scenario's plan and agents (null: a scenario of steps). */
+  readonly release: Release | null;
 }
 
 export const MAX_NODES = 10_000;
 const STEP_KINDS = ['sleep', 'put', 'wait', 'lock', 'elect', 'once', 'barrier'] as const;
-const TOP_FIELDS = ['name', 'description', 'nodes', 'roles', 'start', 'ttl', 'limit', 'steps'];
+const TOP_FIELDS = [
+  'name',
+  'description',
+  'nodes',
+  'roles',
+  'start',
+  'ttl',
+  'limit',
+  'steps',
+  'plan',
+  'groups',
+  'desired',
+  'agent',
+  'apply',
+];
+const RELEASE_FIELDS = ['plan', 'groups', 'desired', 'agent', 'apply'];
 const STEP_FILTERS = ['when', 'role'];
 const PLACEHOLDERS = ['node', 'role', 'random'];
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -129,6 +177,36 @@ export function parseScenario(text: string, source: string): Scenario {
   const roles = parseRoles(value('roles') ?? {}, `${at(field('roles'))}: roles`);
   const roleNames = roles.map((r) => r.name);
 
+  let steps: Step[] = [];
+  let release: Release | null = null;
+  if (field('plan') !== undefined) {
+    if (field('steps') !== undefined)
+      throw new ScenarioError(`${at(field('steps'))}: a scenario has steps or a plan, not both`);
+    release = parseRelease(value, field, at);
+  } else {
+    for (const extra of RELEASE_FIELDS)
+      if (field(extra) !== undefined)
+        throw new ScenarioError(`${at(field(extra))}: ${extra} belongs to a scenario with a plan (add plan:)`);
+    steps = parseSteps(field, root, at, roleNames);
+  }
+  checkNodeCount(nodes as number, roles, `${at(field('nodes') ?? root)}: nodes`);
+  return {
+    name,
+    description,
+    nodes: nodes as number,
+    roles,
+    start,
+    ttlSeconds: ttl / 1000,
+    limitMs,
+    steps,
+    release,
+  };
+}
+
+type Field = (key: string) => YamlNode | undefined;
+type At = (node: unknown) => string;
+
+function parseSteps(field: Field, root: YamlNode, at: At, roleNames: readonly string[]): Step[] {
   const stepsNode = field('steps');
   if (!isSeq(stepsNode) || stepsNode.items.length === 0)
     throw new ScenarioError(`${at(stepsNode ?? root)}: steps must be a non-empty list`);
@@ -140,16 +218,70 @@ export function parseScenario(text: string, source: string): Scenario {
     if (step.when !== null && (firstElect < 0 || firstElect >= i))
       throw new ScenarioError(`${step.where}: "when: ${step.when}" needs an elect step before it`);
   });
-  checkNodeCount(nodes as number, roles, `${at(field('nodes') ?? root)}: nodes`);
+  return steps;
+}
+
+function parseRelease(value: (key: string) => unknown, field: Field, at: At): Release {
+  const where = (key: string) => `${at(field(key))}: ${key}`;
+  const groupsRaw = value('groups');
+  if (typeof groupsRaw !== 'object' || groupsRaw === null || Array.isArray(groupsRaw))
+    throw new ScenarioError(`${where('groups')} is a mapping of group name to node query, such as { web: 'role:web' }`);
+  const groups = Object.entries(groupsRaw).map(([name, query]) => {
+    if (!NAME.test(name)) throw new ScenarioError(`${where('groups')}: "${name}" is not a group name`);
+    const q = text(query, `${where('groups')}.${name}`);
+    try {
+      nodeMatcher(q);
+    } catch (error) {
+      throw new ScenarioError(`${where('groups')}.${name}: ${(error as Error).message}`);
+    }
+    return { name, query: q };
+  });
+  const desiredRaw = value('desired') ?? {};
+  if (typeof desiredRaw !== 'object' || desiredRaw === null || Array.isArray(desiredRaw))
+    throw new ScenarioError(`${where('desired')} is a mapping of group to { state, version }`);
+  const desired = Object.entries(desiredRaw).map(([group, raw]) => {
+    const what = `${where('desired')}.${group}`;
+    if (!groups.some((g) => g.name === group)) throw new ScenarioError(`${what}: no such group in groups`);
+    const o = object(raw, what, ['state', 'version']);
+    return {
+      group,
+      state: text(o.state, `${what}.state`),
+      version: o.version === undefined ? null : text(o.version, `${what}.version`),
+    };
+  });
+  const agent = object(value('agent') ?? {}, where('agent'), ['command', 'converge', 'health']);
+  let health: Release['agent']['health'] = null;
+  if (agent.health !== undefined) {
+    const h = object(agent.health, `${where('agent')}.health`, ['key', 'value', 'after']);
+    health = {
+      key: keyTemplate(h.key, `${where('agent')}.health.key`),
+      value: valueTemplate(h.value ?? 'ok', `${where('agent')}.health.value`),
+      after: range(h.after ?? '0s', `${where('agent')}.health.after`),
+    };
+  }
+  const command = text(agent.command ?? 'chef-client', `${where('agent')}.command`);
+  const applyMs = duration(value('apply') ?? '0s', where('apply'));
+  const planRaw = value('plan');
+  // A plan given as a mapping is sent as JSON (a plan file may be JSON); as text, as it is.
+  const planSource = typeof planRaw === 'string' ? planRaw : JSON.stringify(planRaw, null, 2);
+  let plan: PlanSpec;
+  try {
+    plan = parsePlan(planSource, 'plan');
+  } catch (error) {
+    throw new ScenarioError(`${where('plan')}: ${(error as Error).message}`);
+  }
+  for (const step of plan.steps)
+    if (!groups.some((g) => g.name === step.group))
+      throw new ScenarioError(
+        `${where('plan')}: step ${step.id} names the group ${step.group}, which is not in groups`,
+      );
   return {
-    name,
-    description,
-    nodes: nodes as number,
-    roles,
-    start,
-    ttlSeconds: ttl / 1000,
-    limitMs,
-    steps,
+    groups,
+    desired,
+    agent: { command, converge: range(agent.converge ?? '10s', `${where('agent')}.converge`), health },
+    applyMs,
+    planSource,
+    plan,
   };
 }
 

@@ -27,7 +27,7 @@ interface Turn {
  * seconds of wall time.
  */
 export class Scheduler {
-  private readonly waiting: Turn[] = [];
+  private readonly waitingTurns: Turn[] = [];
   private seq = 0;
   private activity = 0;
   /** Turns granted so far. */
@@ -36,6 +36,11 @@ export class Scheduler {
   fired = 0;
 
   constructor(private readonly clock: ManualClock) {}
+
+  /** Turns waiting to be granted. */
+  get waiting(): number {
+    return this.waitingTurns.length;
+  }
 
   /** Something happened that the next quiet check must see (any caller may note activity). */
   touch(): void {
@@ -51,8 +56,8 @@ export class Scheduler {
     return new Promise((resolve, reject) => {
       if (signal?.aborted) return reject(signal.reason as Error);
       const onAbort = () => {
-        const at = this.waiting.indexOf(turn);
-        if (at >= 0) this.waiting.splice(at, 1);
+        const at = this.waitingTurns.indexOf(turn);
+        if (at >= 0) this.waitingTurns.splice(at, 1);
         reject(signal?.reason as Error);
       };
       const turn: Turn = {
@@ -63,7 +68,7 @@ export class Scheduler {
           resolve();
         },
       };
-      this.waiting.push(turn);
+      this.waitingTurns.push(turn);
       signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
@@ -94,12 +99,12 @@ export class Scheduler {
 
   private takeTurn(): Turn | undefined {
     let best = -1;
-    for (let i = 0; i < this.waiting.length; i++) {
-      const t = this.waiting[i] as Turn;
-      const b = this.waiting[best];
+    for (let i = 0; i < this.waitingTurns.length; i++) {
+      const t = this.waitingTurns[i] as Turn;
+      const b = this.waitingTurns[best];
       if (!b || t.node < b.node || (t.node === b.node && t.seq < b.seq)) best = i;
     }
-    return best < 0 ? undefined : this.waiting.splice(best, 1)[0];
+    return best < 0 ? undefined : this.waitingTurns.splice(best, 1)[0];
   }
 
   /**

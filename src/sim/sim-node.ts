@@ -518,7 +518,7 @@ export class SimNode {
 }
 
 /** `promise`, or the reason of the first of `signals` to abort. */
-function untilAborted<T>(promise: Promise<T>, signals: readonly AbortSignal[]): Promise<T> {
+export function untilAborted<T>(promise: Promise<T>, signals: readonly AbortSignal[]): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const aborted = signals.find((s) => s.aborted);
     if (aborted) return reject(aborted.reason as Error);
@@ -542,14 +542,14 @@ function untilAborted<T>(promise: Promise<T>, signals: readonly AbortSignal[]): 
 }
 
 /** An error as fetch gives for a failed connection (the client's transport reads the code). */
-function networkError(code: string, text: string): TypeError {
+export function networkError(code: string, text: string): TypeError {
   return new TypeError('fetch failed', { cause: Object.assign(new Error(text), { code }) });
 }
 
-function message(error: unknown): string {
+export function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-function seconds(ms: number): string {
+export function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(3)}s`;
 }

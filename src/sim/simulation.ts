@@ -14,7 +14,17 @@ import { assignRoles } from './scenario.js';
 import { Scheduler } from './scheduler.js';
 import type { SchedulerOutcome } from './scheduler.js';
 import type { LockImpl } from './sim-node.js';
-import { SIM_NODE_HEADER, SimNode, serverLock } from './sim-node.js';
+import { SIM_ENDPOINT, SIM_NODE_HEADER, SimNode, serverLock } from './sim-node.js';
+import type { RecipeImpl } from './sim-agent.js';
+import { AgentNode, effectiveRecipe } from './sim-agent.js';
+import { MusterClient } from '../client/muster-client.js';
+import type { PlanRecord } from '../client/plan-types.js';
+import { FINAL_PLAN_STATES } from '../plans/plan-model.js';
+import { sleep } from '../core/clock.js';
+import type { ManualClock } from '../core/clock.js';
+import type { PlanSeen } from './history.js';
+import type { Release } from './scenario.js';
+import { parsePlan } from '../plans/plan-spec.js';
 
 export interface SimulationOptions {
   /** @default the scenario's `nodes` */
@@ -25,6 +35,8 @@ export interface SimulationOptions {
   readonly faults?: Faults;
   /** How the nodes take locks: a test plugs in a broken one to see the checker catch it. @default the server's lock */
   readonly lockImpl?: LockImpl;
+  /** What a release scenario's chef-client converges to: a test plugs in a wrong one. @default the effective desired state */
+  readonly recipe?: RecipeImpl;
 }
 
 export interface SimulationSummary {
@@ -46,6 +58,16 @@ export interface SimulationSummary {
   readonly requests: number;
   readonly maxWaitMs: number;
   readonly finishedNodes: number;
+  /** A release scenario's plan as it ended (null: no plan, or it was never applied). */
+  readonly plan: {
+    readonly id: string;
+    readonly name: string;
+    readonly state: string;
+    readonly reason: string | null;
+  } | null;
+  /** A release scenario: jobs the nodes were handed, and nodes down at the end. */
+  readonly jobAssignments: number;
+  readonly downAtEnd: number;
 }
 
 export interface SimulationResult {
@@ -87,6 +109,7 @@ export async function simulate(scenario: Scenario, options: SimulationOptions = 
   });
   const scheduler = new Scheduler(clock);
   let nodes: SimNode[] = [];
+  const agents: AgentNode[] = [];
   try {
     const send: FetchFunction = injectFetch(server.app, {
       sent: (exchange) => observeSent(history, exchange),
@@ -109,32 +132,71 @@ export async function simulate(scenario: Scenario, options: SimulationOptions = 
     // Each node draws from its own generator, so one node's choices do not shift another's.
     const seeds = seededRandom(seed);
     const perRole = new Map<string, number>();
-    nodes = roles.map((role, index) => {
+    const names = roles.map((role) => {
       const n = (perRole.get(role) ?? 0) + 1;
       perRole.set(role, n);
-      return new SimNode(index, `${role}-${n}`, role, seededRandom(Math.floor(seeds() * 2 ** 32)), env);
+      return `${role}-${n}`;
     });
-    const lives = nodes.map((node) => node.live());
-    const outcome = await scheduler.run(() => nodes.every((n) => n.state === 'finished'), EPOCH + scenario.limitMs);
-    const end = now();
-    if (outcome !== 'done') {
-      const unfinished = nodes.filter((n) => n.state !== 'finished');
-      const listed = unfinished
-        .slice(0, 5)
-        .map((n) => `${n.name} (${n.state === 'down' ? 'down' : n.describeStep()})`)
-        .join(', ');
-      history.problem(
-        outcome === 'limit' ? 'limit' : 'finished',
-        `${outcome === 'limit' ? `the limit (${seconds(scenario.limitMs)}) passed` : 'nothing more could happen'} with ${unfinished.length} of ${nodes.length} nodes unfinished: ${listed}${unfinished.length > 5 ? ', ...' : ''}`,
+    const release = scenario.release;
+    let operator: Operator | null = null;
+    if (release) {
+      const agentEnv = {
+        scenario,
+        release,
+        faults,
+        clock,
+        now,
+        scheduler,
+        history,
+        send,
+        recipe: options.recipe ?? effectiveRecipe,
+      };
+      for (const [index, role] of roles.entries())
+        agents.push(
+          new AgentNode(index, names[index] as string, role, seededRandom(Math.floor(seeds() * 2 ** 32)), agentEnv),
+        );
+      operator = new Operator(release, roles.length, { clock, now, scheduler, history, send }, `${scenario.name}.plan`);
+    } else {
+      nodes = roles.map(
+        (role, index) =>
+          new SimNode(index, names[index] as string, role, seededRandom(Math.floor(seeds() * 2 ** 32)), env),
       );
     }
+    const lives = [...nodes.map((node) => node.live()), ...agents.map((agent) => agent.live())];
+    const operated = operator?.run();
+    const done = release
+      ? () => operator?.ended !== null && scheduler.waiting === 0 && agents.every((a) => a.state === 'down' || a.idle)
+      : () => nodes.every((n) => n.state === 'finished');
+    const outcome = await scheduler.run(done, EPOCH + scenario.limitMs);
+    const end = now();
+    const settledAgents = agents.filter((a) => a.state === 'down' || a.idle).length;
+    const downAtEnd = agents.filter((a) => a.state === 'down').length;
+    if (outcome !== 'done') {
+      const unfinished = release
+        ? agents
+            .filter((a) => !(a.state === 'down' || a.idle))
+            .map((a) => `${a.name} (${a.state === 'waiting' ? 'not started' : 'busy'})`)
+        : nodes
+            .filter((n) => n.state !== 'finished')
+            .map((n) => `${n.name} (${n.state === 'down' ? 'down' : n.describeStep()})`);
+      const planNote = release && operator?.ended === null ? `the plan had not ended (${operator.describe()}); ` : '';
+      history.problem(
+        outcome === 'limit' ? 'limit' : 'finished',
+        `${outcome === 'limit' ? `the limit (${seconds(scenario.limitMs)}) passed` : 'nothing more could happen'} with ${planNote}${unfinished.length} of ${roles.length} nodes unfinished: ${unfinished.slice(0, 5).join(', ')}${unfinished.length > 5 ? ', ...' : ''}`,
+      );
+    }
+    if (release && operator) await readEnd(server.app, release, operator, agents, history, EPOCH);
+    operator?.stop();
+    for (const agent of agents) agent.stop();
+    await operated;
     for (const node of nodes) node.stop();
     await Promise.all(lives);
+    const plan = history.plans[0] ?? null;
     addLeaseEnds(history, end);
     const violations = checkInvariants(history, end);
     const summary: SimulationSummary = {
       scenario: scenario.name,
-      nodes: nodes.length,
+      nodes: roles.length,
       seed,
       faults,
       virtualMs: end,
@@ -148,7 +210,10 @@ export async function simulate(scenario: Scenario, options: SimulationOptions = 
       barrierReleases: history.releases.length,
       requests: history.requests,
       maxWaitMs: history.maxWaitMs,
-      finishedNodes: nodes.filter((n) => n.state === 'finished').length,
+      finishedNodes: release ? settledAgents : nodes.filter((n) => n.state === 'finished').length,
+      plan: plan ? { id: plan.id, name: plan.name, state: plan.state, reason: plan.reason } : null,
+      jobAssignments: history.jobsSeen.length,
+      downAtEnd,
     };
     const timeline = history.events
       .map((event, order) => ({ event, order }))
@@ -157,6 +222,7 @@ export async function simulate(scenario: Scenario, options: SimulationOptions = 
     return { summary, timeline, violations };
   } finally {
     for (const node of nodes) node.stop();
+    for (const agent of agents) agent.stop();
     await server.stop();
   }
 }
@@ -196,4 +262,182 @@ function addLeaseEnds(history: History, end: number): void {
     if (lease.revokedAt === null && expiry <= end)
       history.events.push({ at: expiry, node: lease.node, what: `lease ${lease.id} expired on the server` });
   }
+}
+
+interface OperatorEnv {
+  readonly clock: ManualClock;
+  readonly now: () => number;
+  readonly scheduler: Scheduler;
+  readonly history: History;
+  readonly send: FetchFunction;
+}
+
+/** How often the operator looks at the plan (its changes go into the timeline). */
+const PLAN_POLL_MS = 5000;
+
+/**
+ * The release scenario's operator: makes the groups, sets their first desired
+ * states, applies the plan when it is time, and follows it until it ends. Its
+ * requests take their turns after every node's.
+ */
+class Operator {
+  /** The plan as it ended (null while it runs, or before it is applied). */
+  ended: PlanRecord | null = null;
+  private plan: PlanRecord | null = null;
+  private readonly over = new AbortController();
+  private readonly client: MusterClient;
+
+  constructor(
+    private readonly release: Release,
+    private readonly index: number,
+    private readonly env: OperatorEnv,
+    private readonly filename: string,
+  ) {
+    const { scheduler, send } = env;
+    const fetch: FetchFunction = async (input, init) => {
+      await scheduler.turn(index, this.over.signal);
+      env.history.requests++;
+      const headers = { ...(init.headers as Record<string, string> | undefined), [SIM_NODE_HEADER]: 'operator' };
+      return send(input, { ...init, headers, signal: null });
+    };
+    this.client = new MusterClient({
+      endpoints: SIM_ENDPOINT,
+      fetch,
+      requestTimeoutMs: 86_400_000,
+      runtime: { clock: env.clock, random: seededRandom(index) },
+    });
+  }
+
+  async run(): Promise<void> {
+    const { history, clock, now } = this.env;
+    const signal = this.over.signal;
+    try {
+      for (const group of this.release.groups) await this.client.putGroup(group.name, group.query, { signal });
+      for (const d of this.release.desired)
+        await this.client.setDesired(d.group, { state: d.state, version: d.version }, { signal });
+      history.record(
+        'operator',
+        `groups ${this.release.groups.map((g) => `${g.name} (${g.query})`).join(', ')}; desired ${this.release.desired.map((d) => `${d.group} ${d.state}${d.version === null ? '' : `@${d.version}`}`).join(', ')}`,
+      );
+      if (this.release.applyMs > now()) await sleep(clock, this.release.applyMs - now(), signal);
+      let plan = await this.client.applyPlan(this.release.planSource, this.filename, { signal });
+      history.record('operator', `plan ${plan.name} applied: ${plan.id}`);
+      for (;;) {
+        this.note(plan);
+        this.plan = plan;
+        if (FINAL_PLAN_STATES.has(plan.state)) break;
+        await sleep(clock, PLAN_POLL_MS, signal);
+        plan = await this.client.getPlan(plan.id, { signal });
+      }
+      this.ended = plan;
+    } catch (error) {
+      if (signal.aborted) return;
+      history.problem('operator', `the operator failed: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+
+  stop(): void {
+    this.over.abort(new Error('the simulation ended'));
+  }
+
+  /** The plan as last seen, for messages. */
+  describe(): string {
+    const plan = this.plan;
+    if (!plan) return 'not applied';
+    const running = plan.steps
+      .filter((s) => s.state !== 'complete' && s.state !== 'pending')
+      .map((s) => `${s.id} ${s.state}`);
+    return `${plan.state}${running.length > 0 ? `: ${running.join(', ')}` : ''}`;
+  }
+
+  /** The plan's changes since the last look, into the timeline. */
+  private note(plan: PlanRecord): void {
+    const before = this.plan;
+    const { history } = this.env;
+    for (const step of plan.steps) {
+      const old = before?.steps.find((s) => s.id === step.id);
+      if (old?.state !== step.state)
+        history.record(
+          'plan',
+          `step ${step.id} (${step.group}): ${step.state}${step.state === 'running' && step.batches.length > 0 ? ` in ${step.batches.length} batches${step.skipped.length > 0 ? `, ${step.skipped.length} down and skipped` : ''}` : ''}${step.reason ? `: ${step.reason}` : ''}`,
+        );
+      step.batches.forEach((batch, i) => {
+        const was = old?.batches[i];
+        if (was?.state !== batch.state)
+          history.record(
+            'plan',
+            `step ${step.id} batch ${i + 1}/${step.batches.length} (${describeNodes(batch.nodes)}): ${batch.state}${batch.reason ? `: ${batch.reason}` : ''}`,
+          );
+      });
+    }
+    if (before?.state !== plan.state)
+      history.record('plan', `plan ${plan.name}: ${plan.state}${plan.reason ? `: ${plan.reason}` : ''}`);
+  }
+}
+
+function describeNodes(nodes: readonly string[]): string {
+  return nodes.length <= 3 ? nodes.join(', ') : `${nodes.length} nodes: ${nodes[0]} to ${nodes.at(-1)}`;
+}
+
+/**
+ * What the checker needs from the server at the end of a release run: the
+ * plan's record, and each node's effective desired state and report per group.
+ * Read straight from the server (no turns: nothing else runs any more).
+ */
+async function readEnd(
+  app: Parameters<typeof injectFetch>[0],
+  release: Release,
+  operator: Operator,
+  agents: readonly AgentNode[],
+  history: History,
+  epoch: number,
+): Promise<void> {
+  const client = new MusterClient({ endpoints: SIM_ENDPOINT, fetch: injectFetch(app), requestTimeoutMs: 86_400_000 });
+  const plan = operator.ended ?? (await client.listPlans()).at(0) ?? null;
+  if (plan) history.plans.push(planSeen(plan.id ? await client.getPlan(plan.id) : plan, epoch));
+  for (const group of release.groups) {
+    const status = await client.groupStatus(group.name);
+    for (const agent of agents) {
+      if (!agent.groups.includes(group.name)) continue;
+      const row = status.nodes.find((n) => n.node === agent.name);
+      const effective = await client.effectiveDesired(group.name, agent.name);
+      history.endStates.push({
+        node: agent.name,
+        group: group.name,
+        up: agent.state === 'up' && row?.up === true,
+        desired: effective ? { state: effective.state, version: effective.version } : null,
+        actual: row && row.state !== null ? { state: row.state, version: row.version } : null,
+      });
+    }
+  }
+}
+
+/** The plan record in the checker's terms (virtual ms since the start). */
+function planSeen(plan: PlanRecord, epoch: number): PlanSeen {
+  const ms = (iso: string | undefined) => (iso === undefined ? null : Date.parse(iso) - epoch);
+  const spec = parsePlan(plan.source, plan.name);
+  return {
+    id: plan.id,
+    name: plan.name,
+    state: plan.state,
+    reason: plan.reason ?? null,
+    steps: plan.steps.map((step) => {
+      const stepSpec = spec.steps.find((s) => s.id === step.id);
+      const rolling = stepSpec?.rolling ?? null;
+      return {
+        id: step.id,
+        group: step.group,
+        after: step.after,
+        state: step.state,
+        startedAt: ms(step.startedAt),
+        finishedAt: ms(step.finishedAt),
+        desired: stepSpec?.desired ? { state: stepSpec.desired.state, version: stepSpec.desired.version } : null,
+        previous: step.previousDesired
+          ? { state: step.previousDesired.state, version: step.previousDesired.version }
+          : null,
+        rolling: rolling ? { canary: rolling.canary, batch: rolling.batch } : null,
+        batches: step.batches.map((b) => ({ nodes: b.nodes, jobId: b.jobId ?? null, startedAt: ms(b.startedAt) })),
+      };
+    }),
+  };
 }

@@ -36,9 +36,8 @@ export function readRange(
   }
   let rows: KvRow[];
   if (at === 0 || at === latest) {
-    rows = (
-      prefix ? stmt.keysInRange.all(request.key, prefixEnd(request.key)) : stmt.getKey.all(request.key)
-    ) as KvRow[];
+    const inRange = request.keysOnly ? stmt.keysOnlyInRange : stmt.keysInRange;
+    rows = (prefix ? inRange.all(request.key, prefixEnd(request.key)) : stmt.getKey.all(request.key)) as KvRow[];
   } else {
     const found = (
       prefix

@@ -45,6 +45,10 @@ export function prepareStatements(db: Db) {
     getKey: s(`SELECT ${kvColumns} FROM kv WHERE key = ?`),
     keysInRange: s(`SELECT ${kvColumns} FROM kv WHERE key >= ? AND key < ? ORDER BY key`),
     keysInRangeLimit: s(`SELECT ${kvColumns} FROM kv WHERE key >= ? AND key < ? ORDER BY key LIMIT ?`),
+    /** keysOnly: the same rows without their values (X'' keeps the row's shape). */
+    keysOnlyInRange: s(
+      `SELECT key, X'' AS value, create_revision, mod_revision, version, lease FROM kv WHERE key >= ? AND key < ? ORDER BY key`,
+    ),
     countInRange: s('SELECT COUNT(*) AS n FROM kv WHERE key >= ? AND key < ?'),
     keysOfLease: s('SELECT key FROM kv WHERE lease = ? ORDER BY key'),
     upsertKey: s(
