@@ -10,7 +10,7 @@
  * An agent registers again after every reconnect; that refreshes its record and
  * binds the alive key to its new lease.
  */
-import type { Backend, LeaseId } from '../core/backend.js';
+import type { Backend, KeyValue, LeaseId } from '../core/backend.js';
 import type { ErrorCode } from '../core/error-catalogue.js';
 import { MusterError } from '../core/errors.js';
 import type { Clock } from '../core/clock.js';
@@ -43,6 +43,8 @@ export class NodeNotFoundError extends MusterError {
 }
 
 const encoder = new TextEncoder();
+/** Up to this many records changed since the last list are read one by one; more, in one range. */
+const FEW_CHANGED = 64;
 /** The order of names (what localeCompare gives, without building a collator per comparison). */
 const collator = new Intl.Collator();
 const decoder = new TextDecoder();
@@ -94,20 +96,35 @@ export class NodeRegistry {
   async list(query: string | undefined, options: { facts: false }): Promise<NodeSummary[]>;
   async list(query?: string, options: { facts?: boolean } = {}): Promise<NodeSummary[]> {
     const matches = query === undefined ? null : nodeMatcher(query);
-    const range = await this.backend.range({ key: NODES_PREFIX, prefix: true });
+    // Keys only first (names, revisions, leases: no values); then the values of the
+    // records changed since the last list, one by one when few, else in one read.
+    let kvs = (await this.backend.range({ key: NODES_PREFIX, prefix: true, keysOnly: true })).kvs;
+    const changed = kvs.filter((kv) => {
+      const rest = kv.key.slice(NODES_PREFIX.length);
+      return !rest.includes('/') && this.parsed.get(rest)?.modRevision !== kv.modRevision;
+    });
+    const fetched = new Map<string, KeyValue | null>();
+    if (changed.length > FEW_CHANGED) kvs = (await this.backend.range({ key: NODES_PREFIX, prefix: true })).kvs;
+    else if (changed.length > 0) {
+      const values = await Promise.all(changed.map((kv) => this.backend.get(kv.key)));
+      changed.forEach((kv, i) => fetched.set(kv.key, values[i] ?? null));
+    }
     const records = new Map<string, NodeRecord>();
     const alive = new Set<string>();
     const parsed = new Map<string, { modRevision: number; record: NodeRecord }>();
-    for (const kv of range.kvs) {
-      const rest = kv.key.slice(NODES_PREFIX.length);
+    for (const listed of kvs) {
+      const rest = listed.key.slice(NODES_PREFIX.length);
       const slash = rest.indexOf('/');
       if (slash < 0) {
         const known = this.parsed.get(rest);
-        if (known && known.modRevision === kv.modRevision) {
+        if (known && known.modRevision === listed.modRevision) {
           records.set(rest, known.record);
           parsed.set(rest, known);
           continue;
         }
+        // Read with its value (in the full read, or just now: null if it went since).
+        const kv = fetched.has(listed.key) ? fetched.get(listed.key) : listed;
+        if (!kv) continue;
         try {
           const record = JSON.parse(decoder.decode(kv.value)) as NodeRecord;
           records.set(rest, record);
@@ -115,7 +132,7 @@ export class NodeRegistry {
         } catch {
           // Not a record this registry wrote: left out.
         }
-      } else if (rest.slice(slash + 1) === 'alive' && kv.lease !== null) {
+      } else if (rest.slice(slash + 1) === 'alive' && listed.lease !== null) {
         alive.add(rest.slice(0, slash));
       }
     }
