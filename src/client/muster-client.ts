@@ -699,8 +699,9 @@ export class MusterClient {
 
   /**
    * The registered nodes, or those `query` matches (docs/queries.md), by name.
-   * `facts: false` leaves their facts out (`GET /v1/nodes?facts=false`): what a
-   * list of thousands needs; `getNode` has a node's facts.
+   * `facts: false` answers summaries, without facts or registeredAt
+   * (`GET /v1/nodes?facts=false`): what a list of thousands needs; `getNode` has
+   * a node's facts.
    *
    * @example
    *   const down = await client.listNodes('status:down', { facts: false });

@@ -89,8 +89,8 @@ export class NodeRegistry {
 
   /**
    * Every registered node, or those `query` matches (docs/queries.md), by name.
-   * `facts: false` leaves every node's facts out (a query may still match on them):
-   * what a list of thousands needs, and a fraction of the bytes.
+   * `facts: false` answers summaries: no facts (a query may still match on them),
+   * no registeredAt; what a list of thousands needs, and a fraction of the bytes.
    */
   async list(query?: string, options?: { facts?: true }): Promise<NodeInfo[]>;
   async list(query: string | undefined, options: { facts: false }): Promise<NodeSummary[]>;
@@ -196,7 +196,6 @@ export class NodeRegistry {
       status: up ? 'up' : 'down',
       tags: record.tags,
       attrs: record.attrs,
-      registeredAt: record.registeredAt,
       lastSeen: up ? now : record.lastSeen,
     };
   }

@@ -9,7 +9,7 @@ export function registerNodes(program: Command, ctx: CliContext): void {
     .command('nodes')
     .description('list the registered nodes, or those a query matches, with their status')
     .argument('[query]', "a node query (docs/queries.md), such as 'role:web AND env:prod'")
-    .option('--no-facts', "with --json: leave every node's facts out (GET /v1/nodes?facts=false)")
+    .option('--no-facts', "with --json: leave every node's facts (and registeredAt) out (GET /v1/nodes?facts=false)")
     .addHelpText(
       'after',
       `
