@@ -532,12 +532,23 @@ export function plansOnRealAgents(store: StoreChoice, only?: readonly number[]):
               ['converge-on-join', '/muster/nodes/'],
               ['converge-on-change', '/muster/desired/web'],
             ] as const) {
-              await admin.addTrigger({
+              // As docs/plans.md shows them.
+              const added = await cli([
+                'trigger',
+                'add',
                 name,
+                '--on',
                 on,
-                debounce: '1s',
-                job: { query: 'role:web', command: 'converge', args: ['web'], quorum: 1 },
-              });
+                '--run',
+                'role:web',
+                '--quorum',
+                '1',
+                'converge',
+                'web',
+                '--debounce',
+                '1s',
+              ]);
+              expect(added.code, added.stderr).toBe(0);
             }
             startAgent('web-3');
             // Back while the rollout has not released it: its recipe keeps it on the previous state.
