@@ -38,6 +38,8 @@ export async function startMuster(
     // With tokens, as users run it: the bench's admin token is given at start, and
     // every request sends it (`headers`). `auth: false` is the comparison run.
     [
+      // BENCH_SERVER_NODE_ARGS: Node options for the server only, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
+      ...(process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
       join(root, 'bin', 'muster.js'),
       'server',
       '--listen',

@@ -42,6 +42,7 @@ Environment:
   BENCH_CONNECTIONS      concurrent connections (default 64)
   BENCH_THREADS          wrk threads (default 1)
   BENCH_WARMUP_SECONDS   unrecorded warm-up per system (default 2; 0 for none)
+  BENCH_SERVER_NODE_ARGS Node options for the muster server processes (e.g. --cpu-prof --cpu-prof-dir=DIR)
 Example (a quick smoke run):
   BENCH_SECONDS=2 BENCH_WARMUP_SECONDS=0 npm run bench`;
 

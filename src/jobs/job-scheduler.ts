@@ -477,33 +477,41 @@ export class JobScheduler {
   ): Promise<boolean> {
     const perNode = ops.length / nodes.length;
     const nodesPerTxn = Math.max(1, Math.floor(OPS_PER_TXN / Math.max(perNode, 1) / 2));
-    for (let i = 0; i < nodes.length; i += nodesPerTxn) {
+    const starts: number[] = [];
+    for (let i = 0; i < nodes.length; i += nodesPerTxn) starts.push(i);
+    // The txns are independent (each compares its own nodes): in flight together, the
+    // store makes them durable together instead of one disk flush each.
+    const results = await inFlightTogether(starts, async (i) => {
       const slice = nodes.slice(i, i + nodesPerTxn);
       const result = await this.backend.txn({
         compare: [this.context.fence, ...compares.slice(i, i + nodesPerTxn)],
         success: ops.slice(i * perNode, (i + slice.length) * perNode),
         failure: [],
       });
-      if (!result.succeeded) return false;
-      for (const n of slice) remember(this.backend, job, n.record.node, make(n), result.revision);
-    }
-    return true;
+      if (result.succeeded) for (const n of slice) remember(this.backend, job, n.record.node, make(n), result.revision);
+      return result.succeeded;
+    });
+    return results.every(Boolean);
   }
 
   /** Fenced writes in txns of at most OPS_PER_TXN; the revision each op landed at, or null if leadership was lost. */
   private async writeOps(ops: TxnOp[], compares: Compare[]): Promise<number[] | null> {
-    const revisions: number[] = [];
-    for (let i = 0; i < ops.length; i += OPS_PER_TXN) {
+    const starts: number[] = [];
+    for (let i = 0; i < ops.length; i += OPS_PER_TXN) starts.push(i);
+    // In flight together: one disk flush for many txns (10,000 nodes are 170 txns).
+    const results = await inFlightTogether(starts, async (i) => {
       const slice = ops.slice(i, i + OPS_PER_TXN);
       const result = await this.backend.txn({
         compare: [this.context.fence, ...compares],
         success: slice,
         failure: [],
       });
-      if (!result.succeeded) return null;
-      for (const op of slice) if (op.type === 'put' && op.key.startsWith(JOBS_PREFIX)) revisions.push(result.revision);
-    }
-    return revisions;
+      return result.succeeded
+        ? slice.flatMap((op) => (op.type === 'put' && op.key.startsWith(JOBS_PREFIX) ? [result.revision] : []))
+        : null;
+    });
+    if (results.some((r) => r === null)) return null;
+    return results.flatMap((r) => r ?? []);
   }
 
   private async putJob(job: ActiveJob, next: JobRecord): Promise<boolean> {
@@ -540,3 +548,20 @@ export class JobScheduler {
 
 /** For tests: a job as stored. */
 export type { StoredJob };
+
+/** Txns a scheduler pass keeps in flight at once. */
+const TXNS_IN_FLIGHT = 16;
+
+/** `fn` over `items`, at most TXNS_IN_FLIGHT at a time; the results in the items' order. */
+async function inFlightTogether<T, R>(items: readonly T[], fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await fn(items[index] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(TXNS_IN_FLIGHT, items.length) }, worker));
+  return results;
+}

@@ -107,8 +107,12 @@ export class JobStore {
     return new Date(this.runtime.clock.now()).toISOString();
   }
 
-  /** Record a new job (state voting); the scheduler takes it from there. */
-  async create(request: JobRequest, createdBy: string): Promise<JobRecord> {
+  /**
+   * Record a new job (state voting); the scheduler takes it from there. A duty
+   * (a trigger, a plan) passes its `fence`: the job is created only while it still
+   * leads, else FencedOutError, so on etcd two servers never both start one.
+   */
+  async create(request: JobRequest, createdBy: string, fence?: Compare): Promise<JobRecord> {
     const spec = checkJobRequest(request);
     for (;;) {
       const id = newJobId(this.runtime.clock.now(), this.runtime.random);
@@ -123,7 +127,7 @@ export class JobStore {
       };
       const key = keys.job(id);
       const result = await this.backend.txn({
-        compare: [{ key, target: 'version', op: '=', value: 0 }],
+        compare: [...(fence ? [fence] : []), { key, target: 'version', op: '=', value: 0 }],
         success: [
           { type: 'put', key, value: encodeJson(record) },
           { type: 'put', key: keys.index(id), value: new Uint8Array() },
@@ -131,6 +135,8 @@ export class JobStore {
         failure: [],
       });
       if (result.succeeded) return record;
+      // An id taken already: draw another. Otherwise the duty no longer leads.
+      if (fence && !(await this.backend.get(key))) throw new FencedOutError(createdBy);
     }
   }
 
@@ -359,4 +365,11 @@ export function chunkBytes(chunk: OutputChunk): number {
 
 export function decodeNode(kv: KeyValue): NodeJobRecord {
   return decodeJson<NodeJobRecord>(kv.value);
+}
+
+/** A duty lost its leadership while it was about to start a job: another server goes on. */
+export class FencedOutError extends Error {
+  constructor(readonly by: string) {
+    super(`${by}: this server no longer runs the duty; the job was not started`);
+  }
 }

@@ -129,7 +129,7 @@ export class TriggerRunner {
   }
 
   private async start(armed: Armed): Promise<void> {
-    const job = await this.jobs.create(armed.record.job, `trigger:${armed.record.name}`);
+    const job = await this.jobs.create(armed.record.job, `trigger:${armed.record.name}`, this.context.fence);
     armed.state.jobs = [...armed.state.jobs, job.id].slice(-KEEP_JOBS);
   }
 

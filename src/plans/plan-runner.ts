@@ -220,14 +220,24 @@ export class PlanRunner {
   ): Promise<void> {
     batch.state = 'running';
     batch.startedAt = this.iso();
-    if (spec.rolling && spec.desired) await this.fleet.updateRollout(spec.group, plan.id, batch.nodes, this.fence);
-    if (!spec.run) {
-      batch.state = 'converging';
-      return;
-    }
     const groupQuery = query ?? (await this.fleet.getGroup(spec.group))?.query;
     if (groupQuery === undefined) {
       this.failBatch(step, batch, `the group ${spec.group} does not exist (any more)`);
+      return;
+    }
+    // A node that went down (or left the group) since the step started is skipped, as
+    // one down at the start is: it catches up from the desired state when it returns.
+    // Kept in the batch, its job would miss its quorum and fail the plan.
+    const up = new Set((await this.options.directory.match(groupQuery)).filter((n) => n.up).map((n) => n.name));
+    const gone = batch.nodes.filter((n) => !up.has(n));
+    if (gone.length > 0) {
+      batch.nodes = batch.nodes.filter((n) => up.has(n));
+      batch.reason = `skipped (down): ${list(gone)}`;
+      step.skipped = [...new Set([...step.skipped, ...gone])].sort();
+    }
+    if (spec.rolling && spec.desired) await this.fleet.updateRollout(spec.group, plan.id, batch.nodes, this.fence);
+    if (!spec.run || batch.nodes.length === 0) {
+      batch.state = 'converging';
       return;
     }
     try {
@@ -240,6 +250,7 @@ export class PlanRunner {
           timeout: `${spec.timeoutMs}ms`,
         },
         `plan:${plan.id}`,
+        this.fence,
       );
       batch.jobId = job.id;
     } catch (error) {

@@ -66,6 +66,8 @@ declare module 'fastify' {
     occupy(kind: HeldKind): () => void;
     /** The error code the request was refused with, for the server's log. */
     refusedWith: string | null;
+    /** What the audit record names when the path does not (the id of what a POST created). */
+    auditTarget: string | null;
   }
 }
 
@@ -139,6 +141,7 @@ export const accessControl = fp<AccessOptions>(
   async (app: FastifyInstance, { backend, tokens, limits, audit, sessions = null }) => {
     app.decorateRequest('principal', null as unknown as Principal);
     app.decorateRequest('refusedWith', null);
+    app.decorateRequest('auditTarget', null);
     app.decorateRequest('occupy', function (this: FastifyRequest, kind: HeldKind) {
       return limits && this.principal ? limits.hold(kind, this.principal.tokenId) : () => undefined;
     });
@@ -231,7 +234,9 @@ export const accessControl = fp<AccessOptions>(
       const declared = request.routeOptions.config.access;
       if (!route || !declared || declared.kind === 'public') return;
       const params = (request.params ?? {}) as Record<string, string | undefined>;
-      const target = params['*'] !== undefined ? '/' + params['*'] : (params.name ?? params.id ?? '');
+      const target =
+        request.auditTarget ??
+        (params['*'] !== undefined ? '/' + params['*'] : (params.name ?? params.id ?? params.node ?? ''));
       const tokenId = request.principal?.tokenId ?? 'none';
       const role = request.principal?.role ?? 'none';
       if (reply.statusCode === 401 || reply.statusCode === 403) {

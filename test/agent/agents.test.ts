@@ -14,7 +14,8 @@ import { eventually } from '../conformance/harness.js';
  * enrolment token, running real commands for jobs: output captured, a command
  * not allowlisted and arguments the pattern refuses rejected, a failing command,
  * concurrency 1 serialising, abort reaching the command's whole process group,
- * an agent killed mid-job (unreachable), a server restarted mid-job, quorum.
+ * an agent killed mid-job (unreachable), a server restarted mid-job, quorum, output
+ * streamed while the command still runs.
  */
 describe('muster agent: three real agents', { timeout: 90_000 }, () => {
   let server: MusterServer;
@@ -90,6 +91,9 @@ describe('muster agent: three real agents', { timeout: 90_000 }, () => {
         greet: { argv: ['echo', 'hi'], args: '^[a-z]+$' },
         fail: { argv: ['sh', '-c', 'echo broken >&2; exit 3'] },
         nap: { argv: ['sh', '-c', 'echo start $(date +%s%N); sleep 0.4; echo end $(date +%s%N)'] },
+        drip: {
+          argv: ['sh', '-c', `echo first; while [ ! -f ${dir}/go-$MUSTER_JOB_ID ]; do sleep 0.05; done; echo second`],
+        },
         long: {
           argv: ['sh', '-c', `sleep 60 & echo $! > ${dir}/child-$MUSTER_NODE; echo $$ > ${dir}/pid-$MUSTER_NODE; wait`],
         },
@@ -112,7 +116,7 @@ describe('muster agent: three real agents', { timeout: 90_000 }, () => {
 
   it('enrolled once each (the token is spent), with facts detected and their own node tokens', async () => {
     const node = await admin.getNode('web-2');
-    expect(node.facts).toMatchObject({ os: 'linux', commands: ['hello', 'greet', 'fail', 'nap', 'long'] });
+    expect(node.facts).toMatchObject({ os: 'linux', commands: ['hello', 'greet', 'fail', 'nap', 'drip', 'long'] });
     expect(typeof node.facts.cpus).toBe('number');
     expect(readFileSync(join(dir, 'state-web-2', 'node.token'), 'utf8')).toMatch(/^mst_/);
     // Three uses, three agents: the enrolment token is gone.
@@ -133,6 +137,27 @@ describe('muster agent: three real agents', { timeout: 90_000 }, () => {
     expect(job.counts.succeeded).toBe(3);
     const out = await admin.jobOutput(job.id, 'web-3');
     expect(out.chunks.map((c) => c.data).join('')).toBe('hello from web-3\nsecond line\n');
+  });
+
+  it('streams output live: the first line of a running command arrives before it exits', async () => {
+    const job = await admin.startJob({ query: 'role:web', command: 'drip' });
+    const firsts = new Set<string>();
+    const seconds = new Set<string>();
+    let ended = false;
+    for await (const event of admin.jobEvents(job.id, { signal: AbortSignal.timeout(60_000) })) {
+      if (event.type === 'node') expect(event.node.state === 'succeeded' && firsts.size < 3).toBe(false);
+      if (event.type === 'output' && event.chunk.data.includes('first')) {
+        firsts.add(event.chunk.node);
+        // Every node is still running (it waits for this file): what arrived was streamed, not kept until the end.
+        if (firsts.size === 3) writeFileSync(join(dir, `go-${job.id}`), '');
+      }
+      if (event.type === 'output' && event.chunk.data.includes('second')) seconds.add(event.chunk.node);
+      if (event.type === 'end') ended = true;
+    }
+    expect(ended).toBe(true);
+    expect([...firsts].sort()).toEqual(['web-1', 'web-2', 'web-3']);
+    expect([...seconds].sort()).toEqual(['web-1', 'web-2', 'web-3']);
+    expect((await admin.getJob(job.id)).state).toBe('complete');
   });
 
   it('rejects what the allowlist does not allow, and arguments its pattern refuses', async () => {

@@ -37,8 +37,12 @@ describe('webhooks on etcd with two servers', () => {
     for (let i = 0; i < 30; i++) acked.push((await client.put(`/t/${i}`, `v${i}`)).revision);
     await eventually(() => expect(receiver.received.length).toBeGreaterThanOrEqual(30), 15_000);
     await new Promise((resolve) => setTimeout(resolve, 500));
-    // Exactly one server delivered: no duplicates at all while nothing failed.
-    expect(receiver.bodies<{ revision: number }>().map((x) => x.revision)).toEqual(acked);
+    // Exactly one server delivered: no duplicates at all while nothing failed. (On a
+    // loaded machine the 2 s duties session can lapse and the duties change hands:
+    // then the new term goes on from the saved cursor, and repeats are allowed.)
+    const first = receiver.bodies<{ revision: number }>().map((x) => x.revision);
+    if (a.duties.leaderships + b.duties.leaderships === 1) expect(first).toEqual(acked);
+    else expect([...new Set(first)]).toEqual(acked);
     const leader = a.duties.state === 'LEADING' ? a : b;
     const other = leader === a ? b : a;
     expect(other.duties.state).not.toBe('LEADING');

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { SqliteBackend } from '../../src/backends/sqlite/sqlite-backend.js';
 import { virtualRuntime } from '../../src/core/runtime.js';
-import { JobStore } from '../../src/jobs/job-store.js';
+import { FencedOutError, JobStore } from '../../src/jobs/job-store.js';
 import { encodeJson, keys } from '../../src/jobs/job-model.js';
 import { jobRetentionDuty } from '../../src/server/duties/job-duties.js';
 
@@ -37,6 +37,31 @@ describe('job retention', () => {
     expect((await backend.range({ key: `${keys.job(old.id)}/`, prefix: true })).count).toBe(0);
     expect(await backend.get(keys.assignment('web-1', old.id))).toBeNull();
     expect(await backend.get(keys.assignment('web-1', recent.id))).not.toBeNull();
+    await backend.close();
+  });
+});
+
+describe('job creation by a duty', () => {
+  it('is fenced: a duty that no longer leads starts no job', async () => {
+    const runtime = virtualRuntime();
+    const backend = SqliteBackend.open({ dataDir: ':memory:', clock: runtime.clock });
+    const store = new JobStore(backend, runtime);
+    const leadership = await backend.put('/muster/duties/leader', new TextEncoder().encode('me'));
+    const fence = {
+      key: '/muster/duties/leader',
+      target: 'createRevision',
+      op: '=',
+      value: leadership.revision,
+    } as const;
+    const job = await store.create({ query: 'role:web', command: 'echo' }, 'trigger:t', fence);
+    expect(await store.ids()).toEqual([job.id]);
+    // Another server took over: the leadership key was made again.
+    await backend.delete({ key: '/muster/duties/leader' });
+    await backend.put('/muster/duties/leader', new TextEncoder().encode('other'));
+    await expect(store.create({ query: 'role:web', command: 'echo' }, 'trigger:t', fence)).rejects.toThrow(
+      FencedOutError,
+    );
+    expect(await store.ids()).toEqual([job.id]);
     await backend.close();
   });
 });

@@ -506,7 +506,7 @@ export function describeJobsAuth(name: string, makeStore: StoreFactory): void {
       await eventually(async () => {
         const records = await admin.audit();
         const routes = records.map((r) => `${r.method} ${r.route} ${r.target} ${r.status}`);
-        expect(routes).toContain('POST /v1/jobs  201');
+        expect(routes).toContain(`POST /v1/jobs ${webJob.id} 201`);
         expect(routes).toContain(`DELETE /v1/jobs/:id ${webJob.id} 200`);
       });
     });

@@ -121,7 +121,12 @@ describe('the audit log', () => {
     expect((await t.call(operator, 'PUT', '/v1/kv/app/x', 'v')).status).toBe(200);
     expect((await t.call(cluster, 'PUT', '/v1/kv/app/x', 'v')).status).toBe(403);
     expect((await t.call(null, 'DELETE', '/v1/kv/app/x')).status).toBe(401);
-    expect((await t.call(admin, 'POST', '/v1/tokens', { role: 'reader' })).status).toBe(200);
+    const reader = (await (await t.call(admin, 'POST', '/v1/tokens', { role: 'reader' })).json()) as {
+      info: { id: string };
+    };
+    const job = await t.call(operator, 'POST', '/v1/jobs', { query: 'role:web', command: 'chef-client' });
+    expect(job.status).toBe(201);
+    const jobId = ((await job.json()) as { id: string }).id;
     await t.call(operator, 'GET', '/v1/kv/app/x');
 
     const res = await t.call(admin, 'GET', '/v1/audit');
@@ -129,14 +134,19 @@ describe('the audit log', () => {
     const records = ((await res.json()) as { records: AuditRecord[] }).records;
     const summary = records.map((r) => `${r.role} ${r.method} ${r.route} ${r.target} ${r.status}`);
     // What was carried out; the refusals (403, 401) leave no trace in the store.
-    expect(summary).toEqual(['operator PUT /v1/kv/* /app/x 200', 'admin POST /v1/tokens  200']);
+    // A POST names what it created: the new token's id, the job's id.
+    expect(summary).toEqual([
+      'operator PUT /v1/kv/* /app/x 200',
+      `admin POST /v1/tokens ${reader.info.id} 200`,
+      `operator POST /v1/jobs ${jobId} 201`,
+    ]);
     expect(records[0]?.tokenId).toBe(operatorId);
     expect(Date.parse(records[0]?.at ?? '')).toBeGreaterThan(Date.now() - 60_000);
 
     const mine = (
       (await (await t.call(admin, 'GET', `/v1/audit?token=${operatorId}`)).json()) as { records: AuditRecord[] }
     ).records;
-    expect(mine.map((r) => r.method)).toEqual(['PUT']);
+    expect(mine.map((r) => r.method)).toEqual(['PUT', 'POST']);
     const future = new Date(Date.now() + 60_000).toISOString();
     expect(
       ((await (await t.call(admin, 'GET', `/v1/audit?since=${future}`)).json()) as { records: unknown[] }).records,

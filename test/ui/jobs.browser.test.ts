@@ -4,7 +4,6 @@ import { SimFleet } from '../../bench/sim-agents.js';
 import { MusterServer } from '../../src/server/muster-server.js';
 import { MusterClient } from '../../src/client/muster-client.js';
 import { FakeDirectory } from '../jobs/fake-directory.js';
-import { eventually } from '../conformance/harness.js';
 import { launchBrowser, screenshot, strictPage } from './browser.js';
 
 /**
@@ -67,11 +66,13 @@ test('a job: its nodes turn succeeded live, and a node shows its output', async 
 
 test('aborting a running job from its page', async () => {
   const job = await admin.startJob({ query: 'role:web', command: 'sleep', args: [], grace: '1s' });
-  await eventually(async () => expect((await admin.getJob(job.id)).state).toBe('running'), 30_000);
-  // A fresh page: the job's own URL, as a user would open it.
-  page = await strictPage(browser, problems);
+  // From the finished job (a node selected) to the new one by its hash, while it is
+  // still voting: the view must start afresh (it once kept the old node selected, read
+  // its output in a job it had no part in yet, and showed only that 404).
   await page.goto(`${server.url}/ui/#/jobs/${job.id}`);
-  await page.getByRole('button', { name: 'Abort job' }).click();
+  await page.getByRole('heading', { name: new RegExp(`Job ${job.id}`) }).waitFor({ timeout: 30_000 });
+  expect(await page.locator('.detail h2').textContent()).toBe('Output');
+  await page.getByRole('button', { name: 'Abort job' }).click({ timeout: 30_000 });
   await expect
     .poll(() => page.getByRole('heading', { name: new RegExp(`Job ${job.id}`) }).textContent(), { timeout: 30_000 })
     .toContain('aborted');

@@ -20,11 +20,24 @@ export function readRange(
   if (at > latest) throw new FutureRevisionError(at, latest);
   if (at > 0 && at < compactRevision) throw new CompactedError(at, Math.max(1, compactRevision));
   const prefix = request.prefix ?? false;
+  const limit = request.limit && request.limit > 0 ? request.limit : Infinity;
+  if ((at === 0 || at === latest) && prefix && limit !== Infinity) {
+    // A page of a large prefix (a watch learning the revision reads one key of
+    // 20,000): read that page and count the rest, not every row and its value.
+    const end = prefixEnd(request.key);
+    const page = stmt.keysInRangeLimit.all(request.key, end, limit) as KvRow[];
+    const count = page.length < limit ? page.length : (stmt.countInRange.get(request.key, end) as { n: number }).n;
+    return {
+      revision: latest,
+      kvs: page.map((r) => (request.keysOnly ? { ...rowToKv(r), value: EMPTY } : rowToKv(r))),
+      more: count > page.length,
+      count,
+    };
+  }
   let rows: KvRow[];
   if (at === 0 || at === latest) {
-    rows = (
-      prefix ? stmt.keysInRange.all(request.key, prefixEnd(request.key)) : stmt.getKey.all(request.key)
-    ) as KvRow[];
+    const inRange = request.keysOnly ? stmt.keysOnlyInRange : stmt.keysInRange;
+    rows = (prefix ? inRange.all(request.key, prefixEnd(request.key)) : stmt.getKey.all(request.key)) as KvRow[];
   } else {
     const found = (
       prefix
@@ -33,7 +46,6 @@ export function readRange(
     ) as (HistoryRow & { mod_revision: number })[];
     rows = found.filter((r) => r.deleted === 0).map((r) => ({ ...r, value: r.value ?? Buffer.alloc(0) }));
   }
-  const limit = request.limit && request.limit > 0 ? request.limit : Infinity;
   const kept = rows.length > limit ? rows.slice(0, limit) : rows;
   return {
     revision: latest,

@@ -44,6 +44,12 @@ export function prepareStatements(db: Db) {
     setMeta: s('INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value'),
     getKey: s(`SELECT ${kvColumns} FROM kv WHERE key = ?`),
     keysInRange: s(`SELECT ${kvColumns} FROM kv WHERE key >= ? AND key < ? ORDER BY key`),
+    keysInRangeLimit: s(`SELECT ${kvColumns} FROM kv WHERE key >= ? AND key < ? ORDER BY key LIMIT ?`),
+    /** keysOnly: the same rows without their values (X'' keeps the row's shape). */
+    keysOnlyInRange: s(
+      `SELECT key, X'' AS value, create_revision, mod_revision, version, lease FROM kv WHERE key >= ? AND key < ? ORDER BY key`,
+    ),
+    countInRange: s('SELECT COUNT(*) AS n FROM kv WHERE key >= ? AND key < ?'),
     keysOfLease: s('SELECT key FROM kv WHERE lease = ? ORDER BY key'),
     upsertKey: s(
       `INSERT INTO kv (${kvColumns}) VALUES (?, ?, ?, ?, ?, ?)

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { ExitCode, UsageError } from '../exit-codes.js';
 import { formatTable } from '../format.js';
+import { untilInterrupted } from '../interrupt.js';
 import type { GroupStatus, PlanPreview, PlanRecord } from '../../client/plan-types.js';
 
 /** `muster group add|list|show|rm`: named node queries. */
@@ -223,11 +224,23 @@ Examples:
       ctx.warn(`plan ${applied.id} (${applied.name})`);
       let last: PlanRecord = applied;
       let shown = '';
-      for await (const record of client.planEvents(applied.id)) {
-        last = record;
-        const line = progressOf(record);
-        if (line !== shown && !ctx.json(command)) ctx.warn(line);
-        shown = line;
+      // While the server is away the stream's reconnect timers are unref'd: without
+      // this hold, Node would exit (code 13) in the middle of following.
+      const interrupt = untilInterrupted();
+      try {
+        for await (const record of client.planEvents(applied.id, { signal: interrupt.signal })) {
+          last = record;
+          const line = progressOf(record);
+          if (line !== shown && !ctx.json(command)) ctx.warn(line);
+          shown = line;
+        }
+      } finally {
+        interrupt.dispose();
+      }
+      if (interrupt.signal.aborted) {
+        ctx.warn(`stopped following; the plan goes on: muster plan status ${applied.id}`);
+        ctx.exitCode = ExitCode.FAILED;
+        return;
       }
       const final = await client.getPlan(applied.id);
       last = final;

@@ -100,6 +100,9 @@ Examples:
       const stop = new AbortController();
       const interrupted = () => stop.abort();
       process.once('SIGINT', interrupted);
+      // While the server is away the stream's reconnect timers are unref'd: without
+      // this hold, Node would exit (code 13) in the middle of following.
+      const holdOpen = setInterval(() => undefined, 1 << 30);
       try {
         for await (const event of client.jobEvents(started.id, { signal: stop.signal })) {
           if (event.type === 'job') {
@@ -128,6 +131,7 @@ Examples:
           bar();
         }
       } finally {
+        clearInterval(holdOpen);
         process.off('SIGINT', interrupted);
         clearBar();
       }

@@ -68,6 +68,7 @@ export class DutyRunner {
   private readonly sessionTtl: number;
   private readonly election: string;
   private currentState: DutyRunnerState = 'IDLE';
+  private terms = 0;
   private loop: Promise<void> | null = null;
   private readonly stopping = new AbortController();
 
@@ -79,6 +80,11 @@ export class DutyRunner {
 
   get state(): DutyRunnerState {
     return this.currentState;
+  }
+
+  /** How many times this server took the duties over (a new term each time). */
+  get leaderships(): number {
+    return this.terms;
   }
 
   register(duty: Duty): void {
@@ -122,6 +128,7 @@ export class DutyRunner {
         const value = new TextEncoder().encode(this.options.serverId);
         const leadership = await campaign(backend, this.election, value, session.leaseId, term);
         this.currentState = 'LEADING';
+        this.terms++;
         retry.reset();
         await this.lead(leadership, term);
         if (!session.lost.aborted) await resign(backend, leadership).catch(() => undefined);

@@ -119,6 +119,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobRouteDeps> = async (app, de
     async (request, reply) => {
       checkQuery(request.body.query);
       const job = await store.create(request.body, request.principal.tokenId);
+      request.auditTarget = job.id;
       return reply.status(201).send(job);
     },
   );

@@ -217,7 +217,9 @@ export const planRoutes: FastifyPluginAsyncTypebox<PlanRouteDeps> = async (app, 
     async (request) => {
       const { source, filename = 'plan', dryRun = false } = request.body;
       if (dryRun) return plans.preview(source, filename, fleet, directory);
-      return plans.create(source, filename, request.principal.tokenId, fleet);
+      const plan = await plans.create(source, filename, request.principal.tokenId, fleet);
+      request.auditTarget = plan.id;
+      return plan;
     },
   );
 

@@ -58,7 +58,17 @@ export const tokenRoutes: FastifyPluginAsyncTypebox<{ tokens: TokenRegistry | nu
     },
     async (request) => {
       const { role, description, node, cluster, policy, ttl, uses } = request.body;
-      return registry().create({ role, description, node, cluster, policy, uses, ttlSeconds: ttlSeconds(ttl) });
+      const created = await registry().create({
+        role,
+        description,
+        node,
+        cluster,
+        policy,
+        uses,
+        ttlSeconds: ttlSeconds(ttl),
+      });
+      request.auditTarget = created.info.id;
+      return created;
     },
   );
 

@@ -11,7 +11,9 @@ const STATES = ['', 'voting', 'running', 'complete', 'failed', 'quorum_failed', 
 
 /** #/jobs: the jobs, newest first; #/jobs/<id>: one job, its nodes, their output, live. */
 export function Jobs(props: PageProps) {
-  return props.route[0] ? <JobDetail id={props.route[0]} /> : <JobList />;
+  // Keyed by the id: another job (a link, the back button, an edited hash) is a fresh
+  // view, with nothing of the last one's state (its selected node, its error, its record).
+  return props.route[0] ? <JobDetail key={props.route[0]} id={props.route[0]} /> : <JobList />;
 }
 
 function JobList() {
@@ -106,6 +108,7 @@ function JobDetail({ id }: { id: string }) {
   const [streamState, setStreamState] = useState('connecting');
   const [selected, setSelected] = useState<string | null>(null);
   const [output, setOutput] = useState<{ node: string; chunks: OutputChunk[]; truncated: boolean } | null>(null);
+  const [outputError, setOutputError] = useState<string | null>(null);
   const selectedRef = useRef<string | null>(null);
   selectedRef.current = selected;
 
@@ -133,6 +136,7 @@ function JobDetail({ id }: { id: string }) {
           } else if (event.type === 'end') {
             // The final word: the job as stored once the stream says it is over.
             const final = await client.getJob(id, { signal: controller.signal });
+            if (controller.signal.aborted) return;
             setJob(final);
             setNodes(new Map((final.nodeStates ?? []).map((n) => [n.node, n])));
             setStreamState('finished');
@@ -145,21 +149,27 @@ function JobDetail({ id }: { id: string }) {
     return () => controller.abort();
   }, [id]);
 
+  // A node has a part (and output) only once the job leaves voting: until then its
+  // output is empty, and it is read again when the node's state first arrives.
+  const selectedKnown = selected !== null && nodes.has(selected);
   useEffect(() => {
     if (selected === null) return;
     const controller = new AbortController();
-    setOutput({ node: selected, chunks: [], truncated: false });
+    setOutputError(null);
+    setOutput((o) => (o && o.node === selected ? o : { node: selected, chunks: [], truncated: false }));
+    if (!selectedKnown) return () => controller.abort();
     client.jobOutput(id, selected, { signal: controller.signal }).then(
       (out) =>
+        !controller.signal.aborted &&
         setOutput((o) => {
           const seen = new Set(out.chunks.map((c) => c.seq));
           const later = o && o.node === selected ? o.chunks.filter((c) => !seen.has(c.seq)) : [];
           return { node: selected, chunks: [...out.chunks, ...later], truncated: out.truncated };
         }),
-      (err: unknown) => !controller.signal.aborted && setError(messageOf(err)),
+      (err: unknown) => !controller.signal.aborted && setOutputError(messageOf(err)),
     );
     return () => controller.abort();
-  }, [id, selected]);
+  }, [id, selected, selectedKnown]);
 
   const list = useMemo(() => [...nodes.values()].sort((a, b) => a.node.localeCompare(b.node)), [nodes]);
   if (error) return <p class="error">{error}</p>;
@@ -239,6 +249,7 @@ function JobDetail({ id }: { id: string }) {
         <div class="detail">
           <h2>{selected ? `Output of ${selected}` : 'Output'}</h2>
           {!selected && <p class="muted">Pick a node.</p>}
+          {selected && outputError && <p class="error">{outputError}</p>}
           {output && output.node === selected && (
             <>
               {output.truncated && <p class="muted">Older output was dropped (the server keeps the last part).</p>}

@@ -1,0 +1,3 @@
+import { plansOnRealAgents } from './plans-real-agents-suite.js';
+
+plansOnRealAgents({ kind: 'sqlite' });
