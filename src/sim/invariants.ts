@@ -145,7 +145,9 @@ function checkRolling(
   end: number,
   violations: Violation[],
 ): void {
-  const total = step.batches.reduce((sum, b) => sum + b.nodes.length, 0);
+  // The nodes the step's batches were cut from: those in them now, and at most those skipped (a
+  // node down when its batch starts is taken out of it; the record does not say how many were).
+  const total = step.batches.reduce((sum, b) => sum + b.nodes.length, 0) + step.skipped;
   const size =
     'count' in rolling.batch ? rolling.batch.count : Math.max(1, Math.ceil((total * rolling.batch.percent) / 100));
   const allowed = (i: number) => (i === 0 && rolling.canary > 0 ? rolling.canary : size);

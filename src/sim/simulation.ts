@@ -437,6 +437,7 @@ function planSeen(plan: PlanRecord, epoch: number): PlanSeen {
           ? { state: step.previousDesired.state, version: step.previousDesired.version }
           : null,
         rolling: rolling ? { canary: rolling.canary, batch: rolling.batch } : null,
+        skipped: step.skipped.length,
         batches: step.batches.map((b) => ({ nodes: b.nodes, jobId: b.jobId ?? null, startedAt: ms(b.startedAt) })),
       };
     }),

@@ -28,6 +28,7 @@ function step(over: Partial<Step> & Pick<Step, 'id'>): Step {
     desired: V42,
     previous: V41,
     rolling: null,
+    skipped: 0,
     batches: [],
     ...over,
   };
