@@ -23,6 +23,9 @@ import {
   newJobId,
 } from './job-model.js';
 
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
 /** No job has this id, or the node has no part in it. */
 export class JobNotFoundError extends MusterError {
   readonly code: ErrorCode = 'job_not_found';
@@ -110,11 +113,18 @@ export class JobStore {
   /**
    * Record a new job (state voting); the scheduler takes it from there. A duty
    * (a trigger, a plan) passes its `fence`: the job is created only while it still
-   * leads, else FencedOutError, so on etcd two servers never both start one.
+   * leads, else FencedOutError, so on etcd two servers never both start one. With
+   * `once` (a key, such as `/muster/plan-jobs/<plan>/<step>/<batch>`), at most one
+   * job is ever created for it: a caller that asks again (after a restart lost its
+   * own record of the first answer) gets that job back.
    */
-  async create(request: JobRequest, createdBy: string, fence?: Compare): Promise<JobRecord> {
+  async create(request: JobRequest, createdBy: string, fence?: Compare, once?: string): Promise<JobRecord> {
     const spec = checkJobRequest(request);
     for (;;) {
+      if (once !== undefined) {
+        const earlier = await this.backend.get(once);
+        if (earlier) return (await this.require(decoder.decode(earlier.value))).record;
+      }
       const id = newJobId(this.runtime.clock.now(), this.runtime.random);
       const record: JobRecord = {
         id,
@@ -127,16 +137,23 @@ export class JobStore {
       };
       const key = keys.job(id);
       const result = await this.backend.txn({
-        compare: [...(fence ? [fence] : []), { key, target: 'version', op: '=', value: 0 }],
+        compare: [
+          ...(fence ? [fence] : []),
+          { key, target: 'version', op: '=', value: 0 },
+          ...(once !== undefined ? [{ key: once, target: 'version' as const, op: '=' as const, value: 0 }] : []),
+        ],
         success: [
           { type: 'put', key, value: encodeJson(record) },
           { type: 'put', key: keys.index(id), value: new Uint8Array() },
+          ...(once !== undefined ? [{ type: 'put' as const, key: once, value: encoder.encode(id) }] : []),
         ],
         failure: [],
       });
       if (result.succeeded) return record;
-      // An id taken already: draw another. Otherwise the duty no longer leads.
-      if (fence && !(await this.backend.get(key))) throw new FencedOutError(createdBy);
+      // An id taken already, or `once` created meanwhile: look again. Otherwise the duty no longer leads.
+      if (fence && !(await this.backend.get(key)) && (once === undefined || !(await this.backend.get(once)))) {
+        throw new FencedOutError(createdBy);
+      }
     }
   }
 

@@ -22,6 +22,8 @@ export const planKeys = {
   desired: (group: string) => `${DESIRED_PREFIX}${group}`,
   actual: (node: string, group: string) => `/nodes/${node}/state/${group}`,
   plan: (id: string) => `${PLANS_PREFIX}${id}`,
+  /** The id of the job a plan started for one batch of a step (so it starts one only). */
+  batchJob: (plan: string, step: string, batch: number) => `/muster/plan-jobs/${plan}/${step}/${batch}`,
 };
 
 export const Group = Type.Object({

@@ -251,6 +251,8 @@ export class PlanRunner {
         },
         `plan:${plan.id}`,
         this.fence,
+        // One job per batch, even when a restart lost the record that this one was started.
+        planKeys.batchJob(plan.id, step.id, step.batches.indexOf(batch)),
       );
       batch.jobId = job.id;
     } catch (error) {

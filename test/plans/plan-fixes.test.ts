@@ -2,7 +2,8 @@
  * Regressions: a step timeout the jobs would refuse is refused in the plan file;
  * a plan that no longer parses ends failed instead of holding up the plans after
  * it; a step that set its desired state but whose plan record was not saved (a
- * restart between the two writes) keeps the real previous desired state for rollback.
+ * restart between the two writes) keeps the real previous desired state for rollback;
+ * a batch started again after such a restart gets its first job back.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { SqliteBackend } from '../../src/backends/sqlite/sqlite-backend.js';
@@ -104,6 +105,38 @@ describe('plan fixes', () => {
     const desired = await fleet.getDesired('web');
     expect(desired?.version).toBe('v42');
     expect(desired?.previous?.version).toBe('v41');
+  });
+
+  it('a batch started again after a restart lost the plan record gets its first job back, not a second', async () => {
+    const backend = SqliteBackend.open({ dataDir: ':memory:' });
+    cleanup.push(() => backend.close());
+    const runtime = virtualRuntime(7);
+    const directory = new FakeDirectory();
+    directory.add('web-1', { attrs: { role: 'web' } });
+    const fleet = new FleetState(backend, runtime.clock, directory);
+    await fleet.putGroup('web', 'role:web');
+    const store = new PlanStore(backend, runtime);
+    const plan = await store.create(step('5m'), 'p.yaml', 'test', fleet);
+    const runner = new PlanRunner(
+      {
+        backend,
+        signal: new AbortController().signal,
+        fence: { key: '/no-fence', target: 'version', op: '=', value: 0 },
+        serverId: 'test',
+        token: 1,
+        runtime,
+      },
+      { directory },
+    );
+    // The batch's job was created, then the server died before saving the plan.
+    const first = await runner.advance(structuredClone(plan));
+    const jobId = first.steps[0]?.batches[0]?.jobId;
+    expect(jobId).toBeDefined();
+    // The next leader starts the batch again from the stored (unchanged) record.
+    const again = await runner.advance(structuredClone(plan));
+    expect(again.steps[0]?.batches[0]?.jobId).toBe(jobId);
+    const jobs = await backend.range({ key: '/muster/job-index/', prefix: true, keysOnly: true });
+    expect(jobs.kvs.map((kv) => kv.key)).toEqual([`/muster/job-index/${jobId}`]);
   });
 });
 
