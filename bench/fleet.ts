@@ -15,7 +15,16 @@ export async function writeFleet(backend: Backend, count: number): Promise<strin
         name,
         tags: i % 10 === 0 ? ['canary'] : [],
         attrs: { role: ['web', 'db', 'cache'][i % 3] as string, env: i % 2 ? 'prod' : 'staging' },
-        facts: { os: 'linux', cpus: 2 },
+        // What a real agent detects (src/agent/agent.ts facts()).
+        facts: {
+          hostname: `${name}.dc1.example.com`,
+          addresses: [`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, `fd00::${i.toString(16)}`],
+          os: 'linux',
+          osRelease: '6.1.0-28-amd64',
+          cpus: 2,
+          agentVersion: '0.1.0',
+          commands: ['chef-client', 'deploy', 'restart', 'uptime'],
+        },
         registeredAt: now,
         lastSeen: now,
       };

@@ -116,3 +116,31 @@ export const NodeInfo = Type.Object(
   { additionalProperties: false },
 );
 export type NodeInfo = Static<typeof NodeInfo>;
+
+/** A node in `GET /v1/nodes?facts=false`: what a table of nodes shows (no facts, no registeredAt). */
+export const NodeSummary = Type.Object(
+  {
+    name: Type.String(),
+    status: Type.Enum(['up', 'down']),
+    tags: Type.Array(Type.String()),
+    attrs: Type.Record(Type.String(), Type.String()),
+    lastSeen: Type.String(),
+  },
+  { additionalProperties: false },
+);
+export type NodeSummary = Static<typeof NodeSummary>;
+
+/** A node in `GET /v1/nodes`: a NodeInfo, or with `facts=false` a NodeSummary. */
+export const NodeListItem = Type.Object(
+  {
+    name: Type.String(),
+    status: Type.Enum(['up', 'down']),
+    tags: Type.Array(Type.String()),
+    attrs: Type.Record(Type.String(), Type.String()),
+    facts: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    registeredAt: Type.Optional(Type.String()),
+    lastSeen: Type.String(),
+  },
+  { additionalProperties: false },
+);
+export type NodeListItem = Static<typeof NodeListItem>;

@@ -90,7 +90,7 @@ export class HttpTransport {
           method: request.method,
           headers: this.headersOf(request),
           body: request.body as RequestInit['body'],
-          signal: signals.length > 0 ? AbortSignal.any(signals) : null,
+          signal: signals.length > 1 ? AbortSignal.any(signals) : (signals[0] ?? null),
         });
       } catch (error) {
         if (request.signal?.aborted) throw request.signal.reason;

@@ -115,6 +115,8 @@ export interface PlanSeen {
       readonly canary: number;
       readonly batch: { readonly count: number } | { readonly percent: number };
     } | null;
+    /** Nodes of the group left out: down when the step started, or when their batch did. */
+    readonly skipped: number;
     readonly batches: readonly {
       readonly nodes: readonly string[];
       readonly jobId: string | null;

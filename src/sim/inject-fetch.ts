@@ -52,14 +52,57 @@ export function injectFetch(app: FastifyInstance, observer: ExchangeObserver = {
       ...(body !== null ? { payload: typeof body === 'string' ? body : Buffer.from(body) } : {}),
     });
     observer.answered?.({ ...exchange, status: answer.statusCode, payload: answer.payload });
-    const headers = new Headers();
-    for (const [name, value] of Object.entries(answer.headers)) {
-      if (value === undefined) continue;
-      for (const one of Array.isArray(value) ? value : [value]) headers.append(name, String(one));
-    }
-    const empty = answer.statusCode === 204 || answer.statusCode === 304;
-    return new Response(empty ? null : answer.rawPayload, { status: answer.statusCode, headers });
+    return wholeResponse(answer.statusCode, answer.headers, answer.payload);
   };
+}
+
+/**
+ * The answer as a Response, built without a web stream under it (the simulator
+ * sends thousands of requests, and a stream per answer is most of what a
+ * Response costs): status, ok, headers.get, text, json and arrayBuffer read the
+ * payload directly; `body` makes a stream only when something asks for it.
+ */
+function wholeResponse(
+  status: number,
+  raw: Readonly<Record<string, string | string[] | number | undefined>>,
+  payload: string,
+): Response {
+  const empty = status === 204 || status === 304;
+  const text = empty ? '' : payload;
+  const headers = {
+    get(name: string): string | null {
+      const value = raw[name.toLowerCase()];
+      if (value === undefined) return null;
+      return Array.isArray(value) ? value.join(', ') : String(value);
+    },
+    has(name: string): boolean {
+      return raw[name.toLowerCase()] !== undefined;
+    },
+  };
+  let used = false;
+  const consume = () => {
+    if (used) return Promise.reject(new TypeError('Body is unusable: Body has already been read'));
+    used = true;
+    return Promise.resolve(text);
+  };
+  const response = {
+    status,
+    ok: status >= 200 && status < 300,
+    statusText: '',
+    headers,
+    get bodyUsed() {
+      return used;
+    },
+    get body(): ReadableStream<Uint8Array> | null {
+      if (empty) return null;
+      used = true;
+      return new Response(text).body;
+    },
+    text: consume,
+    json: () => consume().then((t) => JSON.parse(t) as unknown),
+    arrayBuffer: () => consume().then((t) => new TextEncoder().encode(t).buffer),
+  };
+  return response as unknown as Response;
 }
 
 /** The routes whose answer is an event stream. */

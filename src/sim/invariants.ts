@@ -1,4 +1,4 @@
-import type { History, Holding } from './history.js';
+import type { History, Holding, PlanSeen } from './history.js';
 
 /** A broken invariant: which, when (virtual ms since the start), and what happened. */
 export interface Violation {
@@ -95,8 +95,139 @@ export function checkInvariants(history: History, end: number): Violation[] {
         message: `barrier ${name}: released to ${release.node} at ${seconds(release.at)} with ${present.size} of ${release.count} participants present`,
       });
   }
+  checkPlans(history, end, violations);
   for (const problem of history.problems) violations.push(problem);
   return violations.sort((a, b) => a.at - b.at);
+}
+
+type StepSeen = PlanSeen['steps'][number];
+type Value = { readonly state: string; readonly version: string | null };
+
+/**
+ * The plan invariants, from what the server recorded (the plan's record, the
+ * state reports it took, the assignments it handed out) and the nodes' end
+ * states read from it:
+ *
+ * - desired state: every node up at the end reports its group's desired state
+ *   for it (the effective one: a rolling step that stopped half-way leaves the
+ *   nodes it did not release in the previous one);
+ * - rolling batch: no batch of a rolling step has more nodes than its canary or
+ *   batch size allows, no batch's job reaches more, and at no moment have more
+ *   nodes of the group moved to the step's desired state than the batches
+ *   started by then allow;
+ * - step order: a step starts (its record, its first job reaching a node, the
+ *   first node moving to its desired state) only after every step it comes
+ *   after has completed.
+ */
+function checkPlans(history: History, end: number, violations: Violation[]): void {
+  for (const e of history.endStates) {
+    if (!e.up || e.desired === null) continue;
+    if (e.actual !== null && same(e.actual, e.desired)) continue;
+    violations.push({
+      invariant: 'desired state',
+      at: end,
+      message: `${e.node} is up at the end and is to be ${describe(e.desired)} in group ${e.group}, but reports ${e.actual === null ? 'nothing' : describe(e.actual)}`,
+    });
+  }
+  for (const plan of history.plans) {
+    for (const step of plan.steps) {
+      if (step.rolling) checkRolling(history, plan, step, step.rolling, end, violations);
+      checkOrder(history, plan, step, violations);
+    }
+  }
+}
+
+function checkRolling(
+  history: History,
+  plan: PlanSeen,
+  step: StepSeen,
+  rolling: NonNullable<StepSeen['rolling']>,
+  end: number,
+  violations: Violation[],
+): void {
+  // The nodes the step's batches were cut from: those in them now, and at most those skipped (a
+  // node down when its batch starts is taken out of it; the record does not say how many were).
+  const total = step.batches.reduce((sum, b) => sum + b.nodes.length, 0) + step.skipped;
+  const size =
+    'count' in rolling.batch ? rolling.batch.count : Math.max(1, Math.ceil((total * rolling.batch.percent) / 100));
+  const allowed = (i: number) => (i === 0 && rolling.canary > 0 ? rolling.canary : size);
+  const what = (i: number) =>
+    `plan ${plan.name} step ${step.id} batch ${i + 1} (${i === 0 && rolling.canary > 0 ? `the canary, ${allowed(i)} allowed` : `${allowed(i)} allowed`})`;
+  step.batches.forEach((batch, i) => {
+    const at = batch.startedAt ?? step.startedAt ?? 0;
+    if (batch.nodes.length > allowed(i))
+      violations.push({ invariant: 'rolling batch', at, message: `${what(i)} has ${batch.nodes.length} nodes` });
+    if (batch.jobId === null) return;
+    const reached = new Set(history.jobsSeen.filter((j) => j.job === batch.jobId).map((j) => j.node));
+    const outside = [...reached].filter((n) => !batch.nodes.includes(n));
+    if (reached.size > allowed(i) || outside.length > 0)
+      violations.push({
+        invariant: 'rolling batch',
+        at,
+        message: `${what(i)}: its job ${batch.jobId} reached ${reached.size} nodes${outside.length > 0 ? `, ${outside.length} of them not in the batch (${outside.slice(0, 3).join(', ')})` : ''}`,
+      });
+  });
+  // Nodes moving to the new state: never more than the batches started so far allow.
+  const desired = step.desired;
+  if (desired === null || step.startedAt === null || (step.previous !== null && same(step.previous, desired))) return;
+  const from = step.startedAt;
+  const until = step.finishedAt ?? end;
+  const moved = new Set<string>();
+  for (const report of byTime(history.stateReports)) {
+    if (report.group !== step.group || report.at < from || report.at >= until || !same(report, desired)) continue;
+    moved.add(report.node);
+    const started = step.batches
+      .map((b, i) => ({ b, i }))
+      .filter(({ b }) => b.startedAt !== null && b.startedAt <= report.at);
+    const limit = started.reduce((sum, { b, i }) => sum + Math.min(b.nodes.length, allowed(i)), 0);
+    if (moved.size > limit) {
+      violations.push({
+        invariant: 'rolling batch',
+        at: report.at,
+        message: `plan ${plan.name} step ${step.id}: by ${seconds(report.at)}, ${moved.size} nodes of ${step.group} reported ${describe(desired)} (the last ${report.node}), but the ${started.length} batches started by then allow ${limit}`,
+      });
+      return;
+    }
+  }
+}
+
+function checkOrder(history: History, plan: PlanSeen, step: StepSeen, violations: Violation[]): void {
+  if (step.after.length === 0) return;
+  // The earliest sign that the step started: its record, a job of its batches reaching a node, a node moving to its state.
+  const signs: { at: number; what: string }[] = [];
+  if (step.startedAt !== null) signs.push({ at: step.startedAt, what: 'the plan record says it started' });
+  const jobs = new Set(step.batches.map((b) => b.jobId).filter((j) => j !== null));
+  const job = byTime(history.jobsSeen).find((j) => jobs.has(j.job));
+  if (job) signs.push({ at: job.at, what: `its job ${job.job} reached ${job.node}` });
+  const desired = step.desired;
+  if (desired !== null && (step.previous === null || !same(step.previous, desired))) {
+    const moved = byTime(history.stateReports).find((r) => r.group === step.group && same(r, desired));
+    if (moved) signs.push({ at: moved.at, what: `${moved.node} reported ${describe(desired)}` });
+  }
+  if (signs.length === 0) return;
+  const first = signs.reduce((a, b) => (b.at < a.at ? b : a));
+  for (const id of step.after) {
+    const before = plan.steps.find((s) => s.id === id);
+    const done = before?.state === 'complete' && before.finishedAt !== null ? before.finishedAt : Infinity;
+    if (first.at < done)
+      violations.push({
+        invariant: 'step order',
+        at: first.at,
+        message: `plan ${plan.name}: step ${step.id} started at ${seconds(first.at)} (${first.what}) before step ${id}, which it comes after, ${done === Infinity ? 'completed (it never did)' : `completed (at ${seconds(done)})`}`,
+      });
+  }
+}
+
+function byTime<T extends { readonly at: number }>(items: readonly T[]): T[] {
+  return [...items].sort((a, b) => a.at - b.at);
+}
+
+function same(a: Value, b: Value): boolean {
+  return a.state === b.state && (b.version === null || a.version === b.version);
+}
+
+function describe(v: Value): string {
+  return v.version === null ? v.state : `${v.state}@${v.version}`;
 }
 
 function byName<T extends { readonly name: string }>(items: readonly T[]): Map<string, T[]> {

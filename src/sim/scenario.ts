@@ -182,7 +182,7 @@ export function parseScenario(text: string, source: string): Scenario {
   if (field('plan') !== undefined) {
     if (field('steps') !== undefined)
       throw new ScenarioError(`${at(field('steps'))}: a scenario has steps or a plan, not both`);
-    release = parseRelease(value, field, at);
+    release = parseRelease(value, field, at, (node) => sourceOf(text, lines, node, source));
   } else {
     for (const extra of RELEASE_FIELDS)
       if (field(extra) !== undefined)
@@ -221,7 +221,38 @@ function parseSteps(field: Field, root: YamlNode, at: At, roleNames: readonly st
   return steps;
 }
 
-function parseRelease(value: (key: string) => unknown, field: Field, at: At): Release {
+/**
+ * The plan as it is written in the scenario file (dedented, so that it is a plan
+ * file of its own), and how to put its errors' lines back in the scenario's.
+ */
+interface PlanText {
+  readonly text: string;
+  readonly locate: (message: string) => string;
+}
+
+function sourceOf(text: string, lines: LineCounter, node: YamlNode | undefined, source: string): PlanText | null {
+  const range = node?.range;
+  if (!range) return null;
+  const start = lines.linePos(range[0]);
+  const column = start.col - 1;
+  const body = ' '.repeat(column) + text.slice(range[0], range[1]);
+  const dedented = body
+    .split('\n')
+    .map((line) => (line.slice(0, column).trim() === '' ? line.slice(column) : line))
+    .join('\n');
+  return {
+    text: dedented.endsWith('\n') ? dedented : dedented + '\n',
+    locate: (message) =>
+      message.replace(/^plan:(\d+): /, (_, n: string) => `${source}:${start.line + Number(n) - 1}: plan: `),
+  };
+}
+
+function parseRelease(
+  value: (key: string) => unknown,
+  field: Field,
+  at: At,
+  planText: (node: YamlNode | undefined) => PlanText | null,
+): Release {
   const where = (key: string) => `${at(field(key))}: ${key}`;
   const groupsRaw = value('groups');
   if (typeof groupsRaw !== 'object' || groupsRaw === null || Array.isArray(groupsRaw))
@@ -262,13 +293,16 @@ function parseRelease(value: (key: string) => unknown, field: Field, at: At): Re
   const command = text(agent.command ?? 'chef-client', `${where('agent')}.command`);
   const applyMs = duration(value('apply') ?? '0s', where('apply'));
   const planRaw = value('plan');
-  // A plan given as a mapping is sent as JSON (a plan file may be JSON); as text, as it is.
-  const planSource = typeof planRaw === 'string' ? planRaw : JSON.stringify(planRaw, null, 2);
+  // A plan written as a block of text is sent as it is; a mapping, as it is written in the file.
+  const written = typeof planRaw === 'string' ? null : planText(field('plan'));
+  const planSource = typeof planRaw === 'string' ? planRaw : (written?.text ?? JSON.stringify(planRaw, null, 2));
   let plan: PlanSpec;
   try {
     plan = parsePlan(planSource, 'plan');
   } catch (error) {
-    throw new ScenarioError(`${where('plan')}: ${(error as Error).message}`);
+    const text = (error as Error).message;
+    const located = written?.locate(text);
+    throw new ScenarioError(located !== undefined && located !== text ? located : `${where('plan')}: ${text}`);
   }
   for (const step of plan.steps)
     if (!groups.some((g) => g.name === step.group))

@@ -140,7 +140,8 @@ export class SimNode {
     const client = new MusterClient({
       endpoints: SIM_ENDPOINT,
       fetch: this.fetchFor(death.signal),
-      requestTimeoutMs: 86_400_000,
+      // Time is virtual: no request has a wall-clock timeout (blocking calls carry their own).
+      requestTimeoutMs: 0,
       runtime: { clock, random: this.random },
     });
     history.record(this.name, this.incarnation === 1 ? 'up' : `up again (incarnation ${this.incarnation})`);

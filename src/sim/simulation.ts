@@ -303,7 +303,8 @@ class Operator {
     this.client = new MusterClient({
       endpoints: SIM_ENDPOINT,
       fetch,
-      requestTimeoutMs: 86_400_000,
+      // Time is virtual: no request has a wall-clock timeout (blocking calls carry their own).
+      requestTimeoutMs: 0,
       runtime: { clock: env.clock, random: seededRandom(index) },
     });
   }
@@ -392,7 +393,7 @@ async function readEnd(
   history: History,
   epoch: number,
 ): Promise<void> {
-  const client = new MusterClient({ endpoints: SIM_ENDPOINT, fetch: injectFetch(app), requestTimeoutMs: 86_400_000 });
+  const client = new MusterClient({ endpoints: SIM_ENDPOINT, fetch: injectFetch(app), requestTimeoutMs: 0 });
   const plan = operator.ended ?? (await client.listPlans()).at(0) ?? null;
   if (plan) history.plans.push(planSeen(plan.id ? await client.getPlan(plan.id) : plan, epoch));
   for (const group of release.groups) {
@@ -436,6 +437,7 @@ function planSeen(plan: PlanRecord, epoch: number): PlanSeen {
           ? { state: step.previousDesired.state, version: step.previousDesired.version }
           : null,
         rolling: rolling ? { canary: rolling.canary, batch: rolling.batch } : null,
+        skipped: step.skipped.length,
         batches: step.batches.map((b) => ({ nodes: b.nodes, jobId: b.jobId ?? null, startedAt: ms(b.startedAt) })),
       };
     }),

@@ -66,6 +66,46 @@ export function describeRegistry(name: string, makeStore: () => Promise<BackendC
       expect(back.registeredAt).toBe(registered.registeredAt);
     });
 
+    it('facts=false lists nodes without their facts, a query still matching on them; changes show at once', async () => {
+      const { admin, nodeClient } = await start();
+      const web3 = await nodeClient('web-3');
+      const lease = await web3.grantLease(30);
+      const facts = { os: 'linux', cpus: 2, hostname: 'web-3.example' };
+      await web3.registerNode('web-3', { lease: lease.id, tags: ['web'], attrs: { role: 'web' }, facts });
+      await admin.registerNode('db-1', { lease: (await admin.grantLease(30)).id, tags: [], attrs: {}, facts: {} });
+      const full = await admin.listNodes();
+      expect(full.map((n) => n.facts)).toEqual([{}, facts]);
+      const lean = await admin.listNodes('os:linux', { facts: false });
+      expect(lean).toEqual([
+        {
+          name: 'web-3',
+          status: 'up',
+          tags: ['web'],
+          attrs: { role: 'web' },
+          lastSeen: expect.any(String) as string,
+        },
+      ]);
+      expect(Object.keys(lean[0]!)).not.toContain('facts');
+      // A record read before and changed since is read again, not remembered.
+      await web3.registerNode('web-3', { lease: lease.id, tags: ['web', 'canary'], attrs: { role: 'api' }, facts });
+      expect((await admin.listNodes(undefined, { facts: false }))[1]).toMatchObject({
+        tags: ['web', 'canary'],
+        attrs: { role: 'api' },
+      });
+      expect(await admin.removeNode('db-1')).toBe(true);
+      expect((await admin.listNodes(undefined, { facts: false })).map((n) => n.name)).toEqual(['web-3']);
+      // facts=true is the default; anything else is a 400 naming the field.
+      const url = `${server!.url}/v1/nodes`;
+      const token = {
+        authorization: `Bearer ${server!.adminOutcome?.kind === 'printed' ? server!.adminOutcome.token : ''}`,
+      };
+      const withFacts = (await (await fetch(`${url}?facts=true`, { headers: token })).json()) as { nodes: unknown[] };
+      expect(withFacts.nodes[0]).toHaveProperty('facts');
+      const bad = await fetch(`${url}?facts=maybe`, { headers: token });
+      expect(bad.status).toBe(400);
+      expect(await bad.text()).toMatch(/facts/);
+    });
+
     it('a node token registers, sees and lists only its own node', async () => {
       const { admin, nodeClient } = await start();
       const web3 = await nodeClient('web-3');

@@ -24,7 +24,7 @@ describe('muster simulate', () => {
   it('--list names the built-ins', async () => {
     const r = await cli('simulate', '--list');
     expect(r.code).toBe(0);
-    for (const name of ['kubeadm', 'noah-stack', 'hadoop-barrier']) expect(r.stdout).toContain(name);
+    for (const name of ['kubeadm', 'noah-stack', 'hadoop-barrier', 'rolling-release']) expect(r.stdout).toContain(name);
   });
 
   it('runs a built-in and prints a timeline and a summary; exit 0', async () => {
@@ -53,6 +53,58 @@ describe('muster simulate', () => {
     expect(r.stdout).toMatch(/0 of 3 nodes/);
     expect(r.stdout).toMatch(/violations\s+1/);
   }, 60_000);
+
+  it('rolling-release: the plan runner carries the release out on simulated agents; exit 0', async () => {
+    const r = await cli('simulate', 'rolling-release', '--nodes', '10', '--seed', '3', '--timeline');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/plan\s+release-v42 \([^)]+\): complete/);
+    expect(r.stdout).toMatch(/settled\s+10 of 10 nodes/);
+    expect(r.stdout).toMatch(/step web batch 1\/4 \(web-1\): running/);
+    expect(r.stdout).toMatch(/invariants\s+all held/);
+  }, 60_000);
+
+  it('a release whose plan cannot end before the limit exits 6 and says where it stands', async () => {
+    const file = join(dir, 'gated.yaml');
+    writeFileSync(
+      file,
+      [
+        'name: gated',
+        'nodes: 3',
+        'limit: 10m',
+        "groups: { app: 'role:node' }",
+        'desired: { app: { state: up, version: v1 } }',
+        'plan:',
+        '  name: gated',
+        '  steps:',
+        '    - { id: app, group: app, desired: { state: up, version: v2 }, run: chef-client,',
+        "        health: { key: '/never/{node}', equals: ok, timeout: 1h } }",
+        '',
+      ].join('\n'),
+    );
+    const r = await cli('simulate', file);
+    expect(r.code).toBe(ExitCode.VIOLATION);
+    expect(r.stdout).toMatch(/the plan had not ended \(running: app running\)/);
+  }, 60_000);
+
+  it('a release scenario with steps too, or a bad plan, is a usage error naming file:line', async () => {
+    const both = join(dir, 'both.yaml');
+    writeFileSync(
+      both,
+      "name: both\ngroups: { a: 'role:node' }\nplan: { name: p, steps: [{ id: a, group: a, run: x }] }\nsteps:\n  - sleep: 1s\n",
+    );
+    const r = await cli('simulate', both);
+    expect(r.code).toBe(ExitCode.USAGE);
+    expect(r.stderr).toContain(`${both}:5: a scenario has steps or a plan, not both`);
+    const cycle = join(dir, 'cycle.yaml');
+    writeFileSync(
+      cycle,
+      "name: cycle\ngroups: { a: 'role:node' }\nplan:\n  name: p\n  steps:\n    - { id: a, group: a, run: x, after: [b] }\n    - { id: b, group: a, run: x, after: [a] }\n",
+    );
+    const c = await cli('simulate', cycle);
+    expect(c.code).toBe(ExitCode.USAGE);
+    expect(c.stderr).toContain(`${cycle}:6: plan: the steps' "after" make a cycle: a → b → a`);
+  });
 
   it('a bad scenario file is a usage error naming file:line', async () => {
     const file = join(dir, 'bad.yaml');

@@ -9,25 +9,31 @@ export function registerNodes(program: Command, ctx: CliContext): void {
     .command('nodes')
     .description('list the registered nodes, or those a query matches, with their status')
     .argument('[query]', "a node query (docs/queries.md), such as 'role:web AND env:prod'")
+    .option('--no-facts', "with --json: leave every node's facts (and registeredAt) out (GET /v1/nodes?facts=false)")
     .addHelpText(
       'after',
       `
 One line per node: NAME STATUS LAST-SEEN TAGS ATTRIBUTES. A node is up while its
 agent's session lives. The query language: FIELD:VALUE terms (name, tag, status,
 an attribute, or a fact), * and ? as wildcards, AND, OR, NOT, parentheses.
+The table needs no facts and asks for none; --json has them unless --no-facts
+(muster node show NAME has one node's).
 
 Examples:
   $ muster nodes
   $ muster nodes 'role:web AND env:prod'
   $ muster nodes 'tag:canary OR name:web-*' --json
-  $ muster nodes 'NOT status:up'`,
+  $ muster nodes 'NOT status:up'
+  $ muster nodes --json --no-facts`,
     )
-    .action(async (query: string | undefined, _options: unknown, command: Command) => {
-      const nodes = await ctx.client(command).listNodes(query);
+    .action(async (query: string | undefined, options: { facts: boolean }, command: Command) => {
+      const client = ctx.client(command);
       if (ctx.json(command)) {
+        const nodes = options.facts ? await client.listNodes(query) : await client.listNodes(query, { facts: false });
         ctx.printJson({ nodes });
         return;
       }
+      const nodes = await client.listNodes(query, { facts: false });
       if (nodes.length === 0) {
         ctx.warn(
           query === undefined ? 'no nodes registered: start muster agent on them (docs/agent.md)' : 'no node matches',

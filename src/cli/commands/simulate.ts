@@ -38,12 +38,18 @@ store, virtual clock, seeded randomness), so a 30-minute scenario takes seconds.
 Nodes start in random order, may crash and return (--faults), and the run is
 checked against the invariants: one leader per election at any revision, a
 lock never held by two live sessions, a once-command run exactly once per
-success, a barrier released only with its count of arrivals. See docs/simulate.md.
+success, a barrier released only with its count of arrivals. A release
+scenario (rolling-release, or a file with plan:) runs a plan on the server's
+plan runner against simulated agents running chef-client, and checks that
+every node up at the end is in its group's desired state, that no rolling
+batch is larger than allowed, and that no step starts before the steps it
+follows. See docs/simulate.md.
 
 Examples:
   $ muster simulate --list
   $ muster simulate kubeadm --nodes 100 --faults crash=5%
   $ muster simulate noah-stack --seed 7 --faults crash=5%,delay=0-3s,partition=2% --timeline
+  $ muster simulate rolling-release --nodes 100 --seed 1 --faults crash=5%
   $ muster simulate ./my-scenario.yaml --nodes 20 --json
 
 Exit codes: 0 every invariant held and every node finished, 6 a violation (or

@@ -7,7 +7,7 @@
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
-import { NodeInfo, NodeRegistration } from '../../api/agent-protocol.js';
+import { NodeInfo, NodeListItem, NodeRegistration } from '../../api/agent-protocol.js';
 import type { Backend } from '../../core/backend.js';
 import type { Clock } from '../../core/clock.js';
 import { NodeNotFoundError, NodeRegistry } from '../../nodes/registry.js';
@@ -57,18 +57,29 @@ export const nodeRoutes: FastifyPluginAsyncTypebox<{ backend: Backend; clock: Cl
       config: { access: access.keys(() => []) },
       schema: {
         summary:
-          'The registered nodes, or those a query matches (docs/queries.md), with their status; a node token sees itself only',
+          'The registered nodes, or those a query matches (docs/queries.md), with their status; facts=false answers summaries without facts or registeredAt (a list of thousands); a node token sees itself only',
         querystring: Type.Object(
-          { query: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })) },
+          {
+            query: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+            facts: Type.Optional(Type.Boolean()),
+          },
           { additionalProperties: false },
         ),
-        response: { 200: Type.Object({ nodes: Type.Array(NodeInfo) }) },
+        response: { 200: Type.Object({ nodes: Type.Array(NodeListItem) }) },
       },
     },
-    async (request) => {
-      const nodes = await registry.list(request.query.query);
+    async (request, reply) => {
+      const nodes: NodeListItem[] =
+        request.query.facts === false
+          ? await registry.list(request.query.query, { facts: false })
+          : await registry.list(request.query.query);
       const own = ownNode(request.principal);
-      return { nodes: own === null ? nodes : nodes.filter((n) => n.name === own) };
+      // JSON.stringify, not the schema's serializer: the registry builds every field
+      // itself, and at 10,000 nodes the generated serializer took 20-50 times longer.
+      return reply
+        .type('application/json; charset=utf-8')
+        .serializer(JSON.stringify)
+        .send({ nodes: own === null ? nodes : nodes.filter((n) => n.name === own) });
     },
   );
 

@@ -1,5 +1,5 @@
 import { useMemo, useState } from 'preact/hooks';
-import type { NodeInfo } from '../../../src/api/agent-protocol.js';
+import type { NodeSummary } from '../../../src/api/agent-protocol.js';
 import type { PageProps } from '../app.js';
 import { client } from '../api.js';
 import { ago } from '../format.js';
@@ -10,12 +10,13 @@ const ROW = 34;
 
 /** #/nodes: every node, or a query's, in a virtualised table (fast at 10,000); #/nodes/<name>: one node. */
 export function Nodes({ route }: PageProps) {
-  return route[0] ? <NodeDetail name={route[0]} /> : <NodeList />;
+  // Keyed: another node is a fresh view, never the last one's facts under a new name.
+  return route[0] ? <NodeDetail key={route[0]} name={route[0]} /> : <NodeList />;
 }
 
 function NodeList() {
   const [query, setQuery] = useState('');
-  const nodes = useLoad((signal) => client.listNodes(query || undefined, { signal }), [query]);
+  const nodes = useLoad((signal) => client.listNodes(query || undefined, { signal, facts: false }), [query]);
   const refresh = useThrottled(() => nodes.refresh(), 2000);
   const { status } = useWatch('/muster/nodes/', refresh);
   const counts = useMemo(() => {
@@ -65,7 +66,7 @@ function NodeList() {
                 <span>Attributes</span>
               </>
             }
-            row={(n: NodeInfo) => (
+            row={(n: NodeSummary) => (
               <>
                 <span>
                   <a href={`#/nodes/${encodeURIComponent(n.name)}`} tabIndex={-1}>

@@ -14,7 +14,7 @@ export function Overview(_props: PageProps) {
   const health = useLoad((signal) => client.health({ signal }), []);
   const primitives = useLoad((signal) => client.listPrimitives(undefined, { signal }), []);
   const leases = useLoad((signal) => client.listLeases({ signal }), []);
-  const nodes = useLoad((signal) => client.listNodes(undefined, { signal }), []);
+  const nodes = useLoad((signal) => client.listNodes(undefined, { signal, facts: false }), []);
   const jobs = useLoad((signal) => client.listJobs({ limit: 200 }, { signal }), []);
   const plans = useLoad((signal) => client.listPlans({ limit: 100 }, { signal }), []);
   const leaders = useLoad(

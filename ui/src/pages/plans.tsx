@@ -9,7 +9,8 @@ const FINAL = new Set(['complete', 'failed', 'aborted', 'rolled_back']);
 
 /** #/plans: the plans; #/plans/<id>: one plan, its steps as a graph with their batches, live. */
 export function Plans({ route }: PageProps) {
-  return route[0] ? <PlanDetail id={route[0]} /> : <PlanList />;
+  // Keyed: another plan by its hash is a fresh view (no last plan's record or error).
+  return route[0] ? <PlanDetail key={route[0]} id={route[0]} /> : <PlanList />;
 }
 
 function PlanList() {
