@@ -29,7 +29,7 @@ const node = process.env.MUSTER_NODE;
 const dir = process.env.RECIPE_DIR;
 const log = (what, extra = {}) =>
   appendFileSync(join(dir, 'recipe.log'),
-    JSON.stringify({ t: Date.now(), node, group, job: process.env.MUSTER_JOB_ID, what, ...extra }) + '\\n');
+    JSON.stringify({ t: Date.now(), pid: process.pid, node, group, job: process.env.MUSTER_JOB_ID, what, ...extra }) + '\\n');
 const token = readFileSync(process.env.RECIPE_TOKEN_FILE, 'utf8').trim();
 const muster = (...args) =>
   execFileSync(process.execPath, [${JSON.stringify(join(ROOT, 'bin/muster.js'))}, ...args], {
@@ -60,6 +60,7 @@ console.log(node + ' is ' + effective.state + ' ' + (effective.version ?? ''));
 
 interface LogEntry {
   readonly t: number;
+  readonly pid: number;
   readonly node: string;
   readonly group: string;
   readonly job: string;
@@ -242,6 +243,18 @@ export function plansOnRealAgents(store: StoreChoice, only?: readonly number[]):
           const file = planFile('release-v1', {
             steps: [step('db', 'v1'), step('web', 'v1', { after: ['db'] })],
           });
+          const preview = await cli(['plan', 'apply', file, '--dry-run']);
+          expect(preview.stdout).toBe(
+            [
+              'plan release-v1 (on failure: stop), in this order:',
+              '1. db: group db: desired migrated v1, run converge db',
+              '   batch 1: db-1',
+              '2. web: group web after db: desired converged v1, run converge web',
+              '   batch 1: web-1 web-2 web-3',
+              '',
+            ].join('\n'),
+          );
+          expect(await admin.listPlans()).toEqual([]);
           const applied = await cli(['plan', 'apply', file, '--follow']);
           expect(applied.code, applied.stdout + applied.stderr).toBe(0);
           expect(applied.stdout).toMatch(/release-v1: complete/);
@@ -623,6 +636,48 @@ export function plansOnRealAgents(store: StoreChoice, only?: readonly number[]):
             await eventually(() => webConvergedTo('v9'), 30_000, 500);
           } finally {
             await admin.removeTrigger('converge-on-join');
+          }
+        },
+      );
+
+      test(
+        10,
+        'abort (muster plan abort): the running job is aborted, its recipe stopped, nothing more starts',
+        async () => {
+          const since = Date.now();
+          const before = marker('web-1')?.version;
+          touch('hold-web-1');
+          try {
+            const file = planFile('abort-v10', { steps: [step('web', 'v10', ONE_BY_ONE)] });
+            const applied = await cli(['plan', 'apply', file]);
+            expect(applied.code, applied.stderr).toBe(0);
+            const id = applied.stdout.trim();
+            await eventually(() => expect(entries(since, 'hold', 'web-1')).toHaveLength(1), 30_000, 100);
+            const aborted = await cli(['plan', 'abort', id]);
+            expect(aborted.code, aborted.stderr).toBe(0);
+            expect(aborted.stdout).toMatch(new RegExp(`plan ${id}: abort requested`));
+            const done = await finished(id);
+            expect(done.state).toBe('aborted');
+            expect(done.steps[0]!.batches.map((b) => b.state)).toEqual(['aborted', 'pending', 'pending']);
+            const job = await eventually(async () => {
+              const view = await admin.getJob(done.steps[0]!.batches[0]!.jobId!);
+              expect(view.state).toBe('aborted');
+              return view;
+            }, 30_000);
+            expect(job.nodeStates?.map((n) => `${n.node}:${n.state}`)).toEqual(['web-1:aborted']);
+            // The recipe was stopped while it held (the file is still there): it never went on.
+            const { pid } = entries(since, 'hold', 'web-1')[0]!;
+            await eventually(() => expect(() => process.kill(pid, 0)).toThrow(), 15_000, 100);
+            remove('hold-web-1');
+            await sleep(2000);
+            expect(entries(since, 'reported')).toEqual([]);
+            expect(entries(since, 'start').map((e) => e.node)).toEqual(['web-1']);
+            expect(marker('web-1')?.version).toBe(before);
+            const status = await cli(['plan', 'status', id]);
+            expect(status.stdout).toMatch(/abort-v10: aborted \(aborted on request\)/);
+            await expect(admin.abortPlan(id)).rejects.toMatchObject({ code: 'plan_conflict' });
+          } finally {
+            remove('hold-web-1');
           }
         },
       );
