@@ -5,9 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MusterClient } from '../../src/client/muster-client.js';
 import type { JobView } from '../../src/client/job-types.js';
 import { MusterServer } from '../../src/server/muster-server.js';
-import { assertBuilt, spawnMuster } from '../cli/cli-harness.js';
+import { assertBuilt } from '../cli/cli-harness.js';
 import type { RunningCli } from '../cli/cli-harness.js';
 import { eventually } from '../conformance/harness.js';
+import { spawnAgent } from '../support/agent-process.js';
 
 /**
  * Three real `muster agent` processes on this machine, enrolled with one
@@ -37,30 +38,14 @@ describe('muster agent: three real agents', { timeout: 90_000 }, () => {
   };
 
   const startAgent = (name: string, url = server.url) => {
-    const cli = spawnMuster(
-      [
-        'agent',
-        '--server',
-        url,
-        '--name',
-        name,
-        '--attr',
-        'role=web',
-        '--tag',
-        name === 'web-1' ? 'canary' : 'main',
-        '--allowlist',
-        join(dir, 'allowlist.json'),
-        '--enrol-token-file',
-        join(dir, 'enrol.token'),
-        '--state-dir',
-        join(dir, `state-${name}`),
-        '--ttl',
-        '3s',
-        '--grace',
-        '2s',
-      ],
-      { env: { MUSTER_TOKEN: '' } },
-    );
+    const cli = spawnAgent({
+      server: url,
+      name,
+      dir,
+      attrs: { role: 'web' },
+      tags: [name === 'web-1' ? 'canary' : 'main'],
+      grace: '2s',
+    });
     agents.set(name, cli);
     return cli;
   };

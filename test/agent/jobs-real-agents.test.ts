@@ -4,9 +4,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MusterClient } from '../../src/client/muster-client.js';
 import { MusterServer } from '../../src/server/muster-server.js';
-import { assertBuilt, spawnMuster } from '../cli/cli-harness.js';
+import { assertBuilt } from '../cli/cli-harness.js';
 import type { RunningCli } from '../cli/cli-harness.js';
 import { eventually } from '../conformance/harness.js';
+import { spawnAgent } from '../support/agent-process.js';
 
 /**
  * Jobs with three real `muster agent` processes: a node token sees only its own
@@ -40,28 +41,7 @@ describe('push jobs with three real agents', () => {
     const { token } = await admin.createToken({ role: 'enrol', uses: 3 });
     writeFileSync(join(dir, 'enrol.token'), token);
     for (const name of ['lb-1', 'lb-2', 'db-1']) {
-      agents.push(
-        spawnMuster(
-          [
-            'agent',
-            '--server',
-            server.url,
-            '--name',
-            name,
-            '--attr',
-            `role=${name.slice(0, 2)}`,
-            '--allowlist',
-            join(dir, 'allowlist.json'),
-            '--enrol-token-file',
-            join(dir, 'enrol.token'),
-            '--state-dir',
-            join(dir, `state-${name}`),
-            '--ttl',
-            '3s',
-          ],
-          { env: { MUSTER_TOKEN: '' } },
-        ),
-      );
+      agents.push(spawnAgent({ server: server.url, name, dir, attrs: { role: name.slice(0, 2) } }));
     }
     await eventually(async () => {
       const nodes = await admin.listNodes();

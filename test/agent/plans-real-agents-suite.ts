@@ -7,6 +7,7 @@ import type { PlanRecord } from '../../src/plans/plan-model.js';
 import { ROOT, TEST_ADMIN_TOKEN, assertBuilt, muster, spawnMuster, startServerProcess } from '../cli/cli-harness.js';
 import type { RunningCli, ServerProcess } from '../cli/cli-harness.js';
 import { eventually, uniquePrefix } from '../conformance/harness.js';
+import { spawnAgent } from '../support/agent-process.js';
 
 /**
  * Plans on real machinery: a `muster server` process (SQLite, or etcd) and four
@@ -67,6 +68,18 @@ interface LogEntry {
   readonly version?: string | null;
 }
 
+/** A step that moves a group to `version` (web: converged, db: migrated), its nodes poked with the recipe. */
+const step = (group: 'web' | 'db', version: string, more: Record<string, unknown> = {}) => ({
+  id: group,
+  group,
+  desired: { state: group === 'web' ? 'converged' : 'migrated', version },
+  run: 'converge',
+  args: [group],
+  ...more,
+});
+/** A canary, then one node at a time. */
+const ONE_BY_ONE = { rolling: { canary: 1, batch: 1 } };
+
 const NODES = ['db-1', 'web-1', 'web-2', 'web-3'] as const;
 const FINAL = ['complete', 'failed', 'aborted', 'rolled_back'];
 
@@ -106,37 +119,20 @@ export function plansOnRealAgents(store: StoreChoice, only?: readonly number[]):
       };
 
       const startAgent = (name: string) => {
-        const cli = spawnMuster(
-          [
-            'agent',
-            '--server',
-            url,
-            '--name',
-            name,
-            '--attr',
-            `role=${name.replace(/-\d+$/, '')}`,
-            '--allowlist',
-            join(dir, 'allowlist.json'),
-            '--enrol-token-file',
-            join(dir, 'enrol.token'),
-            '--state-dir',
-            join(dir, `state-${name}`),
-            '--ttl',
-            '3s',
-            '--grace',
-            '2s',
-          ],
-          {
-            env: {
-              // The agent's own environment reaches its commands: the recipe finds the
-              // server, this node's token (the agent's, in its state folder) and the test's folder.
-              MUSTER_TOKEN: '',
-              MUSTER_ENDPOINT: url,
-              RECIPE_DIR: dir,
-              RECIPE_TOKEN_FILE: join(dir, `state-${name}`, 'node.token'),
-            },
+        const cli = spawnAgent({
+          server: url,
+          name,
+          dir,
+          attrs: { role: name.replace(/-\d+$/, '') },
+          grace: '2s',
+          env: {
+            // The agent's own environment reaches its commands: the recipe finds the
+            // server, this node's token (the agent's, in its state folder) and the test's folder.
+            MUSTER_ENDPOINT: url,
+            RECIPE_DIR: dir,
+            RECIPE_TOKEN_FILE: join(dir, `state-${name}`, 'node.token'),
           },
-        );
+        });
         agents.set(name, cli);
         return cli;
       };
@@ -165,6 +161,9 @@ export function plansOnRealAgents(store: StoreChoice, only?: readonly number[]):
         writeFileSync(file, JSON.stringify({ name, ...plan }, null, 2));
         return file;
       };
+
+      /** Apply a plan through the client. */
+      const apply = (name: string, plan: object) => admin.applyPlan(JSON.stringify({ name, ...plan }), `${name}.json`);
 
       const untilPlan = (id: string, check: (plan: PlanRecord) => void, timeoutMs = 60_000) =>
         eventually(
@@ -241,17 +240,7 @@ export function plansOnRealAgents(store: StoreChoice, only?: readonly number[]):
         async () => {
           const since = Date.now();
           const file = planFile('release-v1', {
-            steps: [
-              { id: 'db', group: 'db', desired: { state: 'migrated', version: 'v1' }, run: 'converge', args: ['db'] },
-              {
-                id: 'web',
-                after: ['db'],
-                group: 'web',
-                desired: { state: 'converged', version: 'v1' },
-                run: 'converge',
-                args: ['web'],
-              },
-            ],
+            steps: [step('db', 'v1'), step('web', 'v1', { after: ['db'] })],
           });
           const applied = await cli(['plan', 'apply', file, '--follow']);
           expect(applied.code, applied.stdout + applied.stderr).toBe(0);
@@ -279,22 +268,9 @@ export function plansOnRealAgents(store: StoreChoice, only?: readonly number[]):
       test(2, 'canary then batches: the canary is released and converges before the others start', async () => {
         const since = Date.now();
         touch('hold-web-1');
-        const plan = await admin.applyPlan(
-          JSON.stringify({
-            name: 'canary-v2',
-            steps: [
-              {
-                id: 'web',
-                group: 'web',
-                desired: { state: 'converged', version: 'v2' },
-                run: 'converge',
-                args: ['web'],
-                rolling: { canary: 1, batch: 2 },
-              },
-            ],
-          }),
-          'canary-v2.json',
-        );
+        const plan = await apply('canary-v2', {
+          steps: [step('web', 'v2', { rolling: { canary: 1, batch: 2 } })],
+        });
         await eventually(() => expect(entries(since, 'hold', 'web-1')).toHaveLength(1), 30_000, 100);
         // The canary's recipe runs; the others are neither poked nor released yet.
         const during = await admin.getPlan(plan.id);
@@ -327,15 +303,10 @@ export function plansOnRealAgents(store: StoreChoice, only?: readonly number[]):
         const since = Date.now();
         const file = planFile('health-v3', {
           steps: [
-            {
-              id: 'web',
-              group: 'web',
-              desired: { state: 'converged', version: 'v3' },
-              run: 'converge',
-              args: ['web'],
+            step('web', 'v3', {
               rolling: { canary: 1, batch: 2 },
               health: { key: '/health/{node}', equals: 'ok', timeout: '2m' },
-            },
+            }),
           ],
         });
         const applied = await cli(['plan', 'apply', file]);
@@ -371,24 +342,7 @@ export function plansOnRealAgents(store: StoreChoice, only?: readonly number[]):
         try {
           const file = planFile('broken-v4', {
             on_failure: 'stop',
-            steps: [
-              {
-                id: 'web',
-                group: 'web',
-                desired: { state: 'converged', version: 'v4' },
-                run: 'converge',
-                args: ['web'],
-                rolling: { canary: 1, batch: 1 },
-              },
-              {
-                id: 'db',
-                after: ['web'],
-                group: 'db',
-                desired: { state: 'migrated', version: 'v4' },
-                run: 'converge',
-                args: ['db'],
-              },
-            ],
+            steps: [step('web', 'v4', ONE_BY_ONE), step('db', 'v4', { after: ['web'] })],
           });
           const applied = await cli(['plan', 'apply', file, '--follow']);
           expect(applied.code, applied.stdout + applied.stderr).toBe(1);
@@ -425,31 +379,17 @@ export function plansOnRealAgents(store: StoreChoice, only?: readonly number[]):
           const since = Date.now();
           touch('fail-web-3');
           try {
-            const plan = await admin.applyPlan(
-              JSON.stringify({
-                name: 'rollback-v5',
-                on_failure: 'rollback',
-                steps: [
-                  {
-                    id: 'db',
-                    group: 'db',
-                    desired: { state: 'migrated', version: 'v5' },
-                    run: 'converge',
-                    args: ['db'],
-                  },
-                  {
-                    id: 'web',
-                    after: ['db'],
-                    group: 'web',
-                    desired: { state: 'converged', version: 'v5', params: { image: 'web:v5' } },
-                    run: 'converge',
-                    args: ['web'],
-                    rolling: { canary: 1, batch: 1 },
-                  },
-                ],
-              }),
-              'rollback-v5.json',
-            );
+            const plan = await apply('rollback-v5', {
+              on_failure: 'rollback',
+              steps: [
+                step('db', 'v5'),
+                step('web', 'v5', {
+                  after: ['db'],
+                  desired: { state: 'converged', version: 'v5', params: { image: 'web:v5' } },
+                  ...ONE_BY_ONE,
+                }),
+              ],
+            });
             const done = await finished(plan.id);
             expect(done.state).toBe('rolled_back');
             expect(done.reason).toMatch(/step web failed: batch 3 of 3: job \S+ failed/);
@@ -478,16 +418,7 @@ export function plansOnRealAgents(store: StoreChoice, only?: readonly number[]):
         const since = Date.now();
         touch('hold-web-1');
         const file = planFile('pause-v6', {
-          steps: [
-            {
-              id: 'web',
-              group: 'web',
-              desired: { state: 'converged', version: 'v6' },
-              run: 'converge',
-              args: ['web'],
-              rolling: { canary: 1, batch: 1 },
-            },
-          ],
+          steps: [step('web', 'v6', ONE_BY_ONE)],
         });
         const applied = await cli(['plan', 'apply', file]);
         expect(applied.code, applied.stderr).toBe(0);
@@ -521,16 +452,7 @@ export function plansOnRealAgents(store: StoreChoice, only?: readonly number[]):
           const since = Date.now();
           touch('hold-web-2');
           const file = planFile('restart-v7', {
-            steps: [
-              {
-                id: 'web',
-                group: 'web',
-                desired: { state: 'converged', version: 'v7' },
-                run: 'converge',
-                args: ['web'],
-                rolling: { canary: 1, batch: 1 },
-              },
-            ],
+            steps: [step('web', 'v7', ONE_BY_ONE)],
           });
           const follow = spawnMuster(['plan', 'apply', file, '--follow'], { env: { MUSTER_ENDPOINT: url } });
           // A plain job followed by `muster run` lives through the restart as well.
@@ -593,22 +515,9 @@ export function plansOnRealAgents(store: StoreChoice, only?: readonly number[]):
           expect((await web3.exited).code).toBe(0);
           await eventually(async () => expect((await admin.getNode('web-3')).status).toBe('down'), 15_000, 200);
           touch('hold-web-2');
-          const plan = await admin.applyPlan(
-            JSON.stringify({
-              name: 'down-v8',
-              steps: [
-                {
-                  id: 'web',
-                  group: 'web',
-                  desired: { state: 'converged', version: 'v8' },
-                  run: 'converge',
-                  args: ['web'],
-                  rolling: { canary: 1, batch: 1 },
-                },
-              ],
-            }),
-            'down-v8.json',
-          );
+          const plan = await apply('down-v8', {
+            steps: [step('web', 'v8', ONE_BY_ONE)],
+          });
           // What brings a returning node along is the node's own side: the recipe runs when
           // the node (re)registers, as at a machine's boot, and when the desired state changes
           // (a recipe that watches it); here both are triggers.
@@ -623,12 +532,23 @@ export function plansOnRealAgents(store: StoreChoice, only?: readonly number[]):
               ['converge-on-join', '/muster/nodes/'],
               ['converge-on-change', '/muster/desired/web'],
             ] as const) {
-              await admin.addTrigger({
+              // As docs/plans.md shows them.
+              const added = await cli([
+                'trigger',
+                'add',
                 name,
+                '--on',
                 on,
-                debounce: '1s',
-                job: { query: 'role:web', command: 'converge', args: ['web'], quorum: 1 },
-              });
+                '--run',
+                'role:web',
+                '--quorum',
+                '1',
+                'converge',
+                'web',
+                '--debounce',
+                '1s',
+              ]);
+              expect(added.code, added.stderr).toBe(0);
             }
             startAgent('web-3');
             // Back while the rollout has not released it: its recipe keeps it on the previous state.
@@ -663,22 +583,9 @@ export function plansOnRealAgents(store: StoreChoice, only?: readonly number[]):
           const since = Date.now();
           const before = 'v9-base';
           touch('hold-web-1');
-          const plan = await admin.applyPlan(
-            JSON.stringify({
-              name: 'gone-v9',
-              steps: [
-                {
-                  id: 'web',
-                  group: 'web',
-                  desired: { state: 'converged', version: 'v9' },
-                  run: 'converge',
-                  args: ['web'],
-                  rolling: { canary: 1, batch: 1 },
-                },
-              ],
-            }),
-            'gone-v9.json',
-          );
+          const plan = await apply('gone-v9', {
+            steps: [step('web', 'v9', ONE_BY_ONE)],
+          });
           try {
             await eventually(() => expect(entries(since, 'hold', 'web-1')).toHaveLength(1), 30_000, 100);
             expect((await admin.getPlan(plan.id)).steps[0]!.batches.map((b) => b.nodes.join('+'))).toEqual([

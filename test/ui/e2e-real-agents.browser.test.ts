@@ -126,13 +126,22 @@ describe('the dashboard with three real agents', () => {
     await expect.poll(() => facts.textContent(), WAIT).toContain('"commands"');
     expect(await facts.textContent()).toContain('"tick"');
     await screenshot(page, 'e2e-node');
-    // The CLI agrees: the same three, without facts when asked.
-    const cli = await muster(['nodes', '--json', '--no-facts'], {
-      env: { MUSTER_ENDPOINT: server.url, MUSTER_TOKEN: adminToken },
-    });
-    expect(cli.code).toBe(0);
-    const listed = (JSON.parse(cli.stdout) as { nodes: Record<string, unknown>[] }).nodes;
-    expect(listed.map((n) => [n.name, n.status, 'facts' in n])).toEqual(NODES.map((n) => [n, 'up', false]));
+    // The CLI agrees: the same three in its table, with facts in --json, without when asked.
+    const env = { env: { MUSTER_ENDPOINT: server.url, MUSTER_TOKEN: adminToken } };
+    const table = await muster(['nodes'], env);
+    expect(table.code).toBe(0);
+    expect(table.stdout.split('\n').slice(1, 4)).toEqual(
+      NODES.map((n) => expect.stringMatching(new RegExp(`^${n}\\s+up\\s+now\\s+(canary|main)\\s+role=web\\s*$`))),
+    );
+    for (const [args, withFacts] of [
+      [['nodes', '--json'], true],
+      [['nodes', '--json', '--no-facts'], false],
+    ] as const) {
+      const cli = await muster(args, env);
+      expect(cli.code).toBe(0);
+      const listed = (JSON.parse(cli.stdout) as { nodes: Record<string, unknown>[] }).nodes;
+      expect(listed.map((n) => [n.name, n.status, 'facts' in n])).toEqual(NODES.map((n) => [n, 'up', withFacts]));
+    }
   }, 60_000);
 
   test("a job of a real command: its output arrives on the page while it runs, then it's complete", async () => {

@@ -57,7 +57,7 @@ export const nodeRoutes: FastifyPluginAsyncTypebox<{ backend: Backend; clock: Cl
       config: { access: access.keys(() => []) },
       schema: {
         summary:
-          'The registered nodes, or those a query matches (docs/queries.md), with their status; facts=false leaves their facts out (a list of thousands); a node token sees itself only',
+          'The registered nodes, or those a query matches (docs/queries.md), with their status; facts=false answers summaries without facts or registeredAt (a list of thousands); a node token sees itself only',
         querystring: Type.Object(
           {
             query: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
