@@ -36,7 +36,7 @@ export function formatSummary(result: SimulationResult): string {
           `barrier releases ${s.barrierReleases}`,
         ]),
     `requests         ${s.requests}`,
-    `longest wait     ${seconds(s.maxWaitMs)}`,
+    ...(release ? [] : [`longest wait     ${seconds(s.maxWaitMs)}`]),
   ];
   if (result.violations.length === 0) {
     lines.push('invariants       all held');

@@ -5,7 +5,7 @@ import type { ChangeResult } from '../client/index.js';
 import type { DesiredValue } from '../client/plan-types.js';
 import type { ManualClock, TimerHandle } from '../core/clock.js';
 import { sleep } from '../core/clock.js';
-import { BackendUnavailableError, KeyNotFoundError, TimeoutError } from '../core/errors.js';
+import { BackendUnavailableError, KeyNotFoundError, LeaseNotFoundError, TimeoutError } from '../core/errors.js';
 import { Session } from '../core/session.js';
 import { nodeMatcher } from '../nodes/query.js';
 import type { Faults } from './faults.js';
@@ -85,6 +85,8 @@ export class AgentNode {
   /** The groups this node is in (the scenario's group queries on its role). */
   readonly groups: readonly string[];
   private readonly journal = new Map<string, JournalEntry>();
+  /** Jobs whose run is under way in this incarnation. */
+  private readonly running = new Set<string>();
   private readonly over = new AbortController();
   private death: AbortController | null = null;
   private crashTimer: TimerHandle | null = null;
@@ -162,7 +164,7 @@ export class AgentNode {
         this.session = session;
         const signal = AbortSignal.any([death.signal, session.lost]);
         try {
-          await this.serve(client, session, signal);
+          await this.serve(client, session, signal, death.signal);
         } catch (error) {
           if (death.signal.aborted) throw death.signal.reason;
           if (!session.lost.aborted) throw error;
@@ -193,8 +195,12 @@ export class AgentNode {
     }
   }
 
-  /** Register, catch up, then follow the assignments and the desired states until the session ends. */
-  private async serve(client: MusterClient, session: Session, signal: AbortSignal): Promise<void> {
+  /**
+   * Register, catch up, then follow the assignments and the desired states until
+   * the session ends (`signal`). Runs and their job reports belong to the
+   * incarnation (`alive`): a session lost to a partition does not stop them.
+   */
+  private async serve(client: MusterClient, session: Session, signal: AbortSignal, alive: AbortSignal): Promise<void> {
     const { history, release } = this.env;
     await this.retrying(signal, () =>
       client.registerNode(
@@ -206,26 +212,25 @@ export class AgentNode {
     history.record(this.name, `registered (session ${session.leaseId}, ttl ${session.ttlSeconds}s)`);
     // Jobs that were running when the node died: the process died with it.
     for (const [job, entry] of this.journal) {
-      if (entry.ended) continue;
+      if (entry.ended || this.running.has(job)) continue;
       entry.ended = true;
       await this.report(client, job, { type: 'exit', exitCode: null, signal: 'SIGKILL' }, signal);
       history.record(this.name, `job ${job}: reported killed (it was running when the node went down)`);
     }
     // The boot run: whatever happened while the node was away, it converges to what it is to be in now.
-    await this.enqueueRun(client, session, signal, 'boot');
+    await this.enqueueRun(client, signal, 'boot');
     this.booting = false;
-    const follow = this.followAssignments(client, session, signal);
-    const watches = this.groups.map((group) => this.watchDesired(client, session, group, signal));
+    const follow = this.followAssignments(client, signal, alive);
+    const watches = this.groups.map((group) => this.watchDesired(client, group, signal));
     await Promise.all([follow, ...watches]);
   }
 
-  private async followAssignments(client: MusterClient, session: Session, signal: AbortSignal): Promise<void> {
-    for await (const event of client.assignments(this.name, { signal }))
-      this.onAssignment(client, session, event, signal);
+  private async followAssignments(client: MusterClient, signal: AbortSignal, alive: AbortSignal): Promise<void> {
+    for await (const event of client.assignments(this.name, { signal })) this.onAssignment(client, event, alive);
     signal.throwIfAborted();
   }
 
-  private onAssignment(client: MusterClient, session: Session, event: AssignmentEvent, signal: AbortSignal): void {
+  private onAssignment(client: MusterClient, event: AssignmentEvent, signal: AbortSignal): void {
     const { history, release } = this.env;
     const a = event.assignment;
     if (a.state === 'abort' || this.journal.has(a.jobId)) return;
@@ -245,22 +250,24 @@ export class AgentNode {
     }
     history.record(this.name, `job ${a.jobId}: ${a.command}`);
     this.busy++;
+    this.running.add(a.jobId);
     void (async () => {
       try {
         await this.report(client, a.jobId, { type: 'started', pid: 1000 + this.incarnation }, signal);
-        await this.enqueueRun(client, session, signal, `job ${a.jobId}`);
+        await this.enqueueRun(client, signal, `job ${a.jobId}`);
         entry.ended = true;
         await this.report(client, a.jobId, { type: 'exit', exitCode: 0, signal: null }, signal);
       } catch {
-        // The node died or lost its session: the journal says the job did not end.
+        // The node died: the journal says the job did not end (it is reported killed on return).
       } finally {
+        this.running.delete(a.jobId);
         this.busy--;
       }
     })();
   }
 
   /** Long-poll a group's desired state; a change starts a run when it concerns this node. */
-  private async watchDesired(client: MusterClient, session: Session, group: string, signal: AbortSignal) {
+  private async watchDesired(client: MusterClient, group: string, signal: AbortSignal) {
     const key = `/muster/desired/${group}`;
     let revision: number | null = null;
     for (;;) {
@@ -293,7 +300,7 @@ export class AgentNode {
       try {
         const target = await this.retrying(signal, () => this.env.recipe.target(client, group, this.name, { signal }));
         if (target !== null && this.converged.get(group) !== tag(target))
-          await this.enqueueRun(client, session, signal, `the desired state of ${group} changed`);
+          await this.enqueueRun(client, signal, `the desired state of ${group} changed`);
       } finally {
         this.busy--;
       }
@@ -301,15 +308,15 @@ export class AgentNode {
   }
 
   /** A chef-client run, after the ones before it (chef-client runs one at a time). */
-  private enqueueRun(client: MusterClient, session: Session, signal: AbortSignal, why: string): Promise<void> {
+  private enqueueRun(client: MusterClient, signal: AbortSignal, why: string): Promise<void> {
     this.busy++;
-    const run = this.runs.then(() => this.chefRun(client, session, signal, why));
+    const run = this.runs.then(() => this.chefRun(client, signal, why));
     this.runs = run.catch(() => undefined);
     return run.finally(() => this.busy--);
   }
 
   /** One chef-client run: every group the node is in converges to what the node is to be in, and is reported. */
-  private async chefRun(client: MusterClient, session: Session, signal: AbortSignal, why: string): Promise<void> {
+  private async chefRun(client: MusterClient, signal: AbortSignal, why: string): Promise<void> {
     const { history, release, clock, recipe } = this.env;
     signal.throwIfAborted();
     this.maybeFail();
@@ -337,7 +344,17 @@ export class AgentNode {
       await sleep(clock, this.pick(health.after), signal);
       const key = fill(health.key, { node: this.name, role: this.role, random: '' });
       const value = fill(health.value, { node: this.name, role: this.role, random: '' });
-      await this.retrying(signal, () => client.put(key, value, { lease: session.leaseId, signal }));
+      // Bound to the node's session of the moment (a partition may have replaced the one the run began under).
+      await this.retrying(signal, async () => {
+        const lease = this.session?.leaseId;
+        if (lease === undefined) throw new BackendUnavailableError('no session');
+        try {
+          return await client.put(key, value, { lease, signal });
+        } catch (error) {
+          if (error instanceof LeaseNotFoundError) throw new BackendUnavailableError('the session was lost');
+          throw error;
+        }
+      });
     }
   }
 

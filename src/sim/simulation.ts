@@ -165,7 +165,10 @@ export async function simulate(scenario: Scenario, options: SimulationOptions = 
     const lives = [...nodes.map((node) => node.live()), ...agents.map((agent) => agent.live())];
     const operated = operator?.run();
     const done = release
-      ? () => operator?.ended !== null && scheduler.waiting === 0 && agents.every((a) => a.state === 'down' || a.idle)
+      ? () =>
+          operator !== null &&
+          (operator.failed ||
+            (operator.ended !== null && scheduler.waiting === 0 && agents.every((a) => a.state === 'down' || a.idle)))
       : () => nodes.every((n) => n.state === 'finished');
     const outcome = await scheduler.run(done, EPOCH + scenario.limitMs);
     const end = now();
@@ -179,7 +182,10 @@ export async function simulate(scenario: Scenario, options: SimulationOptions = 
         : nodes
             .filter((n) => n.state !== 'finished')
             .map((n) => `${n.name} (${n.state === 'down' ? 'down' : n.describeStep()})`);
-      const planNote = release && operator?.ended === null ? `the plan had not ended (${operator.describe()}); ` : '';
+      const planNote =
+        release && operator?.ended === null && !operator.failed
+          ? `the plan had not ended (${operator.describe()}); `
+          : '';
       history.problem(
         outcome === 'limit' ? 'limit' : 'finished',
         `${outcome === 'limit' ? `the limit (${seconds(scenario.limitMs)}) passed` : 'nothing more could happen'} with ${planNote}${unfinished.length} of ${roles.length} nodes unfinished: ${unfinished.slice(0, 5).join(', ')}${unfinished.length > 5 ? ', ...' : ''}`,
@@ -283,6 +289,8 @@ const PLAN_POLL_MS = 5000;
 class Operator {
   /** The plan as it ended (null while it runs, or before it is applied). */
   ended: PlanRecord | null = null;
+  /** The operator gave up (a request of its failed: a problem is recorded, the run ends). */
+  failed = false;
   private plan: PlanRecord | null = null;
   private readonly over = new AbortController();
   private readonly client: MusterClient;
@@ -333,6 +341,7 @@ class Operator {
       this.ended = plan;
     } catch (error) {
       if (signal.aborted) return;
+      this.failed = true;
       history.problem('operator', `the operator failed: ${error instanceof Error ? error.message : String(error)}`);
     }
   }

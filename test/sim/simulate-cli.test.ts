@@ -87,6 +87,18 @@ describe('muster simulate', () => {
     expect(r.stdout).toMatch(/the plan had not ended \(running: app running\)/);
   }, 60_000);
 
+  it('a release whose operator the server refuses ends at once with exit 6 naming why', async () => {
+    const file = join(dir, 'refused.yaml');
+    writeFileSync(
+      file,
+      "name: refused\nnodes: 2\ngroups: { app: 'role:node' }\ndesired: { app: { state: 'not a state' } }\nplan: { name: p, steps: [{ id: a, group: app, run: chef-client }] }\n",
+    );
+    const r = await cli('simulate', file);
+    expect(r.code).toBe(ExitCode.VIOLATION);
+    expect(r.stdout).toMatch(/operator: the operator failed: .*state/);
+    expect(r.stdout).toMatch(/virtual time\s+0\.\d+s/);
+  }, 60_000);
+
   it('a release scenario with steps too, or a bad plan, is a usage error naming file:line', async () => {
     const both = join(dir, 'both.yaml');
     writeFileSync(
