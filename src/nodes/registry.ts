@@ -49,14 +49,33 @@ const FEW_CHANGED = 64;
 const collator = new Intl.Collator();
 const decoder = new TextDecoder();
 
+interface ParsedRecord {
+  readonly modRevision: number;
+  readonly record: NodeRecord;
+}
+
+const parsedByStore = new WeakMap<Backend, Map<string, ParsedRecord>>();
+
 export class NodeRegistry {
-  /** Records already parsed, by name with the revision they were read at (a list of 10,000 parses only what changed). */
-  private parsed = new Map<string, { modRevision: number; record: NodeRecord }>();
+  /**
+   * Records already parsed, by name with the revision they were read or written at
+   * (a list of 10,000 parses only what changed). One per store, shared by the
+   * server's registries (its routes, its job scheduler's directory): a hint only,
+   * used when the revision listed is the one cached.
+   */
+  private readonly parsed: Map<string, ParsedRecord>;
 
   constructor(
     private readonly backend: Backend,
     private readonly clock: Clock,
-  ) {}
+  ) {
+    let parsed = parsedByStore.get(backend);
+    if (!parsed) {
+      parsed = new Map();
+      parsedByStore.set(backend, parsed);
+    }
+    this.parsed = parsed;
+  }
 
   private iso(): string {
     return new Date(this.clock.now()).toISOString();
@@ -76,7 +95,7 @@ export class NodeRegistry {
       registeredAt: before?.registeredAt ?? now,
       lastSeen: now,
     };
-    await this.backend.txn({
+    const written = await this.backend.txn({
       compare: [],
       success: [
         { type: 'put', key: nodeKeys.record(name), value: encoder.encode(JSON.stringify(record)) },
@@ -84,6 +103,8 @@ export class NodeRegistry {
       ],
       failure: [],
     });
+    // The next list (a job's vote, say) need not read and parse it again.
+    this.parsed.set(name, { modRevision: written.revision, record });
     return this.info(record, true);
   }
 
@@ -111,7 +132,7 @@ export class NodeRegistry {
     }
     const records = new Map<string, NodeRecord>();
     const alive = new Set<string>();
-    const parsed = new Map<string, { modRevision: number; record: NodeRecord }>();
+    const parsed = new Map<string, ParsedRecord>();
     for (const listed of kvs) {
       const rest = listed.key.slice(NODES_PREFIX.length);
       const slash = rest.indexOf('/');
@@ -137,7 +158,8 @@ export class NodeRegistry {
       }
     }
     // Only what is still there is kept (a forgotten node's record goes with it).
-    this.parsed = parsed;
+    this.parsed.clear();
+    for (const [name, entry] of parsed) this.parsed.set(name, entry);
     const now = this.iso();
     const nodes: NodeSummary[] = [];
     for (const [name, record] of records) {
