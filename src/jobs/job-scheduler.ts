@@ -72,6 +72,7 @@ export class JobScheduler {
   private up: Set<string> | null = null;
   /** Set by the ticker: the next look checks whether running nodes are still up. */
   private livenessDue = false;
+  private voteDue = false;
   private upAt = 0;
   private readonly tickMs: number;
 
@@ -141,7 +142,11 @@ export class JobScheduler {
     try {
       for await (const batch of watch) {
         for (const event of batch.events) this.observe(event);
-        if (this.dirty.size > 0) kick();
+        // A new job is looked at at once (its vote starts it); other changes gather for BATCH_MS.
+        if (this.voteDue) {
+          this.voteDue = false;
+          look();
+        } else if (this.dirty.size > 0) kick();
         if (signal.aborted) break;
       }
       if (failure) throw failure;
@@ -201,6 +206,7 @@ export class JobScheduler {
         existing.modRevision = event.kv.modRevision;
       } else {
         this.jobs.set(parsed.id, { record, modRevision: event.kv.modRevision, nodes: new Map() });
+        if (record.state === 'voting') this.voteDue = true;
       }
       this.dirty.add(parsed.id);
       return;
