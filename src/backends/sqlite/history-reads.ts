@@ -6,8 +6,8 @@ import type { RangeRequest, RangeResult, WatchEvent } from '../../core/backend.j
 import { CompactedError, FutureRevisionError } from '../../core/errors.js';
 import { prefixEnd } from '../../core/key-path.js';
 import type { KeyFilter } from './sqlite-watch.js';
-import type { HistoryRow, KvRow, Statements } from './statements.js';
-import { EMPTY, rowToKv, tombstone } from './statements.js';
+import type { HistoryRow, KeyOnlyRow, KvRow, Statements } from './statements.js';
+import { EMPTY, keyOnlyRowToKv, rowToKv, tombstone } from './statements.js';
 
 /** Range as of `request.revision`, or as of `latest` (the state the caller sees). */
 export function readRange(
@@ -34,10 +34,22 @@ export function readRange(
       count,
     };
   }
+  if ((at === 0 || at === latest) && prefix && request.keysOnly) {
+    // Keys only (a liveness check lists 20,000): no values read, no row objects.
+    const keyRows = stmt.keysOnlyInRange.all(request.key, prefixEnd(request.key)) as KeyOnlyRow[];
+    const kept = keyRows.length > limit ? keyRows.slice(0, limit) : keyRows;
+    return {
+      revision: latest,
+      kvs: kept.map(keyOnlyRowToKv),
+      more: keyRows.length > kept.length,
+      count: keyRows.length,
+    };
+  }
   let rows: KvRow[];
   if (at === 0 || at === latest) {
-    const inRange = request.keysOnly ? stmt.keysOnlyInRange : stmt.keysInRange;
-    rows = (prefix ? inRange.all(request.key, prefixEnd(request.key)) : stmt.getKey.all(request.key)) as KvRow[];
+    rows = (
+      prefix ? stmt.keysInRange.all(request.key, prefixEnd(request.key)) : stmt.getKey.all(request.key)
+    ) as KvRow[];
   } else {
     const found = (
       prefix

@@ -1,6 +1,6 @@
 import type { Database as Db } from 'better-sqlite3';
 
-import type { KeyValue } from '../../core/backend.js';
+import type { KeyValue, LeaseId } from '../../core/backend.js';
 
 /** A row of `kv`: a key as it is now. */
 export interface KvRow {
@@ -45,10 +45,12 @@ export function prepareStatements(db: Db) {
     getKey: s(`SELECT ${kvColumns} FROM kv WHERE key = ?`),
     keysInRange: s(`SELECT ${kvColumns} FROM kv WHERE key >= ? AND key < ? ORDER BY key`),
     keysInRangeLimit: s(`SELECT ${kvColumns} FROM kv WHERE key >= ? AND key < ? ORDER BY key LIMIT ?`),
-    /** keysOnly: the same rows without their values (X'' keeps the row's shape). */
-    keysOnlyInRange: s(
-      `SELECT key, X'' AS value, create_revision, mod_revision, version, lease FROM kv WHERE key >= ? AND key < ? ORDER BY key`,
-    ),
+    /** keysOnly: the same rows without their values, as arrays (see keyOnlyRowToKv). */
+    keysOnlyInRange: db
+      .prepare(
+        'SELECT key, create_revision, mod_revision, version, lease FROM kv WHERE key >= ? AND key < ? ORDER BY key',
+      )
+      .raw(true) as SqlStatement,
     countInRange: s('SELECT COUNT(*) AS n FROM kv WHERE key >= ? AND key < ?'),
     keysOfLease: s('SELECT key FROM kv WHERE lease = ? ORDER BY key'),
     upsertKey: s(
@@ -115,6 +117,13 @@ export function rowToKv(row: KvRow): KeyValue {
     version: row.version,
     lease: row.lease,
   };
+}
+
+/** A row of keysOnlyInRange: [key, create_revision, mod_revision, version, lease]. */
+export type KeyOnlyRow = [string, number, number, number, LeaseId | null];
+
+export function keyOnlyRowToKv(row: KeyOnlyRow): KeyValue {
+  return { key: row[0], value: EMPTY, createRevision: row[1], modRevision: row[2], version: row[3], lease: row[4] };
 }
 
 /** The event value of a deleted key. */
