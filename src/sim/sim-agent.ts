@@ -1,19 +1,15 @@
 import type { AssignmentEvent, JobReport } from '../api/agent-protocol.js';
-import type { FetchFunction } from '../client/http-transport.js';
-import { MusterClient } from '../client/muster-client.js';
+import type { MusterClient } from '../client/muster-client.js';
 import type { ChangeResult } from '../client/index.js';
 import type { DesiredValue } from '../client/plan-types.js';
-import type { ManualClock, TimerHandle } from '../core/clock.js';
 import { sleep } from '../core/clock.js';
 import { BackendUnavailableError, KeyNotFoundError, LeaseNotFoundError, TimeoutError } from '../core/errors.js';
-import { Session } from '../core/session.js';
+import type { Session } from '../core/session.js';
 import { nodeMatcher } from '../nodes/query.js';
-import type { Faults } from './faults.js';
-import type { History } from './history.js';
-import type { DurationRange, Release, Scenario } from './scenario.js';
+import type { Release } from './scenario.js';
 import { fill } from './scenario.js';
-import type { Scheduler } from './scheduler.js';
-import { SIM_ENDPOINT, SIM_NODE_HEADER, message, networkError, seconds, untilAborted } from './sim-node.js';
+import type { PeerEnv } from './sim-peer.js';
+import { SimPeer, seconds } from './sim-peer.js';
 
 /**
  * What a simulated chef-client converges a group to on a node. The right
@@ -35,25 +31,13 @@ export const effectiveRecipe: RecipeImpl = {
 };
 
 /** What every agent of one release simulation shares. */
-export interface AgentEnv {
-  readonly scenario: Scenario;
+export interface AgentEnv extends PeerEnv {
   readonly release: Release;
-  readonly faults: Faults;
-  readonly clock: ManualClock;
-  readonly now: () => number;
-  readonly scheduler: Scheduler;
-  readonly history: History;
-  readonly send: FetchFunction;
   readonly recipe: RecipeImpl;
 }
 
-/** How long after a failure (server unreachable) an agent tries again. */
-const RETRY_MS = 1000;
 /** The longest one long poll of the desired state waits before it is asked again. */
 const WATCH_CHUNK_MS = 60_000;
-
-/** The incarnation died (a crash fault) or the simulation ended. */
-class Stopped extends Error {}
 
 /** A job the agent was given, as its journal on disk keeps it (it survives a crash). */
 interface JournalEntry {
@@ -75,9 +59,8 @@ interface JournalEntry {
  * jobs it was given) survives a crash, as the real agent's file does: a job
  * that was running when the node died is reported killed on its return.
  */
-export class AgentNode {
+export class AgentNode extends SimPeer<AgentEnv> {
   state: 'waiting' | 'up' | 'down' = 'waiting';
-  incarnation = 0;
   /** Registering and the boot run under way. */
   booting = false;
   /** Chef-client runs, jobs and reactions to a change under way. */
@@ -87,50 +70,24 @@ export class AgentNode {
   private readonly journal = new Map<string, JournalEntry>();
   /** Jobs whose run is under way in this incarnation. */
   private readonly running = new Set<string>();
-  private readonly over = new AbortController();
-  private death: AbortController | null = null;
-  private crashTimer: TimerHandle | null = null;
-  private partitionTimer: TimerHandle | null = null;
-  private partitioned = false;
-  private cut = new AbortController();
-  private session: Session | null = null;
-  private downtime = 0;
   /** Runs one at a time (chef-client takes a lock of its own). */
   private runs: Promise<void> = Promise.resolve();
   /** What the node last converged each group to (`state@version`). */
   private readonly converged = new Map<string, string>();
 
-  constructor(
-    readonly index: number,
-    readonly name: string,
-    readonly role: string,
-    private readonly random: () => number,
-    private readonly env: AgentEnv,
-  ) {
+  constructor(index: number, name: string, role: string, random: () => number, env: AgentEnv) {
+    super(index, name, role, random, env);
     const node = { name, up: true, tags: [], attrs: { role } };
     this.groups = env.release.groups.filter((g) => nodeMatcher(g.query)(node)).map((g) => g.name);
   }
 
-  /** The node's whole life; resolves when the simulation ended. Never rejects. */
-  async live(): Promise<void> {
-    const { clock, scenario } = this.env;
-    try {
-      await sleep(clock, this.pick(scenario.start), this.over.signal);
-      for (;;) {
-        await this.incarnate();
-        this.state = 'down';
-        await sleep(clock, this.downtime, this.over.signal);
-      }
-    } catch (error) {
-      if (this.over.signal.aborted) return;
-      this.env.history.problem('node', `${this.name} failed: ${message(error)}`);
-    }
+  protected markDown(): void {
+    this.state = 'down';
   }
 
-  stop(): void {
-    this.over.abort(new Stopped('the simulation ended'));
-    this.session?.stop();
-    this.clearFaultTimers();
+  /** The crash timer marks the node down at once (before its incarnation has wound down). */
+  protected override onCrash(): void {
+    this.state = 'down';
   }
 
   /** Up, registered, and nothing under way (a node waiting on its streams and long polls). */
@@ -138,24 +95,12 @@ export class AgentNode {
     return this.state === 'up' && !this.booting && this.busy === 0;
   }
 
-  /** One incarnation, until it crashes (or the simulation ends). */
-  private async incarnate(): Promise<void> {
-    const { history, clock } = this.env;
-    this.incarnation++;
+  /** One incarnation, until it crashes (or the simulation ends): never done for good (false). */
+  protected async incarnate(): Promise<boolean> {
+    const { history } = this.env;
     this.state = 'up';
     this.converged.clear();
-    const death = new AbortController();
-    this.death = death;
-    const onOver = () => death.abort(this.over.signal.reason);
-    this.over.signal.addEventListener('abort', onOver, { once: true });
-    const client = new MusterClient({
-      endpoints: SIM_ENDPOINT,
-      fetch: this.fetchFor(death.signal),
-      // Time is virtual: no request has a wall-clock timeout (blocking calls carry their own).
-      requestTimeoutMs: 0,
-      runtime: { clock, random: this.random },
-    });
-    history.record(this.name, this.incarnation === 1 ? 'up' : `up again (incarnation ${this.incarnation})`);
+    const { death, client, done } = this.beginIncarnation();
     this.maybeFail();
     try {
       for (;;) {
@@ -175,23 +120,10 @@ export class AgentNode {
     } catch (error) {
       this.session?.stop();
       this.session = null;
-      if (death.signal.aborted) return;
+      if (death.signal.aborted) return false;
       throw error;
     } finally {
-      this.over.signal.removeEventListener('abort', onOver);
-    }
-  }
-
-  private async openSession(client: MusterClient, signal: AbortSignal): Promise<Session> {
-    const { clock, scenario } = this.env;
-    for (;;) {
-      try {
-        return await Session.start(client, { ttlSeconds: scenario.ttlSeconds, clock });
-      } catch (error) {
-        if (signal.aborted) throw signal.reason;
-        if (!(error instanceof BackendUnavailableError)) throw error;
-        await sleep(clock, RETRY_MS, signal);
-      }
+      done();
     }
   }
 
@@ -378,101 +310,18 @@ export class AgentNode {
     );
   }
 
-  /** A call, tried again a second later while the server cannot be reached (a partition). */
-  private async retrying<T>(signal: AbortSignal, call: () => Promise<T>): Promise<T> {
-    for (;;) {
-      signal.throwIfAborted();
-      try {
-        return await call();
-      } catch (error) {
-        if (signal.aborted) throw signal.reason;
-        if (!(error instanceof BackendUnavailableError)) throw error;
-        await sleep(this.env.clock, RETRY_MS, signal);
-      }
-    }
-  }
-
-  /** At each incarnation and each run: maybe a crash or a partition, at a random moment within a TTL. */
-  private maybeFail(): void {
-    const { faults, clock, history, scenario } = this.env;
-    const ttlMs = scenario.ttlSeconds * 1000;
-    if (faults.crash > 0 && this.crashTimer === null && this.random() < faults.crash) {
-      this.crashTimer = clock.setTimeout(() => {
-        this.crashTimer = null;
-        history.crashes++;
-        this.downtime = this.pick(faults.downtime);
-        history.record(this.name, `crash: down for ${seconds(this.downtime)}, its lease left to expire`);
-        this.state = 'down';
-        this.death?.abort(new Stopped('crashed'));
-      }, this.random() * ttlMs);
-    }
-    if (faults.partition > 0 && this.partitionTimer === null && !this.partitioned && this.random() < faults.partition) {
-      const length = this.pick(faults.cut ?? { min: ttlMs / 2, max: 2 * ttlMs });
-      this.partitionTimer = clock.setTimeout(() => {
-        history.partitions++;
-        history.record(this.name, `partitioned from the server for ${seconds(length)}`);
-        this.partitioned = true;
-        const cut = this.cut;
-        this.cut = new AbortController();
-        cut.abort(networkError('ECONNRESET', 'connection reset'));
-        this.partitionTimer = clock.setTimeout(() => {
-          this.partitionTimer = null;
-          this.partitioned = false;
-          history.record(this.name, 'partition healed');
-        }, length);
-      }, this.random() * ttlMs);
-    }
-  }
-
-  private clearFaultTimers(): void {
-    if (this.crashTimer) this.env.clock.clearTimeout(this.crashTimer);
-    this.crashTimer = null;
-    if (this.partitionTimer && !this.partitioned) {
-      this.env.clock.clearTimeout(this.partitionTimer);
-      this.partitionTimer = null;
-    }
-  }
-
   /**
-   * This incarnation's `fetch`, as a SimNode's (the delay fault, then a turn
-   * from the scheduler; cut by a partition, dropped by a crash). The
-   * assignment stream stays open after its answer: its body ends when the
-   * node dies, the caller aborts, or a partition cuts it.
+   * The assignment stream stays open after its answer: its body ends when the
+   * node dies, the caller aborts, or a partition cuts it. Other requests get no signal.
    */
-  private fetchFor(death: AbortSignal): FetchFunction {
-    const { scheduler, faults, clock, history } = this.env;
-    return async (input, init) => {
-      const stop = new AbortController();
-      const onCaller = () => {
-        const reason: unknown = init.signal?.reason;
-        if (!(reason instanceof DOMException && reason.name === 'TimeoutError')) stop.abort(reason);
-      };
-      const onDeath = () => stop.abort(death.reason);
-      if (death.aborted) throw death.reason;
-      death.addEventListener('abort', onDeath, { once: true });
-      init.signal?.addEventListener('abort', onCaller, { once: true });
-      if (init.signal?.aborted) onCaller();
-      try {
-        if (faults.delay) await sleep(clock, this.pick(faults.delay), stop.signal);
-        await scheduler.turn(this.index, stop.signal);
-        if (this.partitioned) throw networkError('ECONNREFUSED', 'connection refused');
-        history.requests++;
-        const cut = this.cut.signal;
-        const headers = { ...(init.headers as Record<string, string> | undefined), [SIM_NODE_HEADER]: this.name };
-        const streaming = new URL(input).pathname.endsWith('/assignments');
-        // A stream outlives this call: it ends with the incarnation, a partition, or its caller.
-        const signal = streaming ? AbortSignal.any([death, cut, ...(init.signal ? [init.signal] : [])]) : null;
-        const answer = this.env.send(input, { ...init, headers, signal });
-        return await untilAborted(answer, [stop.signal, cut]);
-      } finally {
-        death.removeEventListener('abort', onDeath);
-        init.signal?.removeEventListener('abort', onCaller);
-      }
-    };
-  }
-
-  private pick(range: DurationRange): number {
-    return Math.round(range.min + this.random() * (range.max - range.min));
+  protected override requestSignal(
+    input: string,
+    init: RequestInit,
+    death: AbortSignal,
+    cut: AbortSignal,
+  ): AbortSignal | null {
+    const streaming = new URL(input).pathname.endsWith('/assignments');
+    return streaming ? AbortSignal.any([death, cut, ...(init.signal ? [init.signal] : [])]) : null;
   }
 }
 

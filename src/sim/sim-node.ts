@@ -1,20 +1,13 @@
-import type { FetchFunction } from '../client/http-transport.js';
 import type { Held, LeaseId } from '../client/index.js';
-import { MusterClient } from '../client/muster-client.js';
-import { Session } from '../core/session.js';
-import type { ManualClock, TimerHandle } from '../core/clock.js';
+import type { MusterClient } from '../client/muster-client.js';
+import type { Session } from '../core/session.js';
 import { sleep } from '../core/clock.js';
-import { BackendUnavailableError, TimeoutError } from '../core/errors.js';
-import type { Faults } from './faults.js';
-import type { History, OnceRun } from './history.js';
-import type { DurationRange, Role, Scenario, Step } from './scenario.js';
+import { TimeoutError } from '../core/errors.js';
+import type { OnceRun } from './history.js';
+import type { Role, Step } from './scenario.js';
 import { fill } from './scenario.js';
-import type { Scheduler } from './scheduler.js';
-
-/** The endpoint the simulated nodes' clients name (their requests never leave the process). */
-export const SIM_ENDPOINT = 'http://muster.sim';
-/** The header a simulated node's requests carry its name in (the simulator's own bookkeeping reads it). */
-export const SIM_NODE_HEADER = 'x-muster-sim-node';
+import type { PeerEnv } from './sim-peer.js';
+import { RETRY_MS, SimPeer, message, seconds } from './sim-peer.js';
 
 /** How a simulated node takes a lock: the server's lock, or (in tests) a deliberately broken one. */
 export interface LockImpl {
@@ -34,16 +27,7 @@ export const serverLock: LockImpl = {
 };
 
 /** What every node of one simulation shares. */
-export interface NodeEnv {
-  readonly scenario: Scenario;
-  readonly faults: Faults;
-  readonly clock: ManualClock;
-  /** Virtual ms since the start. */
-  readonly now: () => number;
-  readonly scheduler: Scheduler;
-  readonly history: History;
-  /** Hands a request to the in-process server. */
-  readonly send: FetchFunction;
+export interface NodeEnv extends PeerEnv {
   readonly lockImpl: LockImpl;
   /** How many nodes take each step (a barrier's `count: all`). */
   readonly takers: readonly number[];
@@ -55,11 +39,6 @@ export type NodeState = 'waiting' | 'up' | 'down' | 'finished';
 const BLOCKING_CHUNK_MS = 60_000;
 /** How long a candidate waits to lead before it counts itself a follower. */
 const CAMPAIGN_TIMEOUT_MS = 1000;
-/** How long after a failure (server unreachable) a node tries again. */
-const RETRY_MS = 1000;
-
-/** The incarnation died (a crash fault) or the simulation ended. */
-class Stopped extends Error {}
 
 /**
  * One simulated node: it starts after a random delay, opens a session (a lease
@@ -70,55 +49,17 @@ class Stopped extends Error {}
  * downtime and starts over), a partition cuts its requests and keepalives for
  * a while (its session may then be lost: it starts over with a new one).
  */
-export class SimNode {
+export class SimNode extends SimPeer<NodeEnv> {
   state: NodeState = 'waiting';
-  incarnation = 0;
   /** The step being run (index into the scenario's steps). */
   step = 0;
-  private readonly over = new AbortController();
-  private death: AbortController | null = null;
-  private crashTimer: TimerHandle | null = null;
-  private partitionTimer: TimerHandle | null = null;
-  private partitioned = false;
-  /** Aborted when a partition starts: the requests then in flight are cut. */
-  private cut = new AbortController();
-  private session: Session | null = null;
   private electionRole: Role | null = null;
   private election: { readonly name: string; readonly step: number } | null = null;
   /** Recorded when the put of `key` reaches the server (so it shows before the waiters it wakes). */
   private onSent: { readonly key: string; readonly note: () => void } | null = null;
-  /** How long the node stays down after its crash. */
-  private downtime = 0;
 
-  constructor(
-    readonly index: number,
-    readonly name: string,
-    readonly role: string,
-    private readonly random: () => number,
-    private readonly env: NodeEnv,
-  ) {}
-
-  /** The node's whole life; resolves when it finished its steps or the simulation ended. Never rejects. */
-  async live(): Promise<void> {
-    const { clock, scenario } = this.env;
-    try {
-      await sleep(clock, this.pick(scenario.start), this.over.signal);
-      for (;;) {
-        if (await this.incarnate()) return;
-        this.state = 'down';
-        await sleep(clock, this.downtime, this.over.signal);
-      }
-    } catch (error) {
-      if (this.over.signal.aborted) return;
-      this.env.history.problem('node', `${this.name} failed: ${message(error)}`);
-    }
-  }
-
-  /** End the node's part in the simulation: stop its timers and its session (nothing more is sent). */
-  stop(): void {
-    this.over.abort(new Stopped('the simulation ended'));
-    this.session?.stop();
-    this.clearFaultTimers();
+  protected markDown(): void {
+    this.state = 'down';
   }
 
   /** The step the node is at, for reports. */
@@ -128,23 +69,11 @@ export class SimNode {
   }
 
   /** One incarnation: true when it finished every step, false when it crashed. */
-  private async incarnate(): Promise<boolean> {
-    const { history, clock } = this.env;
-    this.incarnation++;
+  protected async incarnate(): Promise<boolean> {
+    const { history } = this.env;
     this.state = 'up';
-    const death = new AbortController();
-    this.death = death;
     this.onSent = null;
-    const onOver = () => death.abort(this.over.signal.reason);
-    this.over.signal.addEventListener('abort', onOver, { once: true });
-    const client = new MusterClient({
-      endpoints: SIM_ENDPOINT,
-      fetch: this.fetchFor(death.signal),
-      // Time is virtual: no request has a wall-clock timeout (blocking calls carry their own).
-      requestTimeoutMs: 0,
-      runtime: { clock, random: this.random },
-    });
-    history.record(this.name, this.incarnation === 1 ? 'up' : `up again (incarnation ${this.incarnation})`);
+    const { death, client, done } = this.beginIncarnation();
     try {
       for (;;) {
         const session = await this.openSession(client, death.signal);
@@ -165,20 +94,7 @@ export class SimNode {
       if (death.signal.aborted) return false;
       throw error;
     } finally {
-      this.over.signal.removeEventListener('abort', onOver);
-    }
-  }
-
-  private async openSession(client: MusterClient, signal: AbortSignal): Promise<Session> {
-    const { clock, scenario } = this.env;
-    for (;;) {
-      try {
-        return await Session.start(client, { ttlSeconds: scenario.ttlSeconds, clock });
-      } catch (error) {
-        if (signal.aborted) throw signal.reason;
-        if (!(error instanceof BackendUnavailableError)) throw error;
-        await sleep(clock, RETRY_MS, signal);
-      }
+      done();
     }
   }
 
@@ -406,105 +322,13 @@ export class SimNode {
     }
   }
 
-  /** A call, tried again a second later while the server cannot be reached (a partition). */
-  private async retrying<T>(signal: AbortSignal, call: () => Promise<T>): Promise<T> {
-    for (;;) {
-      if (signal.aborted) throw signal.reason;
-      try {
-        return await call();
-      } catch (error) {
-        if (signal.aborted) throw signal.reason;
-        if (!(error instanceof BackendUnavailableError)) throw error;
-        await sleep(this.env.clock, RETRY_MS, signal);
-      }
+  /** A put of the key the node waits to see sent is noted as it reaches the server. */
+  protected override onRequest(input: string, init: RequestInit): void {
+    const pending = this.onSent;
+    if (pending && init.method === 'PUT' && new URL(input).pathname === '/v1/kv' + pending.key) {
+      this.onSent = null;
+      pending.note();
     }
-  }
-
-  /** At each step: maybe a crash or a partition, at a random moment within a TTL. */
-  private maybeFail(): void {
-    const { faults, clock, history, scenario } = this.env;
-    const ttlMs = scenario.ttlSeconds * 1000;
-    if (faults.crash > 0 && this.crashTimer === null && this.random() < faults.crash) {
-      this.crashTimer = clock.setTimeout(() => {
-        this.crashTimer = null;
-        history.crashes++;
-        this.downtime = this.pick(faults.downtime);
-        history.record(this.name, `crash: down for ${seconds(this.downtime)}, its lease left to expire`);
-        this.death?.abort(new Stopped('crashed'));
-      }, this.random() * ttlMs);
-    }
-    if (faults.partition > 0 && this.partitionTimer === null && !this.partitioned && this.random() < faults.partition) {
-      const length = this.pick(faults.cut ?? { min: ttlMs / 2, max: 2 * ttlMs });
-      this.partitionTimer = clock.setTimeout(() => {
-        history.partitions++;
-        history.record(this.name, `partitioned from the server for ${seconds(length)}`);
-        this.partitioned = true;
-        const cut = this.cut;
-        this.cut = new AbortController();
-        cut.abort(networkError('ECONNRESET', 'connection reset'));
-        this.partitionTimer = clock.setTimeout(() => {
-          this.partitionTimer = null;
-          this.partitioned = false;
-          history.record(this.name, 'partition healed');
-        }, length);
-      }, this.random() * ttlMs);
-    }
-  }
-
-  private clearFaultTimers(): void {
-    if (this.crashTimer) this.env.clock.clearTimeout(this.crashTimer);
-    this.crashTimer = null;
-    // A partition under way runs its course (its healing timer stays); one not yet started is dropped.
-    if (this.partitionTimer && !this.partitioned) {
-      this.env.clock.clearTimeout(this.partitionTimer);
-      this.partitionTimer = null;
-    }
-  }
-
-  /**
-   * This incarnation's `fetch`: a request waits (the delay fault, then its turn
-   * from the scheduler), fails at once during a partition, and is otherwise
-   * handed to the server; the node stops waiting for the answer when it dies,
-   * when the call is aborted, or when a partition cuts it (the server still
-   * answers, to nobody). A request's own wall-clock timeout is ignored: time
-   * here is virtual.
-   */
-  private fetchFor(death: AbortSignal): FetchFunction {
-    const { scheduler, faults, clock, history } = this.env;
-    return async (input, init) => {
-      const stop = new AbortController();
-      const onCaller = () => {
-        const reason: unknown = init.signal?.reason;
-        if (!(reason instanceof DOMException && reason.name === 'TimeoutError')) stop.abort(reason);
-      };
-      const onDeath = () => stop.abort(death.reason);
-      if (death.aborted) throw death.reason;
-      death.addEventListener('abort', onDeath, { once: true });
-      init.signal?.addEventListener('abort', onCaller, { once: true });
-      if (init.signal?.aborted) onCaller();
-      try {
-        if (faults.delay) await sleep(clock, this.pick(faults.delay), stop.signal);
-        await scheduler.turn(this.index, stop.signal);
-        if (this.partitioned) throw networkError('ECONNREFUSED', 'connection refused');
-        history.requests++;
-        const pending = this.onSent;
-        if (pending && init.method === 'PUT' && new URL(input).pathname === '/v1/kv' + pending.key) {
-          this.onSent = null;
-          pending.note();
-        }
-        const cut = this.cut.signal;
-        const headers = { ...(init.headers as Record<string, string> | undefined), [SIM_NODE_HEADER]: this.name };
-        const answer = this.env.send(input, { ...init, headers, signal: null });
-        return await untilAborted(answer, [stop.signal, cut]);
-      } finally {
-        death.removeEventListener('abort', onDeath);
-        init.signal?.removeEventListener('abort', onCaller);
-      }
-    };
-  }
-
-  private pick(range: DurationRange): number {
-    return Math.round(range.min + this.random() * (range.max - range.min));
   }
 
   private fill(template: string): string {
@@ -516,41 +340,4 @@ export class SimNode {
     ).join('');
     return fill(template, { node: this.name, role: this.role, random });
   }
-}
-
-/** `promise`, or the reason of the first of `signals` to abort. */
-export function untilAborted<T>(promise: Promise<T>, signals: readonly AbortSignal[]): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const aborted = signals.find((s) => s.aborted);
-    if (aborted) return reject(aborted.reason as Error);
-    const onAbort = (event: Event) => {
-      cleanup();
-      reject((event.target as AbortSignal).reason as Error);
-    };
-    const cleanup = () => signals.forEach((s) => s.removeEventListener('abort', onAbort));
-    signals.forEach((s) => s.addEventListener('abort', onAbort, { once: true }));
-    promise.then(
-      (value) => {
-        cleanup();
-        resolve(value);
-      },
-      (error: unknown) => {
-        cleanup();
-        reject(error as Error);
-      },
-    );
-  });
-}
-
-/** An error as fetch gives for a failed connection (the client's transport reads the code). */
-export function networkError(code: string, text: string): TypeError {
-  return new TypeError('fetch failed', { cause: Object.assign(new Error(text), { code }) });
-}
-
-export function message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-export function seconds(ms: number): string {
-  return `${(ms / 1000).toFixed(3)}s`;
 }
