@@ -95,35 +95,28 @@ export class AgentNode extends SimPeer<AgentEnv> {
     return this.state === 'up' && !this.booting && this.busy === 0;
   }
 
-  /** One incarnation, until it crashes (or the simulation ends): never done for good (false). */
-  protected async incarnate(): Promise<boolean> {
-    const { history } = this.env;
+  protected prepareIncarnation(): void {
     this.state = 'up';
     this.converged.clear();
-    const { death, client, done } = this.beginIncarnation();
+  }
+
+  /** Sessions one after another until the incarnation dies (an agent is never done for good). */
+  protected async serveIncarnation(client: MusterClient, death: AbortSignal): Promise<boolean> {
+    const { history } = this.env;
     this.maybeFail();
-    try {
-      for (;;) {
-        this.booting = true;
-        const session = await this.openSession(client, death.signal);
-        this.session = session;
-        const signal = AbortSignal.any([death.signal, session.lost]);
-        try {
-          await this.serve(client, session, signal, death.signal);
-        } catch (error) {
-          if (death.signal.aborted) throw death.signal.reason;
-          if (!session.lost.aborted) throw error;
-        }
-        session.stop();
-        history.record(this.name, `session lost (${session.lostReason?.message ?? 'ended'}): registering again`);
+    for (;;) {
+      this.booting = true;
+      const session = await this.openSession(client, death);
+      this.session = session;
+      const signal = AbortSignal.any([death, session.lost]);
+      try {
+        await this.serve(client, session, signal, death);
+      } catch (error) {
+        if (death.aborted) throw death.reason;
+        if (!session.lost.aborted) throw error;
       }
-    } catch (error) {
-      this.session?.stop();
-      this.session = null;
-      if (death.signal.aborted) return false;
-      throw error;
-    } finally {
-      done();
+      session.stop();
+      history.record(this.name, `session lost (${session.lostReason?.message ?? 'ended'}): registering again`);
     }
   }
 

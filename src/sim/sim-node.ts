@@ -68,33 +68,26 @@ export class SimNode extends SimPeer<NodeEnv> {
     return step ? `${step.kind} at ${step.where}` : 'start';
   }
 
-  /** One incarnation: true when it finished every step, false when it crashed. */
-  protected async incarnate(): Promise<boolean> {
-    const { history } = this.env;
+  protected prepareIncarnation(): void {
     this.state = 'up';
     this.onSent = null;
-    const { death, client, done } = this.beginIncarnation();
-    try {
-      for (;;) {
-        const session = await this.openSession(client, death.signal);
-        this.session = session;
-        history.record(this.name, `session ${session.leaseId} (ttl ${session.ttlSeconds}s)`);
-        if (await this.runSteps(client, session, death.signal)) {
-          this.state = 'finished';
-          this.clearFaultTimers();
-          history.record(this.name, 'finished');
-          return true;
-        }
-        session.stop();
-        history.record(this.name, `session lost (${session.lostReason?.message ?? 'ended'}): starting over`);
+  }
+
+  /** The steps, session after session, until it finished every one (true). */
+  protected async serveIncarnation(client: MusterClient, death: AbortSignal): Promise<boolean> {
+    const { history } = this.env;
+    for (;;) {
+      const session = await this.openSession(client, death);
+      this.session = session;
+      history.record(this.name, `session ${session.leaseId} (ttl ${session.ttlSeconds}s)`);
+      if (await this.runSteps(client, session, death)) {
+        this.state = 'finished';
+        this.clearFaultTimers();
+        history.record(this.name, 'finished');
+        return true;
       }
-    } catch (error) {
-      this.session?.stop();
-      this.session = null;
-      if (death.signal.aborted) return false;
-      throw error;
-    } finally {
-      done();
+      session.stop();
+      history.record(this.name, `session lost (${session.lostReason?.message ?? 'ended'}): starting over`);
     }
   }
 

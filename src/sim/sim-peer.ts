@@ -71,8 +71,13 @@ export abstract class SimPeer<E extends PeerEnv> {
     protected readonly env: E,
   ) {}
 
-  /** One incarnation: true when the node is done for good, false when it crashed. */
-  protected abstract incarnate(): Promise<boolean>;
+  /** Ready the node for a new incarnation (it is up again; what belonged to the last one is forgotten). */
+  protected abstract prepareIncarnation(): void;
+  /**
+   * The incarnation's work with its client, session after session: true when
+   * the node is done for good. It ends by its death (the death signal aborts it).
+   */
+  protected abstract serveIncarnation(client: MusterClient, death: AbortSignal): Promise<boolean>;
   /** The node went down (its incarnation is about to die). */
   protected abstract markDown(): void;
 
@@ -99,8 +104,24 @@ export abstract class SimPeer<E extends PeerEnv> {
     this.clearFaultTimers();
   }
 
+  /** One incarnation: true when the node is done for good, false when it crashed. */
+  private async incarnate(): Promise<boolean> {
+    this.prepareIncarnation();
+    const { death, client, done } = this.beginIncarnation();
+    try {
+      return await this.serveIncarnation(client, death.signal);
+    } catch (error) {
+      this.session?.stop();
+      this.session = null;
+      if (death.signal.aborted) return false;
+      throw error;
+    } finally {
+      done();
+    }
+  }
+
   /** Start an incarnation: its death (also at the simulation's end) and its client; recorded as up. */
-  protected beginIncarnation(): Incarnation {
+  private beginIncarnation(): Incarnation {
     const { history, clock } = this.env;
     this.incarnation++;
     const death = new AbortController();
