@@ -15,6 +15,7 @@ import { Scheduler } from './scheduler.js';
 import type { SchedulerOutcome } from './scheduler.js';
 import type { LockImpl } from './sim-node.js';
 import { SimNode, serverLock } from './sim-node.js';
+import type { PeerEnv } from './sim-peer.js';
 import { SIM_ENDPOINT, SIM_NODE_HEADER } from './sim-peer.js';
 import type { RecipeImpl } from './sim-agent.js';
 import { AgentNode, effectiveRecipe } from './sim-agent.js';
@@ -119,17 +120,8 @@ export async function simulate(scenario: Scenario, options: SimulationOptions = 
     const takers = scenario.steps.map(
       (step) => roles.filter((r) => step.roles === null || step.roles.includes(r)).length,
     );
-    const env = {
-      scenario,
-      faults,
-      clock,
-      now,
-      scheduler,
-      history,
-      send,
-      lockImpl: options.lockImpl ?? serverLock,
-      takers,
-    };
+    const peerEnv: PeerEnv = { scenario, faults, clock, now, scheduler, history, send };
+    const env = { ...peerEnv, lockImpl: options.lockImpl ?? serverLock, takers };
     // Each node draws from its own generator, so one node's choices do not shift another's.
     const seeds = seededRandom(seed);
     const perRole = new Map<string, number>();
@@ -141,17 +133,7 @@ export async function simulate(scenario: Scenario, options: SimulationOptions = 
     const release = scenario.release;
     let operator: Operator | null = null;
     if (release) {
-      const agentEnv = {
-        scenario,
-        release,
-        faults,
-        clock,
-        now,
-        scheduler,
-        history,
-        send,
-        recipe: options.recipe ?? effectiveRecipe,
-      };
+      const agentEnv = { ...peerEnv, release, recipe: options.recipe ?? effectiveRecipe };
       for (const [index, role] of roles.entries())
         agents.push(
           new AgentNode(index, names[index] as string, role, seededRandom(Math.floor(seeds() * 2 ** 32)), agentEnv),
