@@ -3,11 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MusterClient } from '../../src/client/muster-client.js';
-import { MusterServer } from '../../src/server/muster-server.js';
+import type { MusterServer } from '../../src/server/muster-server.js';
 import { assertBuilt } from '../cli/cli-harness.js';
 import type { RunningCli } from '../cli/cli-harness.js';
 import { eventually } from '../conformance/harness.js';
-import { spawnAgent } from '../support/agent-process.js';
+import { spawnAgent, startServerForAgents } from '../support/agent-process.js';
 
 /**
  * Jobs with three real `muster agent` processes: a node token sees only its own
@@ -30,16 +30,7 @@ describe('push jobs with three real agents', () => {
         hello: { argv: ['echo', 'hello'] },
       }),
     );
-    server = await MusterServer.start({
-      store: { kind: 'sqlite', dataDir: join(dir, 'data') },
-      port: 0,
-      logger: false,
-      auth: { adminToken, adminTokenFile: null },
-      jobTickMs: 100,
-    });
-    admin = new MusterClient({ endpoints: server.url, token: adminToken });
-    const { token } = await admin.createToken({ role: 'enrol', uses: 3 });
-    writeFileSync(join(dir, 'enrol.token'), token);
+    ({ server, admin } = await startServerForAgents(dir, adminToken, 3));
     for (const name of ['lb-1', 'lb-2', 'db-1']) {
       agents.push(spawnAgent({ server: server.url, name, dir, attrs: { role: name.slice(0, 2) } }));
     }

@@ -25,6 +25,20 @@ afterEach(async () => {
   cleanup.length = 0;
 });
 
+/** A plan runner as the duty makes it, leading with a fence that always holds. */
+const leadingRunner = (backend: SqliteBackend, runtime: ReturnType<typeof virtualRuntime>, directory: FakeDirectory) =>
+  new PlanRunner(
+    {
+      backend,
+      signal: new AbortController().signal,
+      fence: { key: '/no-fence', target: 'version', op: '=', value: 0 },
+      serverId: 'test',
+      token: 1,
+      runtime,
+    },
+    { directory },
+  );
+
 const step = (timeout: string) =>
   `name: p\nsteps:\n  - id: web\n    group: web\n    run: chef-client\n    timeout: ${timeout}\n`;
 
@@ -85,17 +99,7 @@ describe('plan fixes', () => {
     const store = new PlanStore(backend, runtime);
     const source = 'name: p\nsteps:\n  - id: web\n    group: web\n    desired: { state: converged, version: v42 }\n';
     const plan = await store.create(source, 'p.yaml', 'test', fleet);
-    const runner = new PlanRunner(
-      {
-        backend,
-        signal: new AbortController().signal,
-        fence: { key: '/no-fence', target: 'version', op: '=', value: 0 },
-        serverId: 'test',
-        token: 1,
-        runtime,
-      },
-      { directory },
-    );
+    const runner = leadingRunner(backend, runtime, directory);
     // The first attempt set the desired state, then the server died before saving the plan.
     await runner.advance(structuredClone(plan));
     expect((await fleet.getDesired('web'))?.version).toBe('v42');
@@ -117,17 +121,7 @@ describe('plan fixes', () => {
     await fleet.putGroup('web', 'role:web');
     const store = new PlanStore(backend, runtime);
     const plan = await store.create(step('5m'), 'p.yaml', 'test', fleet);
-    const runner = new PlanRunner(
-      {
-        backend,
-        signal: new AbortController().signal,
-        fence: { key: '/no-fence', target: 'version', op: '=', value: 0 },
-        serverId: 'test',
-        token: 1,
-        runtime,
-      },
-      { directory },
-    );
+    const runner = leadingRunner(backend, runtime, directory);
     // The batch's job was created, then the server died before saving the plan.
     const first = await runner.advance(structuredClone(plan));
     const jobId = first.steps[0]?.batches[0]?.jobId;

@@ -4,7 +4,10 @@
  * (enrol.token); the agent's state folder is `dir/state-<name>`, so an agent
  * started again with the same name keeps its node token and journal.
  */
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { MusterClient } from '../../src/client/muster-client.js';
+import { MusterServer } from '../../src/server/muster-server.js';
 import { spawnMuster } from '../cli/cli-harness.js';
 import type { RunningCli } from '../cli/cli-harness.js';
 
@@ -44,4 +47,27 @@ export function spawnAgent(options: AgentProcessOptions): RunningCli {
     ],
     { env: { MUSTER_TOKEN: '', ...options.env } },
   );
+}
+
+/**
+ * An in-process server for real agents (SQLite in `dir/data`, tokens on with
+ * `adminToken`, a fast job tick) and an enrolment token for `uses` agents in
+ * `dir/enrol.token`, where spawnAgent reads it.
+ */
+export async function startServerForAgents(
+  dir: string,
+  adminToken: string,
+  uses: number,
+): Promise<{ server: MusterServer; admin: MusterClient }> {
+  const server = await MusterServer.start({
+    store: { kind: 'sqlite', dataDir: join(dir, 'data') },
+    port: 0,
+    logger: false,
+    auth: { adminToken, adminTokenFile: null },
+    jobTickMs: 100,
+  });
+  const admin = new MusterClient({ endpoints: server.url, token: adminToken });
+  const { token } = await admin.createToken({ role: 'enrol', uses });
+  writeFileSync(join(dir, 'enrol.token'), token);
+  return { server, admin };
 }

@@ -3,12 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
-import { MusterClient } from '../../src/client/muster-client.js';
-import { MusterServer } from '../../src/server/muster-server.js';
+import type { MusterClient } from '../../src/client/muster-client.js';
+import type { MusterServer } from '../../src/server/muster-server.js';
 import { defaultUiDir } from '../../src/server/ui/ui-assets.js';
-import { assertBuilt, muster, spawnMuster } from '../cli/cli-harness.js';
+import { assertBuilt, muster } from '../cli/cli-harness.js';
 import type { RunningCli } from '../cli/cli-harness.js';
 import { eventually } from '../conformance/harness.js';
+import { spawnAgent, startServerForAgents } from '../support/agent-process.js';
 import { launchBrowser, screenshot, strictPage } from './browser.js';
 
 /**
@@ -47,40 +48,17 @@ beforeAll(async () => {
       hello: { argv: ['sh', '-c', 'echo "hello from $MUSTER_NODE"'] },
     }),
   );
-  server = await MusterServer.start({
-    store: { kind: 'sqlite', dataDir: join(dir, 'data') },
-    port: 0,
-    logger: false,
-    auth: { adminToken, adminTokenFile: null },
-    jobTickMs: 100,
-  });
-  admin = new MusterClient({ endpoints: server.url, token: adminToken });
-  const { token } = await admin.createToken({ role: 'enrol', uses: NODES.length });
-  writeFileSync(join(dir, 'enrol.token'), token);
+  ({ server, admin } = await startServerForAgents(dir, adminToken, NODES.length));
   for (const name of NODES) {
     agents.push(
-      spawnMuster(
-        [
-          'agent',
-          '--server',
-          server.url,
-          '--name',
-          name,
-          '--attr',
-          'role=web',
-          '--tag',
-          name === 'web-1' ? 'canary' : 'main',
-          '--allowlist',
-          join(dir, 'allowlist.json'),
-          '--enrol-token-file',
-          join(dir, 'enrol.token'),
-          '--state-dir',
-          join(dir, `state-${name}`),
-          '--ttl',
-          '5s',
-        ],
-        { env: { MUSTER_TOKEN: '' } },
-      ),
+      spawnAgent({
+        server: server.url,
+        name,
+        dir,
+        attrs: { role: 'web' },
+        tags: [name === 'web-1' ? 'canary' : 'main'],
+        ttl: '5s',
+      }),
     );
   }
   await eventually(async () => {
