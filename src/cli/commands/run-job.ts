@@ -3,6 +3,7 @@ import { Option } from 'commander';
 import type { JobRequest, JobView } from '../../client/job-types.js';
 import type { CliContext } from '../context.js';
 import { ExitCode } from '../exit-codes.js';
+import { untilInterrupted } from '../interrupt.js';
 import { jobSummary, nodeOutcome, progressLine } from './job-format.js';
 
 export interface RunFlags {
@@ -97,12 +98,9 @@ Examples:
         if (barShown) stderr.write('\r\x1b[K');
         barShown = false;
       };
-      const stop = new AbortController();
-      const interrupted = () => stop.abort();
-      process.once('SIGINT', interrupted);
-      // While the server is away the stream's reconnect timers are unref'd: without
-      // this hold, Node would exit (code 13) in the middle of following.
-      const holdOpen = setInterval(() => undefined, 1 << 30);
+      // Held open until interrupted: while the server is away the stream's reconnect
+      // timers are unref'd, and Node would exit (code 13) in the middle of following.
+      const stop = untilInterrupted();
       try {
         for await (const event of client.jobEvents(started.id, { signal: stop.signal })) {
           if (event.type === 'job') {
@@ -131,8 +129,7 @@ Examples:
           bar();
         }
       } finally {
-        clearInterval(holdOpen);
-        process.off('SIGINT', interrupted);
+        stop.dispose();
         clearBar();
       }
       for (const [node, rest] of partial) if (rest && flags.follow && !json) ctx.print(`${node}: ${rest}`);
