@@ -85,6 +85,9 @@ export function recentNodes(backend: Backend): Map<string, StoredNode> {
 /** Remember a node state this process wrote (see recentNodes). */
 export function rememberNode(backend: Backend, key: string, node: StoredNode): void {
   const recent = recentNodes(backend);
+  // Writes answered out of order (txns in flight together) must not put an older state back.
+  const known = recent.get(key);
+  if (known && known.modRevision > node.modRevision) return;
   recent.delete(key);
   recent.set(key, node);
   if (recent.size > RECENT_NODES) {
@@ -231,6 +234,7 @@ export class JobStore {
       // A node's reports come one after another: the state this server wrote last
       // is most likely still the state (the txn's compare says when it is not).
       let stored = attempt === 0 ? this.recent.get(key) : undefined;
+      const cached = stored !== undefined;
       if (!stored) {
         const kv = await this.backend.get(key);
         if (!kv) {
@@ -246,6 +250,9 @@ export class JobStore {
         continue;
       }
       if (current.assignedAt === undefined) {
+        // What this process remembers may be older than the store (the assignment's
+        // txn answered after the agent, told by the watch, already reported).
+        if (attempt === 0 && cached) continue;
         throw new JobConflictError(`node ${node} was not asked to run job ${id} yet: a report is not expected`);
       }
       const { next, ops } = await this.apply(id, current, report);

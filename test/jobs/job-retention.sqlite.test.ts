@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { SqliteBackend } from '../../src/backends/sqlite/sqlite-backend.js';
 import { virtualRuntime } from '../../src/core/runtime.js';
-import { FencedOutError, JobStore } from '../../src/jobs/job-store.js';
+import { FencedOutError, JobStore, recentNodes, rememberNode } from '../../src/jobs/job-store.js';
 import { encodeJson, keys } from '../../src/jobs/job-model.js';
 import { jobRetentionDuty } from '../../src/server/duties/job-duties.js';
 
@@ -62,6 +62,34 @@ describe('job creation by a duty', () => {
       FencedOutError,
     );
     expect(await store.ids()).toEqual([job.id]);
+    await backend.close();
+  });
+});
+
+describe('job reports and what the server remembers', () => {
+  it('a report is judged by the store, not by an older state this process remembers', async () => {
+    const runtime = virtualRuntime();
+    const backend = SqliteBackend.open({ dataDir: ':memory:', clock: runtime.clock });
+    const store = new JobStore(backend, runtime);
+    const job = await store.create({ query: 'role:web', command: 'echo' }, 'test');
+    const key = keys.node(job.id, 'web-1');
+    const waiting = { node: 'web-1', state: 'pending', seq: -1, outputBytes: 0, truncated: false };
+    const before = await backend.put(key, encodeJson(waiting));
+    // The scheduler remembers the node as it voted it in...
+    rememberNode(backend, key, { record: waiting as never, modRevision: before.revision });
+    // ...and its assignment's txn lands, but its answer comes after the agent's report
+    // (txns in flight together, the agent told by the watch).
+    const assigned = { ...waiting, assignedAt: new Date(runtime.clock.now()).toISOString() };
+    const after = await backend.put(key, encodeJson(assigned));
+    const result = await store.report(job.id, 'web-1', { seq: 0, type: 'started', pid: 42 });
+    expect(result).toEqual({ accepted: true, state: 'running' });
+    const stored = JSON.parse(new TextDecoder().decode((await backend.get(key))!.value));
+    expect(stored.startedAt).toBeDefined();
+    // The late answer must not put the older state back.
+    rememberNode(backend, key, { record: assigned as never, modRevision: after.revision });
+    expect(recentNodes(backend).get(key)?.record.state).toBe('running');
+    const exit = await store.report(job.id, 'web-1', { seq: 1, type: 'exit', exitCode: 0, signal: null });
+    expect(exit).toEqual({ accepted: true, state: 'succeeded' });
     await backend.close();
   });
 });
