@@ -100,46 +100,38 @@ export const NodeRegistration = Type.Object(
 );
 export type NodeRegistration = Static<typeof NodeRegistration>;
 
+/** What every view of a node shows: who it is, whether it is up, how it was labelled. */
+const nodeBasics = {
+  name: Type.String(),
+  status: Type.Enum(['up', 'down']),
+  tags: Type.Array(Type.String()),
+  attrs: Type.Record(Type.String(), Type.String()),
+  /** ISO time the node was last known up (its last registration, or now while up). */
+  lastSeen: Type.String(),
+};
+
 /** A node as `GET /v1/nodes` and `GET /v1/nodes/<node>` show it. */
 export const NodeInfo = Type.Object(
   {
-    name: Type.String(),
-    status: Type.Enum(['up', 'down']),
-    tags: Type.Array(Type.String()),
-    attrs: Type.Record(Type.String(), Type.String()),
+    ...nodeBasics,
     facts: Type.Record(Type.String(), Type.Unknown()),
     /** ISO time of the first registration under this name. */
     registeredAt: Type.String(),
-    /** ISO time the node was last known up (its last registration, or now while up). */
-    lastSeen: Type.String(),
   },
   { additionalProperties: false },
 );
 export type NodeInfo = Static<typeof NodeInfo>;
 
 /** A node in `GET /v1/nodes?facts=false`: what a table of nodes shows (no facts, no registeredAt). */
-export const NodeSummary = Type.Object(
-  {
-    name: Type.String(),
-    status: Type.Enum(['up', 'down']),
-    tags: Type.Array(Type.String()),
-    attrs: Type.Record(Type.String(), Type.String()),
-    lastSeen: Type.String(),
-  },
-  { additionalProperties: false },
-);
+export const NodeSummary = Type.Object(nodeBasics, { additionalProperties: false });
 export type NodeSummary = Static<typeof NodeSummary>;
 
 /** A node in `GET /v1/nodes`: a NodeInfo, or with `facts=false` a NodeSummary. */
 export const NodeListItem = Type.Object(
   {
-    name: Type.String(),
-    status: Type.Enum(['up', 'down']),
-    tags: Type.Array(Type.String()),
-    attrs: Type.Record(Type.String(), Type.String()),
-    facts: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
-    registeredAt: Type.Optional(Type.String()),
-    lastSeen: Type.String(),
+    ...nodeBasics,
+    facts: Type.Optional(NodeInfo.properties.facts),
+    registeredAt: Type.Optional(NodeInfo.properties.registeredAt),
   },
   { additionalProperties: false },
 );

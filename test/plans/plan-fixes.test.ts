@@ -18,6 +18,7 @@ import { PlanStore } from '../../src/plans/plan-store.js';
 import { MusterServer } from '../../src/server/muster-server.js';
 import { eventually } from '../conformance/harness.js';
 import { FakeDirectory } from '../jobs/fake-directory.js';
+import { leadingContext } from '../support/duty-context.js';
 
 const cleanup: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -25,19 +26,19 @@ afterEach(async () => {
   cleanup.length = 0;
 });
 
-/** A plan runner as the duty makes it, leading with a fence that always holds. */
-const leadingRunner = (backend: SqliteBackend, runtime: ReturnType<typeof virtualRuntime>, directory: FakeDirectory) =>
-  new PlanRunner(
-    {
-      backend,
-      signal: new AbortController().signal,
-      fence: { key: '/no-fence', target: 'version', op: '=', value: 0 },
-      serverId: 'test',
-      token: 1,
-      runtime,
-    },
-    { directory },
-  );
+/** A store with one node, web-1, in the group web; a plan store and a leading plan runner on it. */
+async function planFixture() {
+  const backend = SqliteBackend.open({ dataDir: ':memory:' });
+  cleanup.push(() => backend.close());
+  const runtime = virtualRuntime(7);
+  const directory = new FakeDirectory();
+  directory.add('web-1', { attrs: { role: 'web' } });
+  const fleet = new FleetState(backend, runtime.clock, directory);
+  await fleet.putGroup('web', 'role:web');
+  const store = new PlanStore(backend, runtime);
+  const runner = new PlanRunner(leadingContext(backend, runtime), { directory });
+  return { backend, fleet, store, runner };
+}
 
 const step = (timeout: string) =>
   `name: p\nsteps:\n  - id: web\n    group: web\n    run: chef-client\n    timeout: ${timeout}\n`;
@@ -88,18 +89,10 @@ describe('plan fixes', () => {
   });
 
   it('a step re-run after its desired state was set (record not saved) keeps the real previous state', async () => {
-    const backend = SqliteBackend.open({ dataDir: ':memory:' });
-    cleanup.push(() => backend.close());
-    const runtime = virtualRuntime(7);
-    const directory = new FakeDirectory();
-    directory.add('web-1', { attrs: { role: 'web' } });
-    const fleet = new FleetState(backend, runtime.clock, directory);
-    await fleet.putGroup('web', 'role:web');
+    const { fleet, store, runner } = await planFixture();
     await fleet.setDesired('web', { state: 'converged', version: 'v41', params: {} }, 'operator');
-    const store = new PlanStore(backend, runtime);
     const source = 'name: p\nsteps:\n  - id: web\n    group: web\n    desired: { state: converged, version: v42 }\n';
     const plan = await store.create(source, 'p.yaml', 'test', fleet);
-    const runner = leadingRunner(backend, runtime, directory);
     // The first attempt set the desired state, then the server died before saving the plan.
     await runner.advance(structuredClone(plan));
     expect((await fleet.getDesired('web'))?.version).toBe('v42');
@@ -112,16 +105,8 @@ describe('plan fixes', () => {
   });
 
   it('a batch started again after a restart lost the plan record gets its first job back, not a second', async () => {
-    const backend = SqliteBackend.open({ dataDir: ':memory:' });
-    cleanup.push(() => backend.close());
-    const runtime = virtualRuntime(7);
-    const directory = new FakeDirectory();
-    directory.add('web-1', { attrs: { role: 'web' } });
-    const fleet = new FleetState(backend, runtime.clock, directory);
-    await fleet.putGroup('web', 'role:web');
-    const store = new PlanStore(backend, runtime);
+    const { backend, fleet, store, runner } = await planFixture();
     const plan = await store.create(step('5m'), 'p.yaml', 'test', fleet);
-    const runner = leadingRunner(backend, runtime, directory);
     // The batch's job was created, then the server died before saving the plan.
     const first = await runner.advance(structuredClone(plan));
     const jobId = first.steps[0]?.batches[0]?.jobId;

@@ -2,14 +2,21 @@ import { describe, expect, it } from 'vitest';
 import { SqliteBackend } from '../../src/backends/sqlite/sqlite-backend.js';
 import { virtualRuntime } from '../../src/core/runtime.js';
 import { FencedOutError, JobStore, recentNodes, rememberNode } from '../../src/jobs/job-store.js';
-import { encodeJson, keys } from '../../src/jobs/job-model.js';
+import { decodeJson, encodeJson, keys } from '../../src/jobs/job-model.js';
+import type { NodeJobRecord } from '../../src/jobs/job-model.js';
 import { jobRetentionDuty } from '../../src/server/duties/job-duties.js';
+import { leadingContext } from '../support/duty-context.js';
+
+/** A job store on an in-memory SQLite store, on a virtual clock. */
+function jobStore() {
+  const runtime = virtualRuntime();
+  const backend = SqliteBackend.open({ dataDir: ':memory:', clock: runtime.clock });
+  return { runtime, backend, store: new JobStore(backend, runtime) };
+}
 
 describe('job retention', () => {
   it('deletes jobs that finished before the retention, with their nodes, output and assignments', async () => {
-    const runtime = virtualRuntime();
-    const backend = SqliteBackend.open({ dataDir: ':memory:', clock: runtime.clock });
-    const store = new JobStore(backend, runtime);
+    const { runtime, backend, store } = jobStore();
     const old = await store.create({ query: 'role:web', command: 'echo' }, 'test');
     runtime.clock.advance(3 * 86_400_000);
     const recent = await store.create({ query: 'role:web', command: 'echo' }, 'test');
@@ -25,14 +32,7 @@ describe('job retention', () => {
     await finish(old.id, 'complete', runtime.clock.now() - 3 * 86_400_000);
     await finish(recent.id, 'failed', runtime.clock.now());
     const duty = jobRetentionDuty({ retentionMs: 86_400_000 });
-    await duty.run({
-      backend,
-      signal: new AbortController().signal,
-      fence: { key: '/no/such/key', target: 'version', op: '=', value: 0 },
-      serverId: 'test',
-      token: 1,
-      runtime,
-    });
+    await duty.run(leadingContext(backend, runtime));
     expect((await store.ids()).sort()).toEqual([recent.id, running.id].sort());
     expect((await backend.range({ key: `${keys.job(old.id)}/`, prefix: true })).count).toBe(0);
     expect(await backend.get(keys.assignment('web-1', old.id))).toBeNull();
@@ -43,9 +43,7 @@ describe('job retention', () => {
 
 describe('job creation by a duty', () => {
   it('is fenced: a duty that no longer leads starts no job', async () => {
-    const runtime = virtualRuntime();
-    const backend = SqliteBackend.open({ dataDir: ':memory:', clock: runtime.clock });
-    const store = new JobStore(backend, runtime);
+    const { backend, store } = jobStore();
     const leadership = await backend.put('/muster/duties/leader', new TextEncoder().encode('me'));
     const fence = {
       key: '/muster/duties/leader',
@@ -68,25 +66,23 @@ describe('job creation by a duty', () => {
 
 describe('job reports and what the server remembers', () => {
   it('a report is judged by the store, not by an older state this process remembers', async () => {
-    const runtime = virtualRuntime();
-    const backend = SqliteBackend.open({ dataDir: ':memory:', clock: runtime.clock });
-    const store = new JobStore(backend, runtime);
+    const { runtime, backend, store } = jobStore();
     const job = await store.create({ query: 'role:web', command: 'echo' }, 'test');
     const key = keys.node(job.id, 'web-1');
-    const waiting = { node: 'web-1', state: 'pending', seq: -1, outputBytes: 0, truncated: false };
+    const waiting: NodeJobRecord = { node: 'web-1', state: 'pending', seq: -1, outputBytes: 0, truncated: false };
     const before = await backend.put(key, encodeJson(waiting));
     // The scheduler remembers the node as it voted it in...
-    rememberNode(backend, key, { record: waiting as never, modRevision: before.revision });
+    rememberNode(backend, key, { record: waiting, modRevision: before.revision });
     // ...and its assignment's txn lands, but its answer comes after the agent's report
     // (txns in flight together, the agent told by the watch).
-    const assigned = { ...waiting, assignedAt: new Date(runtime.clock.now()).toISOString() };
+    const assigned: NodeJobRecord = { ...waiting, assignedAt: new Date(runtime.clock.now()).toISOString() };
     const after = await backend.put(key, encodeJson(assigned));
     const result = await store.report(job.id, 'web-1', { seq: 0, type: 'started', pid: 42 });
     expect(result).toEqual({ accepted: true, state: 'running' });
-    const stored = JSON.parse(new TextDecoder().decode((await backend.get(key))!.value));
+    const stored = decodeJson<NodeJobRecord>((await backend.get(key))!.value);
     expect(stored.startedAt).toBeDefined();
     // The late answer must not put the older state back.
-    rememberNode(backend, key, { record: assigned as never, modRevision: after.revision });
+    rememberNode(backend, key, { record: assigned, modRevision: after.revision });
     expect(recentNodes(backend).get(key)?.record.state).toBe('running');
     const exit = await store.report(job.id, 'web-1', { seq: 1, type: 'exit', exitCode: 0, signal: null });
     expect(exit).toEqual({ accepted: true, state: 'succeeded' });
