@@ -152,6 +152,17 @@ export function plansOnRealAgents(store: StoreChoice, only?: readonly number[]):
       const entries = (since: number, what: LogEntry['what'], node?: string, group = 'web') =>
         recipeLog().filter((e) => e.t >= since && e.what === what && e.group === group && (!node || e.node === node));
 
+      /** Until the recipe on `node` is holding (a hold file keeps it running), since `since`. */
+      const untilHolding = (since: number, node: string, group = 'web', timeoutMs = 30_000) =>
+        eventually(() => expect(entries(since, 'hold', node, group)).toHaveLength(1), timeoutMs, 100);
+
+      /** `muster plan apply FILE` through the CLI (not following): the plan's id. */
+      const applyFile = async (file: string) => {
+        const applied = await cli(['plan', 'apply', file]);
+        expect(applied.code, applied.stderr).toBe(0);
+        return applied.stdout.trim();
+      };
+
       const marker = (node: string, group = 'web') => {
         const file = join(dir, `marker-${node}-${group}.json`);
         return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { state: string; version: string }) : null;
@@ -284,7 +295,7 @@ export function plansOnRealAgents(store: StoreChoice, only?: readonly number[]):
         const plan = await apply('canary-v2', {
           steps: [step('web', 'v2', { rolling: { canary: 1, batch: 2 } })],
         });
-        await eventually(() => expect(entries(since, 'hold', 'web-1')).toHaveLength(1), 30_000, 100);
+        await untilHolding(since, 'web-1');
         // The canary's recipe runs; the others are neither poked nor released yet.
         const during = await admin.getPlan(plan.id);
         expect(during.steps[0]!.batches.map((b) => `${b.nodes.join('+')}:${b.state}`)).toEqual([
@@ -322,9 +333,7 @@ export function plansOnRealAgents(store: StoreChoice, only?: readonly number[]):
             }),
           ],
         });
-        const applied = await cli(['plan', 'apply', file]);
-        expect(applied.code, applied.stderr).toBe(0);
-        const id = applied.stdout.trim();
+        const id = await applyFile(file);
         await untilPlan(id, (p) => expect(p.steps[0]!.batches[0]!.state).toBe('health'));
         expect(marker('web-1')?.version).toBe('v3');
         // Converged, but not healthy: the gate holds (several ticks of the runner).
@@ -433,10 +442,8 @@ export function plansOnRealAgents(store: StoreChoice, only?: readonly number[]):
         const file = planFile('pause-v6', {
           steps: [step('web', 'v6', ONE_BY_ONE)],
         });
-        const applied = await cli(['plan', 'apply', file]);
-        expect(applied.code, applied.stderr).toBe(0);
-        const id = applied.stdout.trim();
-        await eventually(() => expect(entries(since, 'hold', 'web-1')).toHaveLength(1), 30_000, 100);
+        const id = await applyFile(file);
+        await untilHolding(since, 'web-1');
         const paused = await cli(['plan', 'pause', id]);
         expect(paused.code, paused.stderr).toBe(0);
         expect(paused.stdout).toMatch(new RegExp(`plan ${id}: pause requested`));
@@ -472,8 +479,8 @@ export function plansOnRealAgents(store: StoreChoice, only?: readonly number[]):
           touch('hold-db-1');
           const run = spawnMuster(['run', 'role:db', 'converge', 'db'], { env: { MUSTER_ENDPOINT: url } });
           try {
-            await eventually(() => expect(entries(since, 'hold', 'web-2')).toHaveLength(1), 40_000, 100);
-            await eventually(() => expect(entries(since, 'hold', 'db-1', 'db')).toHaveLength(1), 40_000, 100);
+            await untilHolding(since, 'web-2', 'web', 40_000);
+            await untilHolding(since, 'db-1', 'db', 40_000);
             const port = new URL(url).port;
             server.cli.child.kill('SIGKILL');
             await server.cli.exited;
@@ -536,7 +543,7 @@ export function plansOnRealAgents(store: StoreChoice, only?: readonly number[]):
           // (a recipe that watches it); here both are triggers.
           const triggers = ['converge-on-join', 'converge-on-change'];
           try {
-            await eventually(() => expect(entries(since, 'hold', 'web-2')).toHaveLength(1), 30_000, 100);
+            await untilHolding(since, 'web-2');
             let running = await admin.getPlan(plan.id);
             expect(running.steps[0]!.skipped).toEqual(['web-3']);
             expect(running.steps[0]!.batches.map((b) => b.nodes.join('+'))).toEqual(['web-1', 'web-2']);
@@ -600,7 +607,7 @@ export function plansOnRealAgents(store: StoreChoice, only?: readonly number[]):
             steps: [step('web', 'v9', ONE_BY_ONE)],
           });
           try {
-            await eventually(() => expect(entries(since, 'hold', 'web-1')).toHaveLength(1), 30_000, 100);
+            await untilHolding(since, 'web-1');
             expect((await admin.getPlan(plan.id)).steps[0]!.batches.map((b) => b.nodes.join('+'))).toEqual([
               'web-1',
               'web-2',
@@ -649,10 +656,8 @@ export function plansOnRealAgents(store: StoreChoice, only?: readonly number[]):
           touch('hold-web-1');
           try {
             const file = planFile('abort-v10', { steps: [step('web', 'v10', ONE_BY_ONE)] });
-            const applied = await cli(['plan', 'apply', file]);
-            expect(applied.code, applied.stderr).toBe(0);
-            const id = applied.stdout.trim();
-            await eventually(() => expect(entries(since, 'hold', 'web-1')).toHaveLength(1), 30_000, 100);
+            const id = await applyFile(file);
+            await untilHolding(since, 'web-1');
             const aborted = await cli(['plan', 'abort', id]);
             expect(aborted.code, aborted.stderr).toBe(0);
             expect(aborted.stdout).toMatch(new RegExp(`plan ${id}: abort requested`));
