@@ -20,14 +20,14 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { cpus, hostname, networkInterfaces, platform, release } from 'node:os';
 import { join } from 'node:path';
-import type { Assignment, AssignmentEvent, JobReport } from '../api/agent-protocol.js';
+import type { Assignment, AssignmentEvent, JobReport, ReportBody } from '../api/agent-protocol.js';
+import { LOST_WITH_AGENT, reportRefusedForGood } from '../api/agent-protocol.js';
 import { MusterClient } from '../client/muster-client.js';
 import type { ClientTls } from '../client/tls-fetch.js';
 import { Session } from '../core/session.js';
 import type { Allowlist } from './allowlist.js';
 import { resolveCommand } from './allowlist.js';
 import { Execution } from './executor.js';
-import type { ReportBody } from './executor.js';
 
 export type AgentState = 'ENROLLING' | 'CONNECTING' | 'STREAMING' | 'BACKOFF' | 'STOPPING' | 'STOPPED';
 
@@ -275,9 +275,7 @@ export class Agent {
           try {
             await client.reportJob(jobId, this.options.name, report);
           } catch (error) {
-            const code = (error as { code?: string }).code;
-            // The server will never take it (the job is gone, or it already ended the node's part).
-            if (code !== 'job_not_found' && code !== 'job_conflict' && code !== 'invalid_request') {
+            if (!reportRefusedForGood(error)) {
               setTimeout(() => void this.pump(), 1000).unref();
               return;
             }
@@ -309,10 +307,10 @@ export class Agent {
     for (const [jobId, entry] of Object.entries(this.journal)) {
       if (!entry.ended) {
         // This agent died while the command ran: its process group was left behind, or died with it.
-        entry.unsent.push({ seq: entry.next, type: 'exit', exitCode: null, signal: null, reason: 'aborted' });
+        entry.unsent.push({ seq: entry.next, ...LOST_WITH_AGENT });
         entry.next++;
         entry.ended = true;
-        this.log(`job ${jobId}: was running when the agent stopped; reported as aborted`);
+        this.log(`job ${jobId}: was running when the agent stopped; reported as failed (how it ended is unknown)`);
       }
     }
   }

@@ -6,11 +6,8 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { StringDecoder } from 'node:string_decoder';
-import type { JobReport } from '../api/agent-protocol.js';
+import type { ReportBody } from '../api/agent-protocol.js';
 import type { AllowedCommand } from './allowlist.js';
-
-/** A report without its seq (the agent numbers them). */
-export type ReportBody = JobReport extends infer R ? (R extends { seq: number } ? Omit<R, 'seq'> : never) : never;
 
 /** Output is sent in chunks of at most this many bytes, at most this often. */
 const CHUNK_BYTES = 60 * 1024;

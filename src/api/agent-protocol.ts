@@ -83,6 +83,26 @@ export const JobReport = Type.Union([
 ]);
 export type JobReport = Static<typeof JobReport>;
 
+/** A report without its seq (the agent numbers them). */
+export type ReportBody = JobReport extends infer R ? (R extends { seq: number } ? Omit<R, 'seq'> : never) : never;
+
+/**
+ * What an agent reports, when it starts again, for a job whose command was
+ * running when the agent died: how the command ended is unknown, so the node
+ * counts as failed (a job never passes on a node whose command did not finish).
+ */
+export const LOST_WITH_AGENT: ReportBody = { type: 'exit', exitCode: null, signal: null };
+
+/**
+ * Whether the server refused a report for good (the job is gone, it already
+ * ended the node's part, or the report is malformed): the agent drops it
+ * rather than sending it again.
+ */
+export function reportRefusedForGood(error: unknown): boolean {
+  const code = (error as { code?: string } | null)?.code;
+  return code === 'job_not_found' || code === 'job_conflict' || code === 'invalid_request';
+}
+
 /**
  * `PUT /v1/nodes/<node>`: an agent registers its node (again after every
  * reconnect). The node is up while `lease` (granted by the same token) is

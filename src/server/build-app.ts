@@ -2,6 +2,7 @@ import { setMaxListeners } from 'node:events';
 import Fastify, { LogController } from 'fastify';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import swagger from '@fastify/swagger';
+import { AjvCompiler } from '@fastify/ajv-compiler';
 import type { Backend } from '../core/backend.js';
 import type { Runtime } from '../core/runtime.js';
 import { systemRuntime } from '../core/runtime.js';
@@ -79,6 +80,32 @@ export const DEFAULT_MAX_VALUE_BYTES = 1024 * 1024;
 /** JSON bodies (txn, primitives) may be this much larger than a value, for encoding and framing. */
 const JSON_BODY_SLACK = 512 * 1024;
 
+/** How requests are validated (see strictBodies for what is coerced). */
+const AJV_OPTIONS = {
+  removeAdditional: false,
+  // Query strings and path parameters are text: "?limit=10" is the number 10.
+  coerceTypes: 'array',
+  useDefaults: true,
+  allErrors: false,
+  allowUnionTypes: true,
+  // "1e309" is Infinity: not a revision, a limit or a TTL.
+  strictNumbers: true,
+} as const;
+
+const ajvCompilers = AjvCompiler();
+
+/**
+ * Query strings, parameters and headers are coerced to the schema's types; a
+ * JSON body is taken as sent: `"ttl": "30"` is refused, not read as 30, and
+ * `"exitCode": null` stays null (coerced, it became 0: a command killed by a
+ * signal counted as succeeded).
+ */
+const strictBodies: typeof ajvCompilers = (externalSchemas) => {
+  const coercing = ajvCompilers(externalSchemas, { customOptions: AJV_OPTIONS });
+  const strict = ajvCompilers(externalSchemas, { customOptions: { ...AJV_OPTIONS, coerceTypes: false } });
+  return (route) => (route.httpPart === 'body' ? strict(route) : coercing(route));
+};
+
 /**
  * Build the HTTP API v1 app on a backend. Not started: the caller listens (the
  * CLI's `muster server`) or injects requests (tests).
@@ -110,17 +137,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // Names may be 128 characters (the default cap of 100 answered 414 to valid names);
     // longer ones reach the route and get its 400 naming the problem.
     routerOptions: { maxParamLength: 1024 },
-    ajv: {
-      customOptions: {
-        removeAdditional: false,
-        coerceTypes: 'array',
-        useDefaults: true,
-        allErrors: false,
-        allowUnionTypes: true,
-        // "1e309" is Infinity: not a revision, a limit or a TTL.
-        strictNumbers: true,
-      },
-    },
+    schemaController: { compilersFactory: { buildValidator: strictBodies } },
     // Node answers a request without Host with an empty 400 of its own; the hook below
     // answers it with the catalogue's body instead.
     http: { requireHostHeader: false },

@@ -1,4 +1,5 @@
-import type { AssignmentEvent, JobReport } from '../api/agent-protocol.js';
+import type { AssignmentEvent, JobReport, ReportBody } from '../api/agent-protocol.js';
+import { LOST_WITH_AGENT, reportRefusedForGood } from '../api/agent-protocol.js';
 import type { MusterClient } from '../client/muster-client.js';
 import type { ChangeResult } from '../client/index.js';
 import type { DesiredValue } from '../client/plan-types.js';
@@ -57,7 +58,7 @@ interface JournalEntry {
  * a while, reports the state, and writes its health key. Crashes and
  * partitions are those of the scenario's faults; the agent's journal (which
  * jobs it was given) survives a crash, as the real agent's file does: a job
- * that was running when the node died is reported killed on its return.
+ * that was running when the node died is reported failed on its return (as `muster agent` reports it).
  */
 export class AgentNode extends SimPeer<AgentEnv> {
   state: 'waiting' | 'up' | 'down' = 'waiting';
@@ -139,8 +140,8 @@ export class AgentNode extends SimPeer<AgentEnv> {
     for (const [job, entry] of this.journal) {
       if (entry.ended || this.running.has(job)) continue;
       entry.ended = true;
-      await this.report(client, job, { type: 'exit', exitCode: null, signal: 'SIGKILL' }, signal);
-      history.record(this.name, `job ${job}: reported killed (it was running when the node went down)`);
+      await this.report(client, job, LOST_WITH_AGENT, signal);
+      history.record(this.name, `job ${job}: reported failed (it was running when the node went down)`);
     }
     // The boot run: whatever happened while the node was away, it converges to what it is to be in now.
     await this.enqueueRun(client, signal, 'boot');
@@ -183,7 +184,7 @@ export class AgentNode extends SimPeer<AgentEnv> {
         entry.ended = true;
         await this.report(client, a.jobId, { type: 'exit', exitCode: 0, signal: null }, signal);
       } catch {
-        // The node died: the journal says the job did not end (it is reported killed on return).
+        // The node died: the journal says the job did not end (it is reported failed on return).
       } finally {
         this.running.delete(a.jobId);
         this.busy--;
@@ -284,21 +285,13 @@ export class AgentNode extends SimPeer<AgentEnv> {
   }
 
   /** A job report: the next seq of the job's journal entry; retried while the server cannot be reached. */
-  private async report(
-    client: MusterClient,
-    job: string,
-    body: Omit<JobReport, 'seq'> & Record<string, unknown>,
-    signal: AbortSignal,
-  ): Promise<void> {
+  private async report(client: MusterClient, job: string, body: ReportBody, signal: AbortSignal): Promise<void> {
     const entry = this.journal.get(job);
     if (!entry) return;
-    const report = { seq: entry.next++, ...body } as JobReport;
+    const report: JobReport = { seq: entry.next++, ...body };
     await this.retrying(signal, () =>
       client.reportJob(job, this.name, report, { signal }).catch((error: unknown) => {
-        const code = (error as { code?: string }).code;
-        // The server will never take it (the job ended the node's part already).
-        if (code === 'job_not_found' || code === 'job_conflict' || code === 'invalid_request') return;
-        throw error;
+        if (!reportRefusedForGood(error)) throw error;
       }),
     );
   }

@@ -15,7 +15,8 @@ import { spawnAgent } from '../support/agent-process.js';
  * enrolment token, running real commands for jobs: output captured, a command
  * not allowlisted and arguments the pattern refuses rejected, a failing command,
  * concurrency 1 serialising, abort reaching the command's whole process group,
- * an agent killed mid-job (unreachable), a server restarted mid-job, quorum, output
+ * an agent killed mid-job (unreachable; failed when it comes back at once), a
+ * server restarted mid-job, quorum, output
  * streamed while the command still runs.
  */
 describe('muster agent: three real agents', { timeout: 90_000 }, () => {
@@ -218,6 +219,36 @@ describe('muster agent: three real agents', { timeout: 90_000 }, () => {
     // The agent comes back (its node token is in its state folder: no enrolment needed).
     startAgent('web-3');
     await eventually(async () => expect((await admin.getNode('web-3')).status).toBe('up'), 20_000);
+  });
+
+  it('an agent killed mid-job and started again at once reports the command it lost as failed: the job fails', async () => {
+    const job = await admin.startJob({ query: 'name:web-2', command: 'long', grace: '1s' });
+    await eventually(async () => expect((await admin.getJob(job.id)).counts.running).toBe(1), 15_000);
+    const killed = agents.get('web-2')!;
+    killed.child.kill('SIGKILL');
+    await killed.exited;
+    // The command was left behind; its agent's journal says it never ended.
+    for (const file of ['child-web-2', 'pid-web-2']) {
+      try {
+        process.kill(Number(readFileSync(join(dir, file), 'utf8')), 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
+    startAgent('web-2');
+    const view = await eventually(
+      async () => {
+        const current = await admin.getJob(job.id);
+        expect(current.state, JSON.stringify(current.nodeStates)).toBe('failed');
+        return current;
+      },
+      20_000,
+      200,
+    );
+    const node = view.nodeStates?.find((n) => n.node === 'web-2');
+    expect(node?.state).toBe('failed');
+    expect(node?.exitCode).toBeNull();
+    await eventually(async () => expect((await admin.getNode('web-2')).status).toBe('up'), 20_000);
   });
 
   it('a server restarted mid-job: the agents reconnect and report what finished meanwhile', async () => {

@@ -392,6 +392,29 @@ export function describeJobs(name: string, makeStore: StoreFactory): void {
       expect(job.nodeStates?.find((n) => n.node === 'db-1')?.state).toBe('aborted');
     });
 
+    it('a command ended by a signal (exit code null) fails its node; JSON types are never coerced', async () => {
+      const { client, directory, server } = await setup(0);
+      // A node with no simulated agent: the test reports for it, as its agent would.
+      directory.add('web-1', { tags: ['web'], attrs: { role: 'web' } });
+      const job = await client.startJob({ query: 'role:web', command: 'long' });
+      await eventually(async () => {
+        const view = await client.getJob(job.id);
+        expect(view.nodeStates?.[0]?.assignedAt).toBeDefined();
+      });
+      await client.reportJob(job.id, 'web-1', { seq: 0, type: 'started', pid: 7 });
+      // A string where a number belongs is refused, not read as the number.
+      const coerced = await fetch(`${server.url}/v1/jobs/${job.id}/nodes/web-1/report`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ seq: '1', type: 'exit', exitCode: '0', signal: null }),
+      });
+      expect(coerced.status).toBe(400);
+      await client.reportJob(job.id, 'web-1', { seq: 1, type: 'exit', exitCode: null, signal: 'SIGKILL' });
+      const done = await finished(client, job.id);
+      expect(done.state).toBe('failed');
+      expect(done.nodeStates?.[0]).toMatchObject({ state: 'failed', exitCode: null, signal: 'SIGKILL' });
+    });
+
     it('refuses bad input with 4xx naming the problem', async () => {
       const { server, client } = await setup(0);
       const post = (body: unknown) =>

@@ -232,12 +232,13 @@ const cases: Case[] = [
     message: /revision 99 is in the future/,
   },
   {
+    // A JSON body is taken as sent: true is not the duration "true" (nor a number).
     name: 'ttl: true',
     method: 'POST',
     url: '/v1/leases',
     body: { ttl: true },
     status: 400,
-    code: 'invalid_duration',
+    code: 'invalid_request',
     message: /ttl/,
   },
   {
