@@ -8,6 +8,7 @@ import type { JobReport } from '../api/agent-protocol.js';
 import type { Backend, Compare, KeyValue, TxnOp } from '../core/backend.js';
 import { InvalidArgumentError, MusterError } from '../core/errors.js';
 import type { ErrorCode } from '../core/error-catalogue.js';
+import { perStore } from '../core/per-store.js';
 import type { Runtime } from '../core/runtime.js';
 import type { JobRecord, JobRequest, JobView, NodeJobRecord, NodeState, OutputChunk } from './job-model.js';
 import {
@@ -65,7 +66,7 @@ export interface JobStoreOptions {
 
 /** Node states remembered from this process's own writes, per store. */
 const RECENT_NODES = 20_000;
-const recentByBackend = new WeakMap<Backend, Map<string, StoredNode>>();
+const recentByBackend = perStore(() => new Map<string, StoredNode>());
 
 /**
  * The node states this process wrote last to `backend` (the routes' reports and
@@ -74,12 +75,7 @@ const recentByBackend = new WeakMap<Backend, Map<string, StoredNode>>();
  * revision, and a miss or a stale entry reads the store.
  */
 export function recentNodes(backend: Backend): Map<string, StoredNode> {
-  let recent = recentByBackend.get(backend);
-  if (!recent) {
-    recent = new Map();
-    recentByBackend.set(backend, recent);
-  }
-  return recent;
+  return recentByBackend(backend);
 }
 
 /** Remember a node state this process wrote (see recentNodes). */
