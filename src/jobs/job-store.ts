@@ -9,6 +9,7 @@ import type { Backend, Compare, KeyValue, TxnOp } from '../core/backend.js';
 import { InvalidArgumentError, MusterError } from '../core/errors.js';
 import type { ErrorCode } from '../core/error-catalogue.js';
 import { perStore } from '../core/per-store.js';
+import { FencedOutError, holds } from '../server/duties/duty-runner.js';
 import type { Runtime } from '../core/runtime.js';
 import type { JobRecord, JobRequest, JobView, NodeJobRecord, NodeState, OutputChunk } from './job-model.js';
 import {
@@ -149,10 +150,10 @@ export class JobStore {
         failure: [],
       });
       if (result.succeeded) return record;
-      // An id taken already, or `once` created meanwhile: look again. Otherwise the duty no longer leads.
-      if (fence && !(await this.backend.get(key)) && (once === undefined || !(await this.backend.get(once)))) {
-        throw new FencedOutError(createdBy);
+      if (fence && !(await holds(this.backend, fence))) {
+        throw new FencedOutError(`${createdBy}: the job was not started`);
       }
+      // An id taken already, or `once` created meanwhile: look again.
     }
   }
 
@@ -387,9 +388,5 @@ export function decodeNode(kv: KeyValue): NodeJobRecord {
   return decodeJson<NodeJobRecord>(kv.value);
 }
 
-/** A duty lost its leadership while it was about to start a job: another server goes on. */
-export class FencedOutError extends Error {
-  constructor(readonly by: string) {
-    super(`${by}: this server no longer runs the duty; the job was not started`);
-  }
-}
+/** A duty that lost its leadership starts no job (FencedOutError, as every fenced write of a duty). */
+export { FencedOutError };

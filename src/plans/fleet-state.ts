@@ -11,6 +11,7 @@ import type { Clock } from '../core/clock.js';
 import type { NodeDirectory } from '../jobs/node-directory.js';
 import type { ActualState, Desired, DesiredValue, Group, GroupStatus, Rollout } from './plan-model.js';
 import { GROUPS_PREFIX, decodeJson, effectiveDesired, encodeJson, planKeys } from './plan-model.js';
+import { FencedOutError, holds } from '../server/duties/duty-runner.js';
 
 export class GroupNotFoundError extends MusterError {
   readonly code: ErrorCode = 'group_not_found';
@@ -106,7 +107,7 @@ export class FleetState {
         failure: [],
       });
       if (result.succeeded) return next;
-      if (fence && !(await this.holds(fence))) throw new Error('leadership lost while setting a desired state');
+      if (fence && !(await holds(this.backend, fence))) throw new FencedOutError('setting a desired state');
     }
   }
 
@@ -133,7 +134,7 @@ export class FleetState {
         failure: [],
       });
       if (result.succeeded) return;
-      if (!(await this.holds(fence))) throw new Error('leadership lost while releasing nodes');
+      if (!(await holds(this.backend, fence))) throw new FencedOutError('releasing nodes');
     }
   }
 
@@ -145,11 +146,6 @@ export class FleetState {
     }
     const op: TxnOp = { type: 'delete', key: planKeys.desired(group) };
     await this.backend.txn({ compare: [fence], success: [op], failure: [] });
-  }
-
-  private async holds(fence: Compare): Promise<boolean> {
-    const result = await this.backend.txn({ compare: [fence], success: [], failure: [] });
-    return result.succeeded;
   }
 
   /** A node reports what it is (`muster state report`). */

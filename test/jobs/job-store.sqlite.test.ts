@@ -5,6 +5,10 @@ import { FencedOutError, JobStore, recentNodes, rememberNode } from '../../src/j
 import { decodeJson, encodeJson, keys } from '../../src/jobs/job-model.js';
 import type { NodeJobRecord } from '../../src/jobs/job-model.js';
 import { jobRetentionDuty } from '../../src/server/duties/job-duties.js';
+import { holds } from '../../src/server/duties/duty-runner.js';
+import { MusterError } from '../../src/core/errors.js';
+import { FleetState } from '../../src/plans/fleet-state.js';
+import { FakeDirectory } from './fake-directory.js';
 import { leadingContext } from '../support/duty-context.js';
 
 /** A job store on an in-memory SQLite store, on a virtual clock. */
@@ -60,6 +64,42 @@ describe('job creation by a duty', () => {
       FencedOutError,
     );
     expect(await store.ids()).toEqual([job.id]);
+    await backend.close();
+  });
+
+  it('a lost leadership is told one way, by every fenced write of a duty: FencedOutError, not a MusterError', async () => {
+    const { runtime, backend, store } = jobStore();
+    const leadership = await backend.put('/muster/duties/leader', new TextEncoder().encode('me'));
+    const fence = {
+      key: '/muster/duties/leader',
+      target: 'createRevision',
+      op: '=',
+      value: leadership.revision,
+    } as const;
+    const directory = new FakeDirectory();
+    directory.add('web-1', { attrs: { role: 'web' } });
+    const fleet = new FleetState(backend, runtime.clock, directory);
+    await fleet.putGroup('web', 'role:web');
+    const value = { state: 'v1', version: null, params: {} };
+    await fleet.setDesired('web', value, 'plan:p', fence, { plan: 'p', step: 's', released: [] });
+    expect(await holds(backend, fence)).toBe(true);
+    // Another server took over.
+    await backend.delete({ key: '/muster/duties/leader' });
+    await backend.put('/muster/duties/leader', new TextEncoder().encode('other'));
+    expect(await holds(backend, fence)).toBe(false);
+    const refusals = await Promise.all([
+      store
+        .create({ query: 'role:web', command: 'echo' }, 'plan:p', fence, '/muster/plan-jobs/p/s/0')
+        .catch((e: unknown) => e),
+      fleet.setDesired('web', { ...value, state: 'v2' }, 'plan:p', fence).catch((e: unknown) => e),
+      fleet.updateRollout('web', 'p', null, fence).catch((e: unknown) => e),
+    ]);
+    for (const refusal of refusals) {
+      expect(refusal).toBeInstanceOf(FencedOutError);
+      // A plan fails a batch on any MusterError: a lost leadership must not look like one.
+      expect(refusal).not.toBeInstanceOf(MusterError);
+    }
+    expect((await fleet.getDesired('web'))?.state).toBe('v1');
     await backend.close();
   });
 });

@@ -37,6 +37,28 @@ export interface DutyContext {
   readonly runtime: Runtime;
 }
 
+/**
+ * Whether the duty whose leadership `fence` stands for still leads: the one test of
+ * it, after a fenced txn was refused (its other compares may have failed instead).
+ */
+export async function holds(backend: Backend, fence: Compare): Promise<boolean> {
+  const result = await backend.txn({ compare: [fence], success: [], failure: [] });
+  return result.succeeded;
+}
+
+/**
+ * A duty's fenced write was refused because this server no longer leads the
+ * duties: another server goes on with the work. Deliberately not a MusterError:
+ * callers that turn a store's refusal into a visible failure (a plan's batch, a
+ * trigger's run) must not do so for a lost leadership, and the duty stops.
+ */
+export class FencedOutError extends Error {
+  constructor(readonly doing: string) {
+    super(`this server no longer leads the duties (${doing})`);
+    this.name = 'FencedOutError';
+  }
+}
+
 export type DutyRunnerState = 'IDLE' | 'CAMPAIGNING' | 'LEADING' | 'STOPPING' | 'STOPPED';
 
 export interface DutyRunnerOptions {
