@@ -487,17 +487,22 @@ export class JobScheduler {
     for (let i = 0; i < nodes.length; i += nodesPerTxn) starts.push(i);
     // The txns are independent (each compares its own nodes): in flight together, the
     // store makes them durable together instead of one disk flush each.
-    const results = await inFlightTogether(starts, async (i) => {
-      const slice = nodes.slice(i, i + nodesPerTxn);
-      const result = await this.backend.txn({
-        compare: [this.context.fence, ...compares.slice(i, i + nodesPerTxn)],
-        success: ops.slice(i * perNode, (i + slice.length) * perNode),
-        failure: [],
-      });
-      if (result.succeeded) for (const n of slice) remember(this.backend, job, n.record.node, make(n), result.revision);
-      return result.succeeded;
-    });
-    return results.every(Boolean);
+    const results = await inFlightTogether(
+      starts,
+      async (i) => {
+        const slice = nodes.slice(i, i + nodesPerTxn);
+        const result = await this.backend.txn({
+          compare: [this.context.fence, ...compares.slice(i, i + nodesPerTxn)],
+          success: ops.slice(i * perNode, (i + slice.length) * perNode),
+          failure: [],
+        });
+        if (result.succeeded)
+          for (const n of slice) remember(this.backend, job, n.record.node, make(n), result.revision);
+        return result.succeeded;
+      },
+      Boolean,
+    );
+    return results !== null;
   }
 
   /** Fenced writes in txns of at most OPS_PER_TXN; the revision each op landed at, or null if leadership was lost. */
@@ -505,19 +510,22 @@ export class JobScheduler {
     const starts: number[] = [];
     for (let i = 0; i < ops.length; i += OPS_PER_TXN) starts.push(i);
     // In flight together: one disk flush for many txns (10,000 nodes are 170 txns).
-    const results = await inFlightTogether(starts, async (i) => {
-      const slice = ops.slice(i, i + OPS_PER_TXN);
-      const result = await this.backend.txn({
-        compare: [this.context.fence, ...compares],
-        success: slice,
-        failure: [],
-      });
-      return result.succeeded
-        ? slice.flatMap((op) => (op.type === 'put' && op.key.startsWith(JOBS_PREFIX) ? [result.revision] : []))
-        : null;
-    });
-    if (results.some((r) => r === null)) return null;
-    return results.flatMap((r) => r ?? []);
+    const results = await inFlightTogether(
+      starts,
+      async (i) => {
+        const slice = ops.slice(i, i + OPS_PER_TXN);
+        const result = await this.backend.txn({
+          compare: [this.context.fence, ...compares],
+          success: slice,
+          failure: [],
+        });
+        return result.succeeded
+          ? slice.flatMap((op) => (op.type === 'put' && op.key.startsWith(JOBS_PREFIX) ? [result.revision] : []))
+          : null;
+      },
+      (r) => r !== null,
+    );
+    return results === null ? null : results.flatMap((r) => r ?? []);
   }
 
   private async putJob(job: ActiveJob, next: JobRecord): Promise<boolean> {
@@ -556,18 +564,39 @@ export class JobScheduler {
 export type { StoredJob };
 
 /** Txns a scheduler pass keeps in flight at once. */
-const TXNS_IN_FLIGHT = 16;
+export const TXNS_IN_FLIGHT = 16;
 
-/** `fn` over `items`, at most TXNS_IN_FLIGHT at a time; the results in the items' order. */
-async function inFlightTogether<T, R>(items: readonly T[], fn: (item: T) => Promise<R>): Promise<R[]> {
+/**
+ * `fn` over `items`, at most TXNS_IN_FLIGHT at a time; the results in the items'
+ * order, or null once one was not `ok` (a txn refused: the fence or a compare
+ * lost). After the first refusal or error no further item is taken, and it
+ * returns (or rethrows the first error) only when every call in flight has
+ * settled: nothing of a pass is still being written when the caller (or the
+ * duty, restarted) goes on.
+ */
+export async function inFlightTogether<T, R>(
+  items: readonly T[],
+  fn: (item: T) => Promise<R>,
+  ok: (result: R) => boolean,
+): Promise<R[] | null> {
   const results: R[] = new Array<R>(items.length);
   let next = 0;
+  let stopped = false;
+  const errors: unknown[] = [];
   const worker = async (): Promise<void> => {
-    while (next < items.length) {
+    while (!stopped && next < items.length) {
       const index = next++;
-      results[index] = await fn(items[index] as T);
+      try {
+        const result = await fn(items[index] as T);
+        results[index] = result;
+        if (!ok(result)) stopped = true;
+      } catch (error) {
+        errors.push(error);
+        stopped = true;
+      }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(TXNS_IN_FLIGHT, items.length) }, worker));
-  return results;
+  await Promise.allSettled(Array.from({ length: Math.min(TXNS_IN_FLIGHT, items.length) }, worker));
+  if (errors.length > 0) throw errors[0];
+  return stopped ? null : results;
 }
