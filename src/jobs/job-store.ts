@@ -227,10 +227,13 @@ export class JobStore {
    */
   async report(id: string, node: string, report: JobReport): Promise<{ accepted: boolean; state: NodeState }> {
     const key = keys.node(id, node);
+    // A node's reports come one after another: the state this server wrote last
+    // is most likely still the state (the txn's compare says when it is not). It
+    // is only a hint: a report is never refused on it, the store is read first.
+    let remembered = this.recent.get(key);
     for (let attempt = 0; ; attempt++) {
-      // A node's reports come one after another: the state this server wrote last
-      // is most likely still the state (the txn's compare says when it is not).
-      let stored = attempt === 0 ? this.recent.get(key) : undefined;
+      let stored = remembered;
+      remembered = undefined;
       const cached = stored !== undefined;
       if (!stored) {
         const kv = await this.backend.get(key);
@@ -242,19 +245,26 @@ export class JobStore {
       }
       this.recent.delete(key);
       const current = stored.record;
-      if (report.seq <= current.seq) {
-        if (attempt > 0) return { accepted: false, state: current.state };
-        continue;
-      }
-      if (current.assignedAt === undefined) {
+      const refusal = refusalOf(current, report);
+      if (refusal !== null) {
         // What this process remembers may be older than the store (the assignment's
         // txn answered after the agent, told by the watch, already reported).
-        if (attempt === 0 && cached) continue;
+        if (cached) continue;
+        if (refusal === 'duplicate') return { accepted: false, state: current.state };
         throw new JobConflictError(`node ${node} was not asked to run job ${id} yet: a report is not expected`);
       }
       const { next, ops } = await this.apply(id, current, report);
+      const compare: Compare[] = [{ key, target: 'modRevision', op: '=', value: stored.modRevision }];
+      if (FINAL_NODE_STATES.has(current.state) && next.state !== current.state) {
+        // A node the server gave up on tells how it ended after all: the job's record changes with it.
+        const job = await this.jobWithNode(id, node, next);
+        if (job) {
+          compare.push({ key: keys.job(id), target: 'modRevision', op: '=', value: job.modRevision });
+          ops.push({ type: 'put', key: keys.job(id), value: encodeJson(job.record) });
+        }
+      }
       const result = await this.backend.txn({
-        compare: [{ key, target: 'modRevision', op: '=', value: stored.modRevision }],
+        compare,
         success: [...ops, { type: 'put', key, value: encodeJson(next) }],
         failure: [],
       });
@@ -265,6 +275,19 @@ export class JobStore {
       }
       if (attempt > 50) throw new JobConflictError(`node ${node}'s state in job ${id} keeps changing; report again`);
     }
+  }
+
+  /**
+   * The job's record as it is to be written with `node` now in `next`: a job that
+   * ended says how its nodes ended (`counts`), so they are counted again. A job
+   * not ended yet is written unchanged: its new revision refuses a scheduler's end
+   * of it counted before this change (the scheduler reads the job again).
+   */
+  private async jobWithNode(id: string, node: string, next: NodeJobRecord): Promise<StoredJob | null> {
+    const job = await this.get(id);
+    if (!job || job.record.counts === undefined) return job;
+    const nodes = (await this.nodeStates(id)).map((n) => (n.record.node === node ? next : n.record));
+    return { ...job, record: { ...job.record, counts: countStates(nodes) } };
   }
 
   private async apply(
@@ -378,6 +401,13 @@ export class JobStore {
       failure: [],
     });
   }
+}
+
+/** Why a report is not taken in the node's state: a duplicate (answered, not applied), or not expected yet. */
+function refusalOf(current: NodeJobRecord, report: JobReport): 'duplicate' | 'unexpected' | null {
+  if (report.seq <= current.seq) return 'duplicate';
+  if (current.assignedAt === undefined) return 'unexpected';
+  return null;
 }
 
 export function chunkBytes(chunk: OutputChunk): number {

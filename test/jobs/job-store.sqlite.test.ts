@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { SqliteBackend } from '../../src/backends/sqlite/sqlite-backend.js';
 import { virtualRuntime } from '../../src/core/runtime.js';
 import { FencedOutError, JobStore, recentNodes, rememberNode } from '../../src/jobs/job-store.js';
-import { decodeJson, encodeJson, keys } from '../../src/jobs/job-model.js';
+import { countStates, decodeJson, encodeJson, keys } from '../../src/jobs/job-model.js';
 import type { NodeJobRecord } from '../../src/jobs/job-model.js';
 import { jobRetentionDuty } from '../../src/server/duties/job-duties.js';
 import { holds } from '../../src/server/duties/duty-runner.js';
@@ -126,6 +126,90 @@ describe('job reports and what the server remembers', () => {
     expect(recentNodes(backend).get(key)?.record.state).toBe('running');
     const exit = await store.report(job.id, 'web-1', { seq: 1, type: 'exit', exitCode: 0, signal: null });
     expect(exit).toEqual({ accepted: true, state: 'succeeded' });
+    await backend.close();
+  });
+});
+
+describe('a late report of a node the server gave up on', () => {
+  /** A job of web-1 and web-2; web-2 turned unreachable, web-1 succeeded. */
+  async function gaveUp(ended: boolean) {
+    const { runtime, backend, store } = jobStore();
+    const created = await store.create({ query: 'role:web', command: 'echo' }, 'test');
+    const at = new Date(runtime.clock.now()).toISOString();
+    const base = { seq: 1, outputBytes: 0, truncated: false, assignedAt: at, finishedAt: at };
+    const nodes: NodeJobRecord[] = [
+      { ...base, node: 'web-1', state: 'succeeded', exitCode: 0 },
+      { ...base, node: 'web-2', state: 'unreachable', reason: 'the node went down' },
+    ];
+    for (const n of nodes) await backend.put(keys.node(created.id, n.node), encodeJson(n));
+    const job = {
+      ...created,
+      nodes: ['web-1', 'web-2'],
+      state: ended ? 'failed' : 'running',
+      ...(ended ? { finishedAt: at, counts: countStates(nodes) } : {}),
+    };
+    await backend.put(keys.job(created.id), encodeJson(job));
+    return { backend, store, id: created.id };
+  }
+
+  it('counts again the nodes of a job that ended: the list agrees with the job', async () => {
+    const { backend, store, id } = await gaveUp(true);
+    expect((await store.list())[0]?.counts.unreachable).toBe(1);
+    const exit = await store.report(id, 'web-2', { seq: 2, type: 'exit', exitCode: 0, signal: null });
+    expect(exit).toEqual({ accepted: true, state: 'succeeded' });
+    const view = await store.view(id, false);
+    expect(view.counts.succeeded).toBe(2);
+    expect(view.counts.unreachable).toBe(0);
+    const listed = await store.list();
+    expect(listed[0]?.counts).toEqual(view.counts);
+    // A report that changes no node's state leaves the job as it is.
+    const before = (await store.get(id))!.modRevision;
+    await store.report(id, 'web-2', { seq: 3, type: 'output', stream: 'stdout', data: 'late' });
+    expect((await store.get(id))!.modRevision).toBe(before);
+    await backend.close();
+  });
+
+  it('refuses a scheduler ending the job with counts taken before the report', async () => {
+    const { backend, store, id } = await gaveUp(false);
+    // The scheduler read the job, counted its nodes, and is about to end it...
+    const read = (await store.get(id))!;
+    await store.report(id, 'web-2', { seq: 2, type: 'exit', exitCode: 0, signal: null });
+    // ...its write (compared on the job's revision) is refused: it reads the job again.
+    const end = await backend.txn({
+      compare: [{ key: keys.job(id), target: 'modRevision', op: '=', value: read.modRevision }],
+      success: [{ type: 'put', key: keys.job(id), value: encodeJson({ ...read.record, state: 'failed' }) }],
+      failure: [],
+    });
+    expect(end.succeeded).toBe(false);
+    expect((await store.get(id))!.record).toEqual(read.record);
+    await backend.close();
+  });
+});
+
+describe('a refusal is never decided on a remembered state', () => {
+  it('a report the remembered state calls a duplicate is judged by the store', async () => {
+    const { runtime, backend, store } = jobStore();
+    const job = await store.create({ query: 'role:web', command: 'echo' }, 'test');
+    const key = keys.node(job.id, 'web-1');
+    const at = new Date(runtime.clock.now()).toISOString();
+    const stored: NodeJobRecord = {
+      node: 'web-1',
+      state: 'pending',
+      seq: -1,
+      outputBytes: 0,
+      truncated: false,
+      assignedAt: at,
+    };
+    const put = await backend.put(key, encodeJson(stored));
+    // A remembered state the store no longer has (a store put back from a snapshot, say).
+    rememberNode(backend, key, { record: { ...stored, state: 'running', seq: 4 }, modRevision: put.revision + 1 });
+    const result = await store.report(job.id, 'web-1', { seq: 0, type: 'started', pid: 7 });
+    expect(result).toEqual({ accepted: true, state: 'running' });
+    // Read from the store, a duplicate is still answered, not applied.
+    expect(await store.report(job.id, 'web-1', { seq: 0, type: 'started', pid: 8 })).toEqual({
+      accepted: false,
+      state: 'running',
+    });
     await backend.close();
   });
 });
