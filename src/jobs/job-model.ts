@@ -14,6 +14,11 @@ export const JOBS_PREFIX = '/muster/jobs/';
 /** One empty key per job, so listing jobs reads as many keys as there are jobs (not their nodes and output). */
 export const JOB_INDEX_PREFIX = '/muster/job-index/';
 export const ASSIGN_PREFIX = '/muster/assign/';
+/**
+ * Written once every job stored before the job index existed has its index key
+ * (JobStore.backfillIndex): a server that finds it reads the index only.
+ */
+export const JOB_INDEX_BUILT = '/muster/meta/job-index';
 
 export const JOB_STATES = ['voting', 'running', 'complete', 'failed', 'quorum_failed', 'aborted', 'timed_out'] as const;
 export type JobState = (typeof JOB_STATES)[number];

@@ -31,7 +31,7 @@ import {
   parseJobKey,
   toleratedOf,
 } from './job-model.js';
-import { OPS_PER_TXN, rememberNode } from './job-store.js';
+import { JobStore, OPS_PER_TXN, rememberNode } from './job-store.js';
 import type { StoredJob } from './job-store.js';
 import type { NodeDirectory } from './node-directory.js';
 import { allowsCommand } from './node-directory.js';
@@ -98,6 +98,8 @@ export class JobScheduler {
   /** Lead until the signal aborts (or the watch fails: the duty runs again). */
   async run(): Promise<void> {
     const { signal } = this.context;
+    // Jobs an older server stored have no index key yet: give them one before reading the index.
+    await new JobStore(this.backend, this.context.runtime).backfillIndex(this.context.fence);
     const revision = await this.load();
     const watch = this.backend.watch(JOBS_PREFIX, { prefix: true, fromRevision: revision + 1 });
     const stop = () => watch.close();

@@ -16,6 +16,8 @@ import {
   DEFAULT_JOB_OUTPUT_LIMIT,
   FINAL_JOB_STATES,
   FINAL_NODE_STATES,
+  JOBS_PREFIX,
+  JOB_INDEX_BUILT,
   JOB_INDEX_PREFIX,
   checkJobRequest,
   countStates,
@@ -23,6 +25,7 @@ import {
   encodeJson,
   keys,
   newJobId,
+  parseJobKey,
 } from './job-model.js';
 
 const encoder = new TextEncoder();
@@ -177,6 +180,57 @@ export class JobStore {
     const job = await this.require(id);
     const nodes = (await this.nodeStates(id)).map((n) => n.record);
     return { ...job.record, counts: countStates(nodes), ...(withNodes ? { nodeStates: nodes } : {}) };
+  }
+
+  /**
+   * Give every job stored before the job index existed (by an older server) its
+   * index key, once: without it the scheduler would never load it (a running job
+   * never ended), the list would hide it and retention never delete it. Run by
+   * the scheduler before it reads the index; every txn is fenced by the duty, and
+   * the marker JOB_INDEX_BUILT is written last, so a server that lost the duty
+   * midway leaves the work to the next. Returns how many keys it wrote.
+   */
+  async backfillIndex(fence: Compare): Promise<number> {
+    if (await this.backend.get(JOB_INDEX_BUILT)) return 0;
+    const range = await this.backend.range({ key: JOBS_PREFIX, prefix: true, keysOnly: true });
+    const jobs = range.kvs.filter((kv) => parseJobKey(kv.key)?.kind === 'job');
+    let written = 0;
+    // A compare per job (its creation): one deleted meanwhile gets no index key left behind.
+    for (let i = 0; i < jobs.length;) {
+      const batch = jobs.slice(i, i + OPS_PER_TXN);
+      const result = await this.backend.txn({
+        compare: [
+          fence,
+          ...batch.map((kv): Compare => ({ key: kv.key, target: 'createRevision', op: '=', value: kv.createRevision })),
+        ],
+        success: batch.map((kv): TxnOp => {
+          const id = kv.key.slice(JOBS_PREFIX.length);
+          return { type: 'put', key: keys.index(id), value: new Uint8Array() };
+        }),
+        failure: [],
+      });
+      if (result.succeeded) {
+        written += batch.length;
+        i += batch.length;
+        continue;
+      }
+      if (!(await holds(this.backend, fence))) throw new FencedOutError('indexing the jobs stored before the index');
+      // A job of the batch was deleted (or made again): keep those still as they were read.
+      const still: KeyValue[] = [];
+      for (const kv of batch) {
+        const now = await this.backend.get(kv.key);
+        if (now?.createRevision === kv.createRevision) still.push(kv);
+      }
+      jobs.splice(i, batch.length, ...still);
+      if (still.length === batch.length) throw new Error('the job index backfill keeps being refused');
+    }
+    const done = await this.backend.txn({
+      compare: [fence],
+      success: [{ type: 'put', key: JOB_INDEX_BUILT, value: encoder.encode(this.iso()) }],
+      failure: [],
+    });
+    if (!done.succeeded) throw new FencedOutError('indexing the jobs stored before the index');
+    return written;
   }
 
   /** Every job id, oldest first. */

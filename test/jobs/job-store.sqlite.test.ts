@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { SqliteBackend } from '../../src/backends/sqlite/sqlite-backend.js';
 import { virtualRuntime } from '../../src/core/runtime.js';
 import { FencedOutError, JobStore, recentNodes, rememberNode } from '../../src/jobs/job-store.js';
-import { countStates, decodeJson, encodeJson, keys } from '../../src/jobs/job-model.js';
+import { JOB_INDEX_BUILT, countStates, decodeJson, encodeJson, keys } from '../../src/jobs/job-model.js';
 import type { NodeJobRecord } from '../../src/jobs/job-model.js';
 import { jobRetentionDuty } from '../../src/server/duties/job-duties.js';
 import { holds } from '../../src/server/duties/duty-runner.js';
@@ -210,6 +210,42 @@ describe('a refusal is never decided on a remembered state', () => {
       accepted: false,
       state: 'running',
     });
+    await backend.close();
+  });
+});
+
+describe('the job index of jobs stored before it existed', () => {
+  it('is written once, in fenced batches, then marked done; retention then finds the old jobs', async () => {
+    const { runtime, backend, store } = jobStore();
+    // 250 jobs of an older server (no index keys), one with a node and output, finished long ago.
+    const ids: string[] = [];
+    for (let i = 0; i < 250; i++) {
+      const job = await store.create({ query: 'role:web', command: 'echo' }, 'older');
+      ids.push(job.id);
+      const ended = { ...job, state: 'complete', finishedAt: new Date(runtime.clock.now()).toISOString() };
+      await backend.put(keys.job(job.id), encodeJson(ended));
+      await backend.delete({ key: keys.index(job.id) });
+      runtime.clock.advance(1);
+    }
+    await backend.put(keys.node(ids[0]!, 'web-1'), encodeJson({ node: 'web-1', state: 'succeeded' }));
+    await backend.put(keys.chunk(ids[0]!, 'web-1', 0), encodeJson({ data: 'out' }));
+    expect(await store.ids()).toEqual([]);
+    // A duty that no longer leads writes nothing.
+    const lost = { key: '/muster/duties/leader', target: 'version', op: '>', value: 0 } as const;
+    await expect(store.backfillIndex(lost)).rejects.toThrow(FencedOutError);
+    expect(await store.ids()).toEqual([]);
+    expect(await backend.get(JOB_INDEX_BUILT)).toBeNull();
+    const context = leadingContext(backend, runtime);
+    expect(await store.backfillIndex(context.fence)).toBe(250);
+    expect(await store.ids()).toEqual(ids);
+    expect(await backend.get(JOB_INDEX_BUILT)).not.toBeNull();
+    // Once: a job without an index key made after that (none should be) is not looked for again.
+    await backend.delete({ key: keys.index(ids[1]!) });
+    expect(await store.backfillIndex(context.fence)).toBe(0);
+    runtime.clock.advance(2 * 86_400_000);
+    await jobRetentionDuty({ retentionMs: 86_400_000 }).run(context);
+    expect(await store.ids()).toEqual([]);
+    expect((await backend.range({ key: '/muster/jobs/', prefix: true })).count).toBe(1); // ids[1]: its index was removed by hand
     await backend.close();
   });
 });

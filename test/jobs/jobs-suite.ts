@@ -6,7 +6,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { SimFleet } from '../../bench/sim-agents.js';
 import type { SimBehaviour } from '../../bench/sim-agents.js';
+import { createBackend } from '../../src/backends/create-backend.js';
 import type { BackendConfig } from '../../src/backends/create-backend.js';
+import { encodeJson, keys, newJobId } from '../../src/jobs/job-model.js';
+import type { JobRecord } from '../../src/jobs/job-model.js';
 import { MusterClient } from '../../src/client/muster-client.js';
 import type { JobEvent, JobView } from '../../src/client/job-types.js';
 import { MusterServer } from '../../src/server/muster-server.js';
@@ -34,10 +37,14 @@ export function describeJobs(name: string, makeStore: StoreFactory): void {
 
     async function setup(
       nodes: number,
-      options: Partial<MusterServerOptions> & { commands?: Record<string, SimBehaviour>; durable?: boolean } = {},
+      options: Partial<MusterServerOptions> & {
+        commands?: Record<string, SimBehaviour>;
+        durable?: boolean;
+        store?: BackendConfig;
+      } = {},
     ) {
       const directory = new FakeDirectory();
-      const store = await makeStore(options.durable);
+      const store = options.store ?? (await makeStore(options.durable));
       const server = await MusterServer.start({
         store,
         port: 0,
@@ -243,6 +250,40 @@ export function describeJobs(name: string, makeStore: StoreFactory): void {
       expect(job.state).toBe('complete');
       expect(job.counts.succeeded).toBe(3);
       expect(fleet.agents.every((a) => a.started.length === 1)).toBe(true);
+    });
+
+    it('jobs stored before the job index existed are indexed once: listed, a running one finishes', async () => {
+      // What an older server left: job records without index keys.
+      const store = await makeStore(true);
+      const older = await createBackend(store);
+      const at = Date.now() - 60_000;
+      const record = (id: string, state: string): JobRecord => ({
+        id,
+        query: 'role:web',
+        command: 'echo',
+        args: [],
+        quorum: { percent: 100 },
+        concurrency: 0,
+        failureThreshold: { count: 0 },
+        timeoutMs: 3_600_000,
+        graceMs: 10_000,
+        state: state as JobRecord['state'],
+        nodes: [],
+        matched: 0,
+        createdAt: new Date(at).toISOString(),
+        createdBy: 'older-server',
+      });
+      const ended = record(newJobId(at, Math.random), 'complete');
+      const voting = record(newJobId(at + 1, Math.random), 'voting');
+      for (const job of [ended, voting]) await older.put(keys.job(job.id), encodeJson(job));
+      await older.close();
+      const { client } = await setup(2, { store });
+      const job = await finished(client, voting.id);
+      expect(job.state).toBe('complete');
+      expect(job.counts.succeeded).toBe(2);
+      const listed = (await client.listJobs()).map((j) => j.id);
+      expect(listed).toContain(voting.id);
+      expect(listed).toContain(ended.id);
     });
 
     it('a trigger coalesces 20 quick changes into one run, and a run in progress is followed by at most one more', async () => {
