@@ -63,6 +63,7 @@ export class SimNode extends SimPeer<NodeEnv> {
     this.state = 'down';
   }
 
+  /** Finished every step: the run can end. */
   get settled(): boolean {
     return this.state === 'finished';
   }

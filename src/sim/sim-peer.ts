@@ -244,7 +244,7 @@ export abstract class SimPeer<E extends PeerEnv> {
         this.onRequest(input, init);
         const cut = this.cut.signal;
         const headers = { ...(init.headers as Record<string, string> | undefined), [SIM_NODE_HEADER]: this.name };
-        const streaming = isEventStream(new URL(input).pathname);
+        const streaming = isEventStream(init.method ?? 'GET', new URL(input).pathname);
         const signal = streaming ? AbortSignal.any([death, cut, ...(init.signal ? [init.signal] : [])]) : null;
         const answer = this.env.send(input, { ...init, headers, signal });
         return await untilAborted(answer, [stop.signal, cut]);
