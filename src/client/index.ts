@@ -73,5 +73,4 @@ export type {
 } from './job-types.js';
 export type { HookDelivery, HookRequest, HookView } from './hook-types.js';
 export type { ActualState, Desired, DesiredSpec, Group, GroupStatus, PlanPreview, PlanRecord } from './plan-types.js';
-export type { NodeInfo, NodeRegistration } from '../api/agent-protocol.js';
-export type { NodeSummary } from '../api/agent-protocol.js';
+export type { NodeInfo, NodeRegistration, NodeSummary } from '../api/agent-protocol.js';

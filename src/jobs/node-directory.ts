@@ -19,6 +19,21 @@ export interface NodeDirectory {
   upNodes(): Promise<Set<string>>;
 }
 
+/** The nodes `query` matches, split into those up (in the directory's order) and those down (by name). */
+export async function upAndDown(
+  directory: NodeDirectory,
+  query: string,
+): Promise<{ readonly up: string[]; readonly down: string[] }> {
+  const matched = await directory.match(query);
+  return {
+    up: matched.filter((n) => n.up).map((n) => n.name),
+    down: matched
+      .filter((n) => !n.up)
+      .map((n) => n.name)
+      .sort(),
+  };
+}
+
 /** Does this node's agent say it allows `command`? Unknown (no `commands` fact) counts as yes. */
 export function allowsCommand(node: DirectoryNode, command: string): boolean {
   const commands = node.facts.commands;

@@ -9,10 +9,6 @@ import { NodeRegistry } from '../nodes/registry.js';
 import { nodeMatcher } from '../nodes/query.js';
 import type { DirectoryNode, NodeDirectory } from './node-directory.js';
 
-import { NODES_PREFIX } from '../nodes/registry.js';
-
-export { NODES_PREFIX };
-
 export function registryDirectory(backend: Backend, clock: Clock = systemClock): NodeDirectory {
   const registry = new NodeRegistry(backend, clock);
   const read = async (): Promise<DirectoryNode[]> =>
@@ -28,17 +24,7 @@ export function registryDirectory(backend: Backend, clock: Clock = systemClock):
       const test = nodeMatcher(query);
       return (await read()).filter(test);
     },
-    async upNodes() {
-      // Keys only (the scheduler asks every other second while nodes run): a node is
-      // up while its alive key, bound to its agent's session lease, exists.
-      const range = await backend.range({ key: NODES_PREFIX, prefix: true, keysOnly: true });
-      const up = new Set<string>();
-      for (const kv of range.kvs) {
-        if (kv.lease === null || !kv.key.endsWith('/alive')) continue;
-        up.add(kv.key.slice(NODES_PREFIX.length, -'/alive'.length));
-      }
-      return up;
-    },
+    upNodes: () => registry.upNames(),
   };
 }
 

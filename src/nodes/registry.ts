@@ -56,6 +56,13 @@ interface ParsedRecord {
 
 const parsedByStore = new WeakMap<Backend, Map<string, ParsedRecord>>();
 
+/** The node an alive key (`<prefix><name>/alive`, bound to a lease) says is up; null for any other key. */
+function aliveNode(kv: KeyValue): string | null {
+  const rest = kv.key.slice(NODES_PREFIX.length);
+  const slash = rest.indexOf('/');
+  return slash > 0 && rest.slice(slash + 1) === 'alive' && kv.lease !== null ? rest.slice(0, slash) : null;
+}
+
 export class NodeRegistry {
   /**
    * Records already parsed, by name with the revision they were read or written at
@@ -153,8 +160,9 @@ export class NodeRegistry {
         } catch {
           // Not a record this registry wrote: left out.
         }
-      } else if (rest.slice(slash + 1) === 'alive' && listed.lease !== null) {
-        alive.add(rest.slice(0, slash));
+      } else {
+        const node = aliveNode(listed);
+        if (node !== null) alive.add(node);
       }
     }
     // Only what is still there is kept (a forgotten node's record goes with it).
@@ -168,6 +176,20 @@ export class NodeRegistry {
       nodes.push(options.facts === false ? this.summary(record, up, now) : this.info(record, up, now));
     }
     return nodes.sort((a, b) => collator.compare(a.name, b.name));
+  }
+
+  /**
+   * The names of the nodes up now: keys only, no record read (the job scheduler
+   * asks every other second while nodes run).
+   */
+  async upNames(): Promise<Set<string>> {
+    const range = await this.backend.range({ key: NODES_PREFIX, prefix: true, keysOnly: true });
+    const up = new Set<string>();
+    for (const kv of range.kvs) {
+      const node = aliveNode(kv);
+      if (node !== null) up.add(node);
+    }
+    return up;
   }
 
   async get(name: string): Promise<NodeInfo> {

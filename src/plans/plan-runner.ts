@@ -14,6 +14,7 @@ import { InvalidArgumentError, MusterError } from '../core/errors.js';
 import type { DutyContext } from '../server/duties/duty-runner.js';
 import { JobStore } from '../jobs/job-store.js';
 import type { NodeDirectory } from '../jobs/node-directory.js';
+import { upAndDown } from '../jobs/node-directory.js';
 import { FleetState, converged } from './fleet-state.js';
 import type { BatchRecord, DesiredValue, PlanRecord, StepRecord } from './plan-model.js';
 import { FINAL_PLAN_STATES, PLANS_PREFIX, decodeJson, encodeJson, planKeys } from './plan-model.js';
@@ -178,12 +179,8 @@ export class PlanRunner {
       step.reason = `the group ${spec.group} does not exist (any more)`;
       return;
     }
-    const matched = await this.options.directory.match(group.query);
-    const up = matched.filter((n) => n.up).map((n) => n.name);
-    step.skipped = matched
-      .filter((n) => !n.up)
-      .map((n) => n.name)
-      .sort();
+    const { up, down } = await upAndDown(this.options.directory, group.query);
+    step.skipped = down;
     if (spec.desired) {
       const current = await this.fleet.getDesired(spec.group);
       const setBy = `plan:${plan.id}`;
@@ -208,7 +205,8 @@ export class PlanRunner {
       step.reason = 'no node of the group was up';
       return;
     }
-    await this.startBatch(plan, step, spec, step.batches[0] as BatchRecord, group.query);
+    // The first batch starts from what was just read: the group's query and who is up.
+    await this.startBatch(plan, step, spec, step.batches[0] as BatchRecord, { query: group.query, up: new Set(up) });
   }
 
   private async startBatch(
@@ -216,11 +214,11 @@ export class PlanRunner {
     step: StepRecord,
     spec: PlanStepSpec,
     batch: BatchRecord,
-    query?: string,
+    known?: { readonly query: string; readonly up: ReadonlySet<string> },
   ): Promise<void> {
     batch.state = 'running';
     batch.startedAt = this.iso();
-    const groupQuery = query ?? (await this.fleet.getGroup(spec.group))?.query;
+    const groupQuery = known?.query ?? (await this.fleet.getGroup(spec.group))?.query;
     if (groupQuery === undefined) {
       this.failBatch(step, batch, `the group ${spec.group} does not exist (any more)`);
       return;
@@ -228,7 +226,7 @@ export class PlanRunner {
     // A node that went down (or left the group) since the step started is skipped, as
     // one down at the start is: it catches up from the desired state when it returns.
     // Kept in the batch, its job would miss its quorum and fail the plan.
-    const up = new Set((await this.options.directory.match(groupQuery)).filter((n) => n.up).map((n) => n.name));
+    const up = known?.up ?? new Set((await upAndDown(this.options.directory, groupQuery)).up);
     const gone = batch.nodes.filter((n) => !up.has(n));
     if (gone.length > 0) {
       batch.nodes = batch.nodes.filter((n) => up.has(n));

@@ -5,6 +5,7 @@ import { MusterError } from '../core/errors.js';
 import type { Runtime } from '../core/runtime.js';
 import { newJobId } from '../jobs/job-model.js';
 import type { NodeDirectory } from '../jobs/node-directory.js';
+import { upAndDown } from '../jobs/node-directory.js';
 import type { FleetState } from './fleet-state.js';
 import type { PlanPreview, PlanRecord } from './plan-model.js';
 import { FINAL_PLAN_STATES, PLANS_PREFIX, decodeJson, encodeJson, planKeys } from './plan-model.js';
@@ -48,8 +49,7 @@ export class PlanStore {
     const steps = [];
     for (const step of spec.steps) {
       const group = await fleet.requireGroup(step.group);
-      const matched = await directory.match(group.query);
-      const up = matched.filter((n) => n.up).map((n) => n.name);
+      const { up, down } = await upAndDown(directory, group.query);
       steps.push({
         id: step.id,
         group: step.group,
@@ -59,10 +59,7 @@ export class PlanStore {
           : null,
         run: step.run ? [step.run.command, ...step.run.args].join(' ') : null,
         batches: batchesOf(up, step.rolling),
-        skipped: matched
-          .filter((n) => !n.up)
-          .map((n) => n.name)
-          .sort(),
+        skipped: down,
       });
     }
     return { name: spec.name, onFailure: spec.onFailure, steps };

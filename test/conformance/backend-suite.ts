@@ -334,6 +334,14 @@ export function describeBackend(name: string, make: MakeHarness, options: Harnes
         expect(res.kvs[0]).toMatchObject({ createRevision: r1, modRevision: r1, version: 1 });
       });
 
+      it('keysOnly with a limit: a page of keys, no values, every match counted', async () => {
+        for (const name of ['c', 'a', 'b']) await put(`${p}${name}`, `value ${name}`);
+        const res = await b.range({ key: p, prefix: true, keysOnly: true, limit: 2 });
+        expect(keysOf(res.kvs)).toEqual([`${p}a`, `${p}b`]);
+        expect(res.kvs.every((kv) => kv.value.byteLength === 0 && kv.lease === null)).toBe(true);
+        expect(res).toMatchObject({ more: true, count: 3 });
+      });
+
       it('reads one exact key when prefix is not set', async () => {
         await put(`${p}a`, 'a');
         await put(`${p}a/b`, 'ab');

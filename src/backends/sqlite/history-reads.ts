@@ -21,35 +21,29 @@ export function readRange(
   if (at > 0 && at < compactRevision) throw new CompactedError(at, Math.max(1, compactRevision));
   const prefix = request.prefix ?? false;
   const limit = request.limit && request.limit > 0 ? request.limit : Infinity;
-  if ((at === 0 || at === latest) && prefix && limit !== Infinity) {
-    // A page of a large prefix (a watch learning the revision reads one key of
-    // 20,000): read that page and count the rest, not every row and its value.
+  if ((at === 0 || at === latest) && prefix) {
     const end = prefixEnd(request.key);
-    const page = stmt.keysInRangeLimit.all(request.key, end, limit) as KvRow[];
-    const count = page.length < limit ? page.length : (stmt.countInRange.get(request.key, end) as { n: number }).n;
-    return {
-      revision: latest,
-      kvs: page.map((r) => (request.keysOnly ? { ...rowToKv(r), value: EMPTY } : rowToKv(r))),
-      more: count > page.length,
-      count,
-    };
-  }
-  if ((at === 0 || at === latest) && prefix && request.keysOnly) {
+    const limited = limit !== Infinity;
     // Keys only (a liveness check lists 20,000): no values read, no row objects.
-    const keyRows = stmt.keysOnlyInRange.all(request.key, prefixEnd(request.key)) as KeyOnlyRow[];
-    const kept = keyRows.length > limit ? keyRows.slice(0, limit) : keyRows;
-    return {
-      revision: latest,
-      kvs: kept.map(keyOnlyRowToKv),
-      more: keyRows.length > kept.length,
-      count: keyRows.length,
-    };
+    const kvs = request.keysOnly
+      ? (
+          (limited
+            ? stmt.keysOnlyInRangeLimit.all(request.key, end, limit)
+            : stmt.keysOnlyInRange.all(request.key, end)) as KeyOnlyRow[]
+        ).map(keyOnlyRowToKv)
+      : (
+          (limited
+            ? stmt.keysInRangeLimit.all(request.key, end, limit)
+            : stmt.keysInRange.all(request.key, end)) as KvRow[]
+        ).map(rowToKv);
+    // A full page of a large prefix (a watch learning the revision reads one key of
+    // 20,000): the rest are counted, not read.
+    const count = kvs.length < limit ? kvs.length : (stmt.countInRange.get(request.key, end) as { n: number }).n;
+    return { revision: latest, kvs, more: count > kvs.length, count };
   }
   let rows: KvRow[];
   if (at === 0 || at === latest) {
-    rows = (
-      prefix ? stmt.keysInRange.all(request.key, prefixEnd(request.key)) : stmt.getKey.all(request.key)
-    ) as KvRow[];
+    rows = stmt.getKey.all(request.key) as KvRow[];
   } else {
     const found = (
       prefix

@@ -51,6 +51,11 @@ export function prepareStatements(db: Db) {
         'SELECT key, create_revision, mod_revision, version, lease FROM kv WHERE key >= ? AND key < ? ORDER BY key',
       )
       .raw(true) as SqlStatement,
+    keysOnlyInRangeLimit: db
+      .prepare(
+        'SELECT key, create_revision, mod_revision, version, lease FROM kv WHERE key >= ? AND key < ? ORDER BY key LIMIT ?',
+      )
+      .raw(true) as SqlStatement,
     countInRange: s('SELECT COUNT(*) AS n FROM kv WHERE key >= ? AND key < ?'),
     keysOfLease: s('SELECT key FROM kv WHERE lease = ? ORDER BY key'),
     upsertKey: s(

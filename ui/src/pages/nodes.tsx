@@ -1,5 +1,5 @@
 import { useMemo, useState } from 'preact/hooks';
-import type { NodeSummary } from '../../../src/api/agent-protocol.js';
+import type { NodeSummary } from '../../../src/client/index.js';
 import type { PageProps } from '../app.js';
 import { client } from '../api.js';
 import { ago } from '../format.js';
