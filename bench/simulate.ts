@@ -61,11 +61,11 @@ export const simulateBench: Scenario = {
         ratios.push(ratio(`${name} wall time (s)`, Number(wall.toFixed(2)), TARGET_SECONDS, 'at-most'));
         ratios.push(ratio(`${name} CPU time (s)`, Number(cpuSeconds.toFixed(2)), TARGET_SECONDS, 'at-most'));
       }
-      const plan = s.plan
-        ? `, plan ${s.plan.state}${s.plan.reason ? ` (${s.plan.reason})` : ''}, ${s.jobAssignments} job assignments`
+      const plan = s.release
+        ? `, plan ${s.plan ? `${s.plan.state}${s.plan.reason ? ` (${s.plan.reason})` : ''}` : 'not applied'}, ${s.jobAssignments} job assignments`
         : '';
       notes.push(
-        `${name}: ${s.finishedNodes} of ${s.nodes} nodes finished, ${s.crashes} crashes, ${result.violations.length} violations${plan}, ${(s.virtualMs / 1000).toFixed(1)} s of virtual time, ${wall.toFixed(2)} s wall, ${cpuSeconds.toFixed(2)} s of CPU, event loop busy ${(loop * 100).toFixed(1)}% of the wall time (wall time depends on how busy the machine is; CPU time much less)`,
+        `${name}: ${s.finishedNodes} of ${s.nodes} nodes ${s.release ? 'settled' : 'finished'}, ${s.crashes} crashes, ${result.violations.length} violations${plan}, ${(s.virtualMs / 1000).toFixed(1)} s of virtual time, ${wall.toFixed(2)} s wall, ${cpuSeconds.toFixed(2)} s of CPU, event loop busy ${(loop * 100).toFixed(1)}% of the wall time (wall time depends on how busy the machine is; CPU time much less)`,
       );
     }
     return {

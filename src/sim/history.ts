@@ -4,6 +4,16 @@
  * simulation started.
  */
 
+/** Virtual ms as seconds, for the timeline and messages. */
+export function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(3)}s`;
+}
+
+/** A state and its version as the timeline and messages write it: `state@version`, or `state` when it has none. */
+export function describeValue(value: { readonly state: string; readonly version: string | null }): string {
+  return value.version === null ? value.state : `${value.state}@${value.version}`;
+}
+
 /** One line of the timeline. */
 export interface SimEvent {
   readonly at: number;

@@ -44,7 +44,7 @@ export function injectFetch(app: FastifyInstance, observer: ExchangeObserver = {
       body: body === null ? null : typeof body === 'string' ? body : Buffer.from(body).toString('utf8'),
     };
     observer.sent?.(exchange);
-    if (exchange.method === 'GET' && STREAMS.test(url.pathname)) return stream(app, exchange, init.signal ?? null);
+    if (isEventStream(exchange.method, url.pathname)) return stream(app, exchange, init.signal ?? null);
     const answer = await app.inject({
       method: exchange.method as 'GET' | 'PUT' | 'POST' | 'DELETE',
       url: exchange.path,
@@ -105,8 +105,13 @@ function wholeResponse(
   return response as unknown as Response;
 }
 
-/** The routes whose answer is an event stream. */
+/** The routes whose answer (to a GET) is an event stream: an agent's assignments. */
 const STREAMS = /^\/v1\/nodes\/[^/]+\/assignments$/;
+
+/** The request (`pathname` without its query) is answered by an event stream, which stays open after its answer. */
+export function isEventStream(method: string, pathname: string): boolean {
+  return method === 'GET' && STREAMS.test(pathname);
+}
 
 async function stream(app: FastifyInstance, exchange: Exchange, signal: AbortSignal | null): Promise<Response> {
   signal?.throwIfAborted();

@@ -1,4 +1,6 @@
+import { converged } from '../plans/fleet-state.js';
 import type { History, Holding, PlanSeen } from './history.js';
+import { describeValue, seconds } from './history.js';
 
 /** A broken invariant: which, when (virtual ms since the start), and what happened. */
 export interface Violation {
@@ -101,7 +103,6 @@ export function checkInvariants(history: History, end: number): Violation[] {
 }
 
 type StepSeen = PlanSeen['steps'][number];
-type Value = { readonly state: string; readonly version: string | null };
 
 /**
  * The plan invariants, from what the server recorded (the plan's record, the
@@ -122,11 +123,11 @@ type Value = { readonly state: string; readonly version: string | null };
 function checkPlans(history: History, end: number, violations: Violation[]): void {
   for (const e of history.endStates) {
     if (!e.up || e.desired === null) continue;
-    if (e.actual !== null && same(e.actual, e.desired)) continue;
+    if (e.actual !== null && converged(e.actual, e.desired)) continue;
     violations.push({
       invariant: 'desired state',
       at: end,
-      message: `${e.node} is up at the end and is to be ${describe(e.desired)} in group ${e.group}, but reports ${e.actual === null ? 'nothing' : describe(e.actual)}`,
+      message: `${e.node} is up at the end and is to be ${describeValue(e.desired)} in group ${e.group}, but reports ${e.actual === null ? 'nothing' : describeValue(e.actual)}`,
     });
   }
   for (const plan of history.plans) {
@@ -169,12 +170,13 @@ function checkRolling(
   });
   // Nodes moving to the new state: never more than the batches started so far allow.
   const desired = step.desired;
-  if (desired === null || step.startedAt === null || (step.previous !== null && same(step.previous, desired))) return;
+  if (desired === null || step.startedAt === null || (step.previous !== null && converged(step.previous, desired)))
+    return;
   const from = step.startedAt;
   const until = step.finishedAt ?? end;
   const moved = new Set<string>();
   for (const report of byTime(history.stateReports)) {
-    if (report.group !== step.group || report.at < from || report.at >= until || !same(report, desired)) continue;
+    if (report.group !== step.group || report.at < from || report.at >= until || !converged(report, desired)) continue;
     moved.add(report.node);
     const started = step.batches
       .map((b, i) => ({ b, i }))
@@ -184,7 +186,7 @@ function checkRolling(
       violations.push({
         invariant: 'rolling batch',
         at: report.at,
-        message: `plan ${plan.name} step ${step.id}: by ${seconds(report.at)}, ${moved.size} nodes of ${step.group} reported ${describe(desired)} (the last ${report.node}), but the ${started.length} batches started by then allow ${limit}`,
+        message: `plan ${plan.name} step ${step.id}: by ${seconds(report.at)}, ${moved.size} nodes of ${step.group} reported ${describeValue(desired)} (the last ${report.node}), but the ${started.length} batches started by then allow ${limit}`,
       });
       return;
     }
@@ -200,9 +202,9 @@ function checkOrder(history: History, plan: PlanSeen, step: StepSeen, violations
   const job = byTime(history.jobsSeen).find((j) => jobs.has(j.job));
   if (job) signs.push({ at: job.at, what: `its job ${job.job} reached ${job.node}` });
   const desired = step.desired;
-  if (desired !== null && (step.previous === null || !same(step.previous, desired))) {
-    const moved = byTime(history.stateReports).find((r) => r.group === step.group && same(r, desired));
-    if (moved) signs.push({ at: moved.at, what: `${moved.node} reported ${describe(desired)}` });
+  if (desired !== null && (step.previous === null || !converged(step.previous, desired))) {
+    const moved = byTime(history.stateReports).find((r) => r.group === step.group && converged(r, desired));
+    if (moved) signs.push({ at: moved.at, what: `${moved.node} reported ${describeValue(desired)}` });
   }
   if (signs.length === 0) return;
   const first = signs.reduce((a, b) => (b.at < a.at ? b : a));
@@ -220,14 +222,6 @@ function checkOrder(history: History, plan: PlanSeen, step: StepSeen, violations
 
 function byTime<T extends { readonly at: number }>(items: readonly T[]): T[] {
   return [...items].sort((a, b) => a.at - b.at);
-}
-
-function same(a: Value, b: Value): boolean {
-  return a.state === b.state && (b.version === null || a.version === b.version);
-}
-
-function describe(v: Value): string {
-  return v.version === null ? v.state : `${v.state}@${v.version}`;
 }
 
 function byName<T extends { readonly name: string }>(items: readonly T[]): Map<string, T[]> {
@@ -255,9 +249,4 @@ function overlaps<T extends Holding>(holdings: readonly T[], until: (h: T) => nu
     open.push(h);
   }
   return pairs;
-}
-
-/** Virtual ms as seconds, for messages. */
-export function seconds(ms: number): string {
-  return `${(ms / 1000).toFixed(3)}s`;
 }

@@ -1,5 +1,5 @@
 import { describeFaults } from './faults.js';
-import { seconds } from './invariants.js';
+import { seconds } from './history.js';
 import type { SimulationResult } from './simulation.js';
 
 /** Every event, one a line: virtual time since the start, node, what happened. */
@@ -14,7 +14,7 @@ export function formatTimeline(result: SimulationResult): string {
  */
 export function formatSummary(result: SimulationResult): string {
   const s = result.summary;
-  const release = s.plan !== null || s.jobAssignments > 0;
+  const release = s.release;
   const lines = [
     `scenario         ${s.scenario}: ${s.nodes} nodes, seed ${s.seed}, faults ${describeFaults(s.faults)}`,
     `virtual time     ${seconds(s.virtualMs)}${s.outcome === 'done' ? '' : ` (${s.outcome === 'limit' ? 'stopped at the limit' : 'stuck'})`}`,

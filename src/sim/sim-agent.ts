@@ -7,10 +7,12 @@ import { sleep } from '../core/clock.js';
 import { BackendUnavailableError, KeyNotFoundError, LeaseNotFoundError, TimeoutError } from '../core/errors.js';
 import type { Session } from '../core/session.js';
 import { nodeMatcher } from '../nodes/query.js';
+import { planKeys } from '../plans/plan-model.js';
+import { describeValue, seconds } from './history.js';
 import type { Release } from './scenario.js';
 import { fill } from './scenario.js';
 import type { PeerEnv } from './sim-peer.js';
-import { SimPeer, seconds } from './sim-peer.js';
+import { SimPeer } from './sim-peer.js';
 
 /**
  * What a simulated chef-client converges a group to on a node. The right
@@ -94,6 +96,15 @@ export class AgentNode extends SimPeer<AgentEnv> {
   /** Up, registered, and nothing under way (a node waiting on its streams and long polls). */
   get idle(): boolean {
     return this.state === 'up' && !this.booting && this.busy === 0;
+  }
+
+  /** Down, or idle: the run can end. */
+  get settled(): boolean {
+    return this.state === 'down' || this.idle;
+  }
+
+  describeUnsettled(): string {
+    return this.state === 'waiting' ? 'not started' : 'busy';
   }
 
   protected prepareIncarnation(): void {
@@ -194,7 +205,7 @@ export class AgentNode extends SimPeer<AgentEnv> {
 
   /** Long-poll a group's desired state; a change starts a run when it concerns this node. */
   private async watchDesired(client: MusterClient, group: string, signal: AbortSignal) {
-    const key = `/muster/desired/${group}`;
+    const key = planKeys.desired(group);
     let revision: number | null = null;
     for (;;) {
       if (revision === null) {
@@ -225,7 +236,7 @@ export class AgentNode extends SimPeer<AgentEnv> {
       this.busy++;
       try {
         const target = await this.retrying(signal, () => this.env.recipe.target(client, group, this.name, { signal }));
-        if (target !== null && this.converged.get(group) !== tag(target))
+        if (target !== null && this.converged.get(group) !== describeValue(target))
           await this.enqueueRun(client, signal, `the desired state of ${group} changed`);
       } finally {
         this.busy--;
@@ -255,7 +266,7 @@ export class AgentNode extends SimPeer<AgentEnv> {
     for (const [group, target] of targets) {
       if (target === null) continue;
       await this.retrying(signal, () => client.reportState(group, this.name, target.state, target.version, { signal }));
-      this.converged.set(group, tag(target));
+      this.converged.set(group, describeValue(target));
       history.stateReports.push({
         node: this.name,
         group,
@@ -263,7 +274,7 @@ export class AgentNode extends SimPeer<AgentEnv> {
         version: target.version,
         at: this.env.now(),
       });
-      history.record(this.name, `${group}: ${tag(target)}`);
+      history.record(this.name, `${group}: ${describeValue(target)}`);
     }
     const health = release.agent.health;
     if (health) {
@@ -295,22 +306,4 @@ export class AgentNode extends SimPeer<AgentEnv> {
       }),
     );
   }
-
-  /**
-   * The assignment stream stays open after its answer: its body ends when the
-   * node dies, the caller aborts, or a partition cuts it. Other requests get no signal.
-   */
-  protected override requestSignal(
-    input: string,
-    init: RequestInit,
-    death: AbortSignal,
-    cut: AbortSignal,
-  ): AbortSignal | null {
-    const streaming = new URL(input).pathname.endsWith('/assignments');
-    return streaming ? AbortSignal.any([death, cut, ...(init.signal ? [init.signal] : [])]) : null;
-  }
-}
-
-function tag(target: DesiredValue): string {
-  return target.version === null ? target.state : `${target.state}@${target.version}`;
 }

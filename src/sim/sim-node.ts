@@ -4,10 +4,11 @@ import type { Session } from '../core/session.js';
 import { sleep } from '../core/clock.js';
 import { TimeoutError } from '../core/errors.js';
 import type { OnceRun } from './history.js';
+import { seconds } from './history.js';
 import type { Role, Step } from './scenario.js';
 import { fill } from './scenario.js';
 import type { PeerEnv } from './sim-peer.js';
-import { RETRY_MS, SimPeer, message, seconds } from './sim-peer.js';
+import { RETRY_MS, SimPeer, message } from './sim-peer.js';
 
 /** How a simulated node takes a lock: the server's lock, or (in tests) a deliberately broken one. */
 export interface LockImpl {
@@ -62,8 +63,14 @@ export class SimNode extends SimPeer<NodeEnv> {
     this.state = 'down';
   }
 
-  /** The step the node is at, for reports. */
-  describeStep(): string {
+  /** Finished every step: the run can end. */
+  get settled(): boolean {
+    return this.state === 'finished';
+  }
+
+  /** Down, or the step the node is at. */
+  describeUnsettled(): string {
+    if (this.state === 'down') return 'down';
     const step = this.env.scenario.steps[this.step];
     return step ? `${step.kind} at ${step.where}` : 'start';
   }

@@ -6,6 +6,8 @@ import { BackendUnavailableError } from '../core/errors.js';
 import { Session } from '../core/session.js';
 import type { Faults } from './faults.js';
 import type { History } from './history.js';
+import { seconds } from './history.js';
+import { isEventStream } from './inject-fetch.js';
 import type { DurationRange, Scenario } from './scenario.js';
 import type { Scheduler } from './scheduler.js';
 
@@ -31,10 +33,10 @@ export interface PeerEnv {
 }
 
 /** The incarnation died (a crash fault) or the simulation ended. */
-export class Stopped extends Error {}
+class Stopped extends Error {}
 
 /** An incarnation's death signal and client, and how to end its hold on the simulation's end. */
-export interface Incarnation {
+interface Incarnation {
   readonly death: AbortController;
   readonly client: MusterClient;
   /** Call when the incarnation is over (it no longer dies with the simulation's end). */
@@ -80,6 +82,10 @@ export abstract class SimPeer<E extends PeerEnv> {
   protected abstract serveIncarnation(client: MusterClient, death: AbortSignal): Promise<boolean>;
   /** The node went down (its incarnation is about to die). */
   protected abstract markDown(): void;
+  /** The node needs nothing more for the run to end: finished (a step scenario's node), or down or idle (an agent). */
+  abstract get settled(): boolean;
+  /** Where a node that is not settled stands, for the message of a run that did not end. */
+  abstract describeUnsettled(): string;
 
   /** The node's whole life; resolves when it is done or the simulation ended. Never rejects. */
   async live(): Promise<void> {
@@ -139,17 +145,9 @@ export abstract class SimPeer<E extends PeerEnv> {
     return { death, client, done: () => this.over.signal.removeEventListener('abort', onOver) };
   }
 
-  protected async openSession(client: MusterClient, signal: AbortSignal): Promise<Session> {
+  protected openSession(client: MusterClient, signal: AbortSignal): Promise<Session> {
     const { clock, scenario } = this.env;
-    for (;;) {
-      try {
-        return await Session.start(client, { ttlSeconds: scenario.ttlSeconds, clock });
-      } catch (error) {
-        if (signal.aborted) throw signal.reason;
-        if (!(error instanceof BackendUnavailableError)) throw error;
-        await sleep(clock, RETRY_MS, signal);
-      }
-    }
+    return this.retrying(signal, () => Session.start(client, { ttlSeconds: scenario.ttlSeconds, clock }));
   }
 
   /** A call, tried again a second later while the server cannot be reached (a partition). */
@@ -215,24 +213,15 @@ export abstract class SimPeer<E extends PeerEnv> {
   protected onRequest(_input: string, _init: RequestInit): void {}
 
   /**
-   * The signal the server's handling of a request gets: none by default (the
-   * node stops waiting for the answer, the server still answers, to nobody).
-   */
-  protected requestSignal(
-    _input: string,
-    _init: RequestInit,
-    _death: AbortSignal,
-    _cut: AbortSignal,
-  ): AbortSignal | null {
-    return null;
-  }
-
-  /**
    * This incarnation's `fetch`: a request waits (the delay fault, then its turn
    * from the scheduler), fails at once during a partition, and is otherwise
    * handed to the server; the node stops waiting for the answer when it dies,
    * when the call is aborted, or when a partition cuts it. A request's own
-   * wall-clock timeout is ignored: time here is virtual.
+   * wall-clock timeout is ignored: time here is virtual. The server's handling
+   * of a request gets no signal (the server still answers, to nobody), but for
+   * an event stream (an agent's assignments), which stays open after its
+   * answer: its body ends when the node dies, the caller aborts, or a partition
+   * cuts it.
    */
   private fetchFor(death: AbortSignal): FetchFunction {
     const { scheduler, faults, clock, history } = this.env;
@@ -255,7 +244,8 @@ export abstract class SimPeer<E extends PeerEnv> {
         this.onRequest(input, init);
         const cut = this.cut.signal;
         const headers = { ...(init.headers as Record<string, string> | undefined), [SIM_NODE_HEADER]: this.name };
-        const signal = this.requestSignal(input, init, death, cut);
+        const streaming = isEventStream(init.method ?? 'GET', new URL(input).pathname);
+        const signal = streaming ? AbortSignal.any([death, cut, ...(init.signal ? [init.signal] : [])]) : null;
         const answer = this.env.send(input, { ...init, headers, signal });
         return await untilAborted(answer, [stop.signal, cut]);
       } finally {
@@ -271,7 +261,7 @@ export abstract class SimPeer<E extends PeerEnv> {
 }
 
 /** `promise`, or the reason of the first of `signals` to abort. */
-export function untilAborted<T>(promise: Promise<T>, signals: readonly AbortSignal[]): Promise<T> {
+function untilAborted<T>(promise: Promise<T>, signals: readonly AbortSignal[]): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const aborted = signals.find((s) => s.aborted);
     if (aborted) return reject(aborted.reason as Error);
@@ -295,14 +285,10 @@ export function untilAborted<T>(promise: Promise<T>, signals: readonly AbortSign
 }
 
 /** An error as fetch gives for a failed connection (the client's transport reads the code). */
-export function networkError(code: string, text: string): TypeError {
+function networkError(code: string, text: string): TypeError {
   return new TypeError('fetch failed', { cause: Object.assign(new Error(text), { code }) });
 }
 
 export function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-export function seconds(ms: number): string {
-  return `${(ms / 1000).toFixed(3)}s`;
 }

@@ -4,10 +4,10 @@ import { seededRandom, virtualRuntime } from '../core/runtime.js';
 import { MusterServer } from '../server/muster-server.js';
 import type { Faults } from './faults.js';
 import { NO_FAULTS } from './faults.js';
-import { History } from './history.js';
+import { History, describeValue, seconds } from './history.js';
 import type { Exchange } from './inject-fetch.js';
 import { injectFetch } from './inject-fetch.js';
-import { checkInvariants, seconds } from './invariants.js';
+import { checkInvariants } from './invariants.js';
 import type { Violation } from './invariants.js';
 import type { Scenario } from './scenario.js';
 import { assignRoles } from './scenario.js';
@@ -15,18 +15,17 @@ import { Scheduler } from './scheduler.js';
 import type { SchedulerOutcome } from './scheduler.js';
 import type { LockImpl } from './sim-node.js';
 import { SimNode, serverLock } from './sim-node.js';
-import type { PeerEnv } from './sim-peer.js';
-import { SIM_ENDPOINT, SIM_NODE_HEADER } from './sim-peer.js';
+import type { PeerEnv, SimPeer } from './sim-peer.js';
+import { SIM_ENDPOINT, SIM_NODE_HEADER, message } from './sim-peer.js';
 import type { RecipeImpl } from './sim-agent.js';
 import { AgentNode, effectiveRecipe } from './sim-agent.js';
 import { MusterClient } from '../client/muster-client.js';
 import type { PlanRecord } from '../client/plan-types.js';
-import { FINAL_PLAN_STATES } from '../plans/plan-model.js';
+import { FINAL_PLAN_STATES, effectiveDesired } from '../plans/plan-model.js';
 import { sleep } from '../core/clock.js';
-import type { ManualClock } from '../core/clock.js';
 import type { PlanSeen } from './history.js';
 import type { Release } from './scenario.js';
-import { parsePlan } from '../plans/plan-spec.js';
+import type { PlanSpec } from '../plans/plan-spec.js';
 
 export interface SimulationOptions {
   /** @default the scenario's `nodes` */
@@ -59,7 +58,10 @@ export interface SimulationSummary {
   readonly barrierReleases: number;
   readonly requests: number;
   readonly maxWaitMs: number;
+  /** Nodes finished (a scenario of steps), or settled: down or idle (a release scenario). */
   readonly finishedNodes: number;
+  /** A release scenario (a plan carried out by agents), not a scenario of steps. */
+  readonly release: boolean;
   /** A release scenario's plan as it ended (null: no plan, or it was never applied). */
   readonly plan: {
     readonly id: string;
@@ -110,8 +112,7 @@ export async function simulate(scenario: Scenario, options: SimulationOptions = 
     serverId: 'sim',
   });
   const scheduler = new Scheduler(clock);
-  let nodes: SimNode[] = [];
-  const agents: AgentNode[] = [];
+  let peers: SimPeer<PeerEnv>[] = [];
   try {
     const send: FetchFunction = injectFetch(server.app, {
       sent: (exchange) => observeSent(history, exchange),
@@ -121,7 +122,6 @@ export async function simulate(scenario: Scenario, options: SimulationOptions = 
       (step) => roles.filter((r) => step.roles === null || step.roles.includes(r)).length,
     );
     const peerEnv: PeerEnv = { scenario, faults, clock, now, scheduler, history, send };
-    const env = { ...peerEnv, lockImpl: options.lockImpl ?? serverLock, takers };
     // Each node draws from its own generator, so one node's choices do not shift another's.
     const seeds = seededRandom(seed);
     const perRole = new Map<string, number>();
@@ -131,54 +131,55 @@ export async function simulate(scenario: Scenario, options: SimulationOptions = 
       return `${role}-${n}`;
     });
     const release = scenario.release;
+    let agents: AgentNode[] = [];
     let operator: Operator | null = null;
     if (release) {
       const agentEnv = { ...peerEnv, release, recipe: options.recipe ?? effectiveRecipe };
-      for (const [index, role] of roles.entries())
-        agents.push(
+      agents = roles.map(
+        (role, index) =>
           new AgentNode(index, names[index] as string, role, seededRandom(Math.floor(seeds() * 2 ** 32)), agentEnv),
-        );
-      operator = new Operator(release, roles.length, { clock, now, scheduler, history, send }, `${scenario.name}.plan`);
+      );
+      peers = agents;
+      operator = new Operator(
+        release,
+        roles.length,
+        seededRandom(Math.floor(seeds() * 2 ** 32)),
+        peerEnv,
+        `${scenario.name}.plan`,
+      );
     } else {
-      nodes = roles.map(
+      const env = { ...peerEnv, lockImpl: options.lockImpl ?? serverLock, takers };
+      peers = roles.map(
         (role, index) =>
           new SimNode(index, names[index] as string, role, seededRandom(Math.floor(seeds() * 2 ** 32)), env),
       );
     }
-    const lives = [...nodes.map((node) => node.live()), ...agents.map((agent) => agent.live())];
+    const lives = peers.map((peer) => peer.live());
     const operated = operator?.run();
-    const done = release
-      ? () =>
-          operator !== null &&
-          (operator.failed ||
-            (operator.ended !== null && scheduler.waiting === 0 && agents.every((a) => a.state === 'down' || a.idle)))
-      : () => nodes.every((n) => n.state === 'finished');
+    const settled = () => peers.every((peer) => peer.settled);
+    // A release ends when the operator gave up, or when its plan ended and nothing is under way any more.
+    const done = operator
+      ? () => operator.failed || (operator.ended !== null && scheduler.waiting === 0 && settled())
+      : settled;
     const outcome = await scheduler.run(done, EPOCH + scenario.limitMs);
     const end = now();
-    const settledAgents = agents.filter((a) => a.state === 'down' || a.idle).length;
+    const finishedNodes = peers.filter((peer) => peer.settled).length;
     const downAtEnd = agents.filter((a) => a.state === 'down').length;
     if (outcome !== 'done') {
-      const unfinished = release
-        ? agents
-            .filter((a) => !(a.state === 'down' || a.idle))
-            .map((a) => `${a.name} (${a.state === 'waiting' ? 'not started' : 'busy'})`)
-        : nodes
-            .filter((n) => n.state !== 'finished')
-            .map((n) => `${n.name} (${n.state === 'down' ? 'down' : n.describeStep()})`);
+      const unfinished = peers
+        .filter((peer) => !peer.settled)
+        .map((peer) => `${peer.name} (${peer.describeUnsettled()})`);
       const planNote =
-        release && operator?.ended === null && !operator.failed
-          ? `the plan had not ended (${operator.describe()}); `
-          : '';
+        operator?.ended === null && !operator.failed ? `the plan had not ended (${operator.describe()}); ` : '';
       history.problem(
         outcome === 'limit' ? 'limit' : 'finished',
         `${outcome === 'limit' ? `the limit (${seconds(scenario.limitMs)}) passed` : 'nothing more could happen'} with ${planNote}${unfinished.length} of ${roles.length} nodes unfinished: ${unfinished.slice(0, 5).join(', ')}${unfinished.length > 5 ? ', ...' : ''}`,
       );
     }
-    if (release && operator) await readEnd(server.app, release, operator, agents, history, EPOCH);
+    if (operator) await readEnd(server.app, operator, agents, history, EPOCH);
     operator?.stop();
-    for (const agent of agents) agent.stop();
+    for (const peer of peers) peer.stop();
     await operated;
-    for (const node of nodes) node.stop();
     await Promise.all(lives);
     const plan = history.plans[0] ?? null;
     addLeaseEnds(history, end);
@@ -199,7 +200,8 @@ export async function simulate(scenario: Scenario, options: SimulationOptions = 
       barrierReleases: history.releases.length,
       requests: history.requests,
       maxWaitMs: history.maxWaitMs,
-      finishedNodes: release ? settledAgents : nodes.filter((n) => n.state === 'finished').length,
+      finishedNodes,
+      release: release !== null,
       plan: plan ? { id: plan.id, name: plan.name, state: plan.state, reason: plan.reason } : null,
       jobAssignments: history.jobsSeen.length,
       downAtEnd,
@@ -210,8 +212,7 @@ export async function simulate(scenario: Scenario, options: SimulationOptions = 
       .map(({ event }) => event);
     return { summary, timeline, violations };
   } finally {
-    for (const node of nodes) node.stop();
-    for (const agent of agents) agent.stop();
+    for (const peer of peers) peer.stop();
     await server.stop();
   }
 }
@@ -253,13 +254,7 @@ function addLeaseEnds(history: History, end: number): void {
   }
 }
 
-interface OperatorEnv {
-  readonly clock: ManualClock;
-  readonly now: () => number;
-  readonly scheduler: Scheduler;
-  readonly history: History;
-  readonly send: FetchFunction;
-}
+type OperatorEnv = Pick<PeerEnv, 'clock' | 'now' | 'scheduler' | 'history' | 'send'>;
 
 /** How often the operator looks at the plan (its changes go into the timeline). */
 const PLAN_POLL_MS = 5000;
@@ -279,8 +274,9 @@ class Operator {
   private readonly client: MusterClient;
 
   constructor(
-    private readonly release: Release,
+    readonly release: Release,
     private readonly index: number,
+    random: () => number,
     private readonly env: OperatorEnv,
     private readonly filename: string,
   ) {
@@ -296,7 +292,7 @@ class Operator {
       fetch,
       // Time is virtual: no request has a wall-clock timeout (blocking calls carry their own).
       requestTimeoutMs: 0,
-      runtime: { clock: env.clock, random: seededRandom(index) },
+      runtime: { clock: env.clock, random },
     });
   }
 
@@ -309,7 +305,7 @@ class Operator {
         await this.client.setDesired(d.group, { state: d.state, version: d.version }, { signal });
       history.record(
         'operator',
-        `groups ${this.release.groups.map((g) => `${g.name} (${g.query})`).join(', ')}; desired ${this.release.desired.map((d) => `${d.group} ${d.state}${d.version === null ? '' : `@${d.version}`}`).join(', ')}`,
+        `groups ${this.release.groups.map((g) => `${g.name} (${g.query})`).join(', ')}; desired ${this.release.desired.map((d) => `${d.group} ${describeValue(d)}`).join(', ')}`,
       );
       if (this.release.applyMs > now()) await sleep(clock, this.release.applyMs - now(), signal);
       let plan = await this.client.applyPlan(this.release.planSource, this.filename, { signal });
@@ -325,7 +321,7 @@ class Operator {
     } catch (error) {
       if (signal.aborted) return;
       this.failed = true;
-      history.problem('operator', `the operator failed: ${error instanceof Error ? error.message : String(error)}`);
+      history.problem('operator', `the operator failed: ${message(error)}`);
     }
   }
 
@@ -379,7 +375,6 @@ function describeNodes(nodes: readonly string[]): string {
  */
 async function readEnd(
   app: Parameters<typeof injectFetch>[0],
-  release: Release,
   operator: Operator,
   agents: readonly AgentNode[],
   history: History,
@@ -387,13 +382,14 @@ async function readEnd(
 ): Promise<void> {
   const client = new MusterClient({ endpoints: SIM_ENDPOINT, fetch: injectFetch(app), requestTimeoutMs: 0 });
   const plan = operator.ended ?? (await client.listPlans()).at(0) ?? null;
-  if (plan) history.plans.push(planSeen(plan.id ? await client.getPlan(plan.id) : plan, epoch));
+  const { release } = operator;
+  if (plan) history.plans.push(planSeen(await client.getPlan(plan.id), release.plan, epoch));
   for (const group of release.groups) {
     const status = await client.groupStatus(group.name);
     for (const agent of agents) {
       if (!agent.groups.includes(group.name)) continue;
       const row = status.nodes.find((n) => n.node === agent.name);
-      const effective = await client.effectiveDesired(group.name, agent.name);
+      const effective = effectiveDesired(status.desired, agent.name);
       history.endStates.push({
         node: agent.name,
         group: group.name,
@@ -405,10 +401,9 @@ async function readEnd(
   }
 }
 
-/** The plan record in the checker's terms (virtual ms since the start). */
-function planSeen(plan: PlanRecord, epoch: number): PlanSeen {
+/** The plan record, with what its file (`spec`) says, in the checker's terms (virtual ms since the start). */
+function planSeen(plan: PlanRecord, spec: PlanSpec, epoch: number): PlanSeen {
   const ms = (iso: string | undefined) => (iso === undefined ? null : Date.parse(iso) - epoch);
-  const spec = parsePlan(plan.source, plan.name);
   return {
     id: plan.id,
     name: plan.name,

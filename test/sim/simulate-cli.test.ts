@@ -97,6 +97,10 @@ describe('muster simulate', () => {
     expect(r.code).toBe(ExitCode.VIOLATION);
     expect(r.stdout).toMatch(/operator: the operator failed: .*state/);
     expect(r.stdout).toMatch(/virtual time\s+0\.\d+s/);
+    // The release summary, though the plan was never applied (not the summary of a scenario of steps).
+    expect(r.stdout).toContain('plan             not applied\n');
+    expect(r.stdout).toMatch(/settled\s+0 of 2 nodes/);
+    expect(r.stdout).not.toMatch(/leaders elected/);
   }, 60_000);
 
   it('a release scenario with steps too, or a bad plan, is a usage error naming file:line', async () => {

@@ -14,6 +14,30 @@ function reproducible(result: SimulationResult): string {
 
 const CRASHES = parseFaults('crash=5%');
 
+/**
+ * A failed plan failed because a node crashed in its batch: its reason names the batch's
+ * job, and the timeline shows a node that was given that job, crashed while it ran, and
+ * reported it failed on its return.
+ */
+function expectFailedByACrash(result: SimulationResult): void {
+  const reason = result.summary.plan?.reason ?? '';
+  const job = /^step \S+ failed: batch \d+ of \d+: job (\S+) failed: \d+ of \d+ nodes failed/.exec(reason)?.[1];
+  expect(job, `the plan's reason: ${reason}`).toBeDefined();
+  const reports = result.timeline.filter(
+    (e) => e.what === `job ${job}: reported failed (it was running when the node went down)`,
+  );
+  const culprits = reports.filter((report) => {
+    const given = result.timeline.find((e) => e.node === report.node && e.what === `job ${job}: chef-client`);
+    return (
+      given !== undefined &&
+      result.timeline.some(
+        (e) => e.node === report.node && e.what.startsWith('crash: ') && e.at >= given.at && e.at <= report.at,
+      )
+    );
+  });
+  expect(culprits.length, `a node of job ${job} that crashed while it ran (${reason})`).toBeGreaterThan(0);
+}
+
 describe('built-in scenarios pass with 5% crashes', () => {
   // Seed 1 at 100 nodes (the issue's size; `npm run bench -- simulate` times these), seeds 2-5
   // at the scenario's own node count (rolling-release: 20), to keep the file short on two cores.
@@ -27,10 +51,12 @@ describe('built-in scenarios pass with 5% crashes', () => {
         expect(result.violations, `${name} seed ${seed}:\n${formatSummary(result)}`).toEqual([]);
         expect(result.summary.outcome).toBe('done');
         expect(result.summary.finishedNodes).toBe(nodes);
+        expect(result.summary.release).toBe(scenario.release !== null);
         if (scenario.release) {
           // The plan ran to its end: complete, or stopped by a node that crashed in its batch.
           expect(['complete', 'failed']).toContain(result.summary.plan?.state);
           expect(result.summary.jobAssignments).toBeGreaterThan(0);
+          if (result.summary.plan?.state === 'failed') expectFailedByACrash(result);
         }
       }
     }, 300_000);
