@@ -11,6 +11,7 @@
  * binds the alive key to its new lease.
  */
 import type { Backend, KeyValue, LeaseId } from '../core/backend.js';
+import { perStore } from '../core/per-store.js';
 import type { ErrorCode } from '../core/error-catalogue.js';
 import { MusterError } from '../core/errors.js';
 import type { Clock } from '../core/clock.js';
@@ -54,7 +55,7 @@ interface ParsedRecord {
   readonly record: NodeRecord;
 }
 
-const parsedByStore = new WeakMap<Backend, Map<string, ParsedRecord>>();
+const parsedByStore = perStore(() => new Map<string, ParsedRecord>());
 
 /** The node an alive key (`<prefix><name>/alive`, bound to a lease) says is up; null for any other key. */
 function aliveNode(kv: KeyValue): string | null {
@@ -76,12 +77,7 @@ export class NodeRegistry {
     private readonly backend: Backend,
     private readonly clock: Clock,
   ) {
-    let parsed = parsedByStore.get(backend);
-    if (!parsed) {
-      parsed = new Map();
-      parsedByStore.set(backend, parsed);
-    }
-    this.parsed = parsed;
+    this.parsed = parsedByStore(backend);
   }
 
   private iso(): string {
